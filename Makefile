@@ -1,0 +1,26 @@
+# Phoenix: make run (the whole mall on :8080 and :8081), make test, make bench.
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run test build vet lint bench clean
+
+run:
+	@.ci/ensure-packages redis-server postgres
+	$(GO) run ./cmd/phoenix dev
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o phoenix ./cmd/phoenix
+
+test: vet lint
+	@.ci/ensure-packages redis-server postgres chromium
+	$(GO) test -race -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -f phoenix

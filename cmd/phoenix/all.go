@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// allConfig is the settings of every role, for phoenix all and phoenix dev.
+type allConfig struct {
+	log   logConfig
+	redis redisConfig
+	shop  shopConfig
+}
+
+func (c *allConfig) register(f *flags, logFormat string) {
+	c.log.register(f, logFormat)
+	c.redis.register(f)
+	c.shop.register(f)
+}
+
+func (c *allConfig) checks() []func() error {
+	return append(c.redis.checks(), c.shop.checks()...)
+}
+
+func runAll(ctx context.Context, e *env, args []string) error {
+	f := newFlags("all", e)
+	var cfg allConfig
+	cfg.register(f, "json")
+	if err := f.parse(args, cfg.checks()...); err != nil {
+		return err
+	}
+	log, err := cfg.log.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	return startAll(ctx, e, log, cfg)
+}
+
+// startAll runs every role in this process until ctx is done. A role that
+// fails stops the others.
+func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
+	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop)
+	if err != nil {
+		return err
+	}
+	defer shop.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return shop.run(gctx) })
+	return g.Wait()
+}

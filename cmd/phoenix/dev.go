@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"phoenix/store/localdb"
+)
+
+// devConfig is phoenix dev's own settings: where the private servers live.
+type devConfig struct {
+	dir                     string
+	redisPort, postgresPort int
+}
+
+func runDev(ctx context.Context, e *env, args []string) error {
+	f := newFlags("dev", e)
+	var (
+		cfg allConfig
+		dc  devConfig
+	)
+	cfg.register(f, "text")
+	f.String(&dc.dir, "data-dir", "PHOENIX_DATA_DIR", ".phoenix", "folder of the private Redis and PostgreSQL data (kept between runs)")
+	f.Int(&dc.redisPort, "redis-port", "PHOENIX_DEV_REDIS_PORT", 0, "port of the private Redis (0: a free port)")
+	f.Int(&dc.postgresPort, "postgres-port", "PHOENIX_DEV_POSTGRES_PORT", 0, "port of the private PostgreSQL (0: a free port)")
+	if err := f.parse(args, cfg.checks()...); err != nil {
+		return err
+	}
+	log, err := cfg.log.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(dc.dir)
+	if err != nil {
+		return fmt.Errorf("PHOENIX_DATA_DIR: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("PHOENIX_DATA_DIR: %w", err)
+	}
+	log.Info("starting private servers", "dir", dc.dir)
+	rdb, err := localdb.StartRedis(ctx, localdb.RedisOptions{Dir: filepath.Join(dir, "redis"), Port: dc.redisPort, AppendOnly: true})
+	if err != nil {
+		return err
+	}
+	defer rdb.Stop()
+	pg, err := localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: filepath.Join(dir, "postgres"), Port: dc.postgresPort})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	log.Info("private servers ready", "redis", rdb.Addr(), "postgres", pg.URL("phoenix"))
+	cfg.redis.url = rdb.URL()
+	return startAll(ctx, e, log, cfg)
+}

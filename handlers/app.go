@@ -1,0 +1,89 @@
+package handlers
+
+import (
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+)
+
+// Server limits shared by every role, so a slow or greedy client cannot hold
+// a connection or memory for long.
+const (
+	bodyLimit      = 16 << 10
+	readBufferSize = 8 << 10
+	readTimeout    = 10 * time.Second
+	writeTimeout   = 10 * time.Second
+	idleTimeout    = 60 * time.Second
+)
+
+// contentSecurityPolicy allows nothing inline and nothing from elsewhere.
+// data: images are needed by Pico CSS's embedded icons.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+
+// layoutData is what layouts/base needs; every page embeds it.
+type layoutData struct {
+	Title    string
+	Instance string // which server answered, shown in the footer
+	CSRF     string // the CSRF token for forms and htmx headers, when CSRF is on
+	Section  string // "shop" or "admin", for the navigation
+	Path     string // the current path, to mark the current nav link
+}
+
+// AppConfig holds what every role's Fiber app needs.
+type AppConfig struct {
+	Name     string // the role, for logs and the Server header-free app name
+	Views    fs.FS
+	Assets   fs.FS
+	Log      *slog.Logger
+	Instance string
+	Section  string
+}
+
+// NewApp builds a Fiber app with Phoenix's templates, limits, error handler,
+// security headers and static assets. Callers add their routes.
+func NewApp(cfg AppConfig) (*fiber.App, error) {
+	assets, err := NewAssets(cfg.Assets)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := NewEngine(cfg.Views, assets)
+	if err != nil {
+		return nil, err
+	}
+	layout := func(c *fiber.Ctx, title string) layoutData {
+		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path()}
+	}
+	app := fiber.New(fiber.Config{
+		AppName:               "phoenix " + cfg.Name,
+		Views:                 engine,
+		ErrorHandler:          ErrorHandler(cfg.Log, layout),
+		BodyLimit:             bodyLimit,
+		ReadBufferSize:        readBufferSize,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           idleTimeout,
+		DisableStartupMessage: true,
+	})
+	app.Use(recover.New())
+	app.Use(securityHeaders)
+	app.Use("/assets", filesystem.New(filesystem.Config{
+		Root:   http.FS(cfg.Assets),
+		MaxAge: int((365 * 24 * time.Hour).Seconds()),
+	}))
+	return app, nil
+}
+
+// securityHeaders sets the headers every answer carries.
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentSecurityPolicy, contentSecurityPolicy)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "same-origin")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	return c.Next()
+}

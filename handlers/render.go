@@ -1,0 +1,99 @@
+// Package handlers holds the HTTP surfaces of Phoenix: the shop, the admin
+// and the health endpoints, plus what they share (rendering, errors,
+// security headers). Handlers are thin: parse, call a store, render.
+package handlers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/template/html/v2"
+)
+
+// HTMX request and response headers that Phoenix uses.
+const (
+	hxRequest        = "HX-Request"
+	hxBoosted        = "HX-Boosted"
+	hxHistoryRestore = "HX-History-Restore-Request"
+	hxTarget         = "HX-Target"
+	hxRetarget       = "HX-Retarget"
+	hxReswap         = "HX-Reswap"
+	hxRedirect       = "HX-Redirect"
+)
+
+// isFragment reports whether htmx asked for a fragment. Boosted links and
+// history restores need the whole page.
+func isFragment(c *fiber.Ctx) bool {
+	return c.Get(hxRequest) == "true" && c.Get(hxBoosted) == "" && c.Get(hxHistoryRestore) == ""
+}
+
+// render answers with the named template: alone for an htmx fragment request,
+// inside the base layout otherwise.
+func render(c *fiber.Ctx, name string, data any) error {
+	c.Vary(hxRequest)
+	if isFragment(c) {
+		return c.Render(name, data)
+	}
+	return c.Render(name, data, "layouts/base")
+}
+
+// Assets maps asset names to cache-busting URLs ("/assets/css/phoenix.css?v=1a2b3c4d").
+// The version is a hash of the content, so a long Cache-Control is safe.
+type Assets struct {
+	urls map[string]string
+}
+
+// NewAssets hashes every file in fsys.
+func NewAssets(fsys fs.FS) (*Assets, error) {
+	a := &Assets{urls: map[string]string{}}
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		a.urls[path] = "/assets/" + path + "?v=" + hex.EncodeToString(sum[:4])
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// URL returns the versioned URL of an asset, or its plain URL if unknown.
+func (a *Assets) URL(name string) string {
+	if u, ok := a.urls[name]; ok {
+		return u
+	}
+	return "/assets/" + strings.TrimPrefix(name, "/")
+}
+
+// Has reports whether the asset exists.
+func (a *Assets) Has(name string) bool {
+	_, ok := a.urls[name]
+	return ok
+}
+
+// NewEngine parses the embedded templates once, with Phoenix's template funcs.
+func NewEngine(views fs.FS, assets *Assets) (*html.Engine, error) {
+	e := html.NewFileSystem(http.FS(views), ".html")
+	e.AddFunc("asset", assets.URL)
+	e.AddFunc("productImage", func(name string) string {
+		if name == "" || !assets.Has("img/parts/"+name) {
+			name = "placeholder.svg"
+		}
+		return assets.URL("img/parts/" + name)
+	})
+	if err := e.Load(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

@@ -1,0 +1,264 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"phoenix/store"
+)
+
+// shopperCookie holds the shopper's random id (128 bits, hex).
+const shopperCookie = "phoenix_shopper"
+
+// Limits on query strings, so a search cannot cost more than a page.
+const maxQueryLen = 100
+
+// Shop serves the catalog, product pages, "My likes" and the Like buttons.
+// It talks to Redis only, through Likes.
+type Shop struct {
+	Likes        *store.Likes
+	Catalog      *store.Catalog
+	Log          *slog.Logger
+	Instance     string
+	SecureCookie bool // mark cookies Secure (served over TLS or behind a TLS proxy)
+}
+
+// Routes registers the shop's pages and actions.
+func (h *Shop) Routes(r fiber.Router) {
+	r.Use(h.identify)
+	r.Get("/", h.Browse)
+	r.Get("/products/:id", h.Product)
+	r.Get("/likes", h.MyLikes)
+	r.Post("/products/:id/like", h.Like)
+	r.Post("/products/:id/unlike", h.Unlike)
+}
+
+// productView is one product with its Like state, as the card, the product
+// page and the Like button show it.
+type productView struct {
+	store.Product
+	Count      int64
+	CountKnown bool   // false when Redis could not be read
+	Liked      bool   // whether the current shopper likes it
+	Next       string // where the no-JS form returns to
+	CSRF       string
+}
+
+type catalogPage struct {
+	layoutData
+	Categories  []string
+	Category    string
+	Query       string
+	Products    []productView
+	Unavailable bool // counts could not be read
+}
+
+type productPage struct {
+	layoutData
+	Product     productView
+	Unavailable bool
+}
+
+type likesPage struct {
+	layoutData
+	Products    []productView
+	Unavailable bool
+}
+
+func (h *Shop) layout(c *fiber.Ctx, title string) layoutData {
+	return layoutData{Title: title, Instance: h.Instance, Section: "shop", Path: c.Path(), CSRF: csrfToken(c)}
+}
+
+// Browse handles GET / : the product grid, filtered by ?category= and ?q=.
+// An htmx request that targets the grid gets only the grid.
+func (h *Shop) Browse(c *fiber.Ctx) error {
+	category, query := c.Query("category"), strings.TrimSpace(c.Query("q"))
+	if category != "" && !h.Catalog.HasCategory(category) {
+		return fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+	}
+	if len(query) > maxQueryLen {
+		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+	}
+	products := h.Catalog.Search(category, query)
+	views, ok := h.views(c, products)
+	page := catalogPage{
+		layoutData:  h.layout(c, "Auto parts"),
+		Categories:  h.Catalog.Categories(),
+		Category:    utils.CopyString(category),
+		Query:       utils.CopyString(query),
+		Products:    views,
+		Unavailable: !ok,
+	}
+	if isFragment(c) && c.Get(hxTarget) == "product-grid" {
+		c.Vary(hxRequest, hxTarget)
+		return c.Render("partials/product-grid", page)
+	}
+	return render(c, "pages/catalog", page)
+}
+
+// Product handles GET /products/:id.
+func (h *Shop) Product(c *fiber.Ctx) error {
+	p, err := h.product(c)
+	if err != nil {
+		return err
+	}
+	views, ok := h.views(c, []store.Product{p})
+	return render(c, "pages/product", productPage{layoutData: h.layout(c, p.Name), Product: views[0], Unavailable: !ok})
+}
+
+// MyLikes handles GET /likes: the products the current shopper likes.
+func (h *Shop) MyLikes(c *fiber.Ctx) error {
+	_, liked, err := h.Likes.View(c.UserContext(), shopperID(c), nil)
+	page := likesPage{layoutData: h.layout(c, "My likes"), Unavailable: err != nil}
+	if err != nil {
+		h.Log.Warn("likes unavailable", "err", err)
+	}
+	var products []store.Product
+	for _, p := range h.Catalog.Products() {
+		if liked[p.ID] {
+			products = append(products, p)
+		}
+	}
+	page.Products, _ = h.views(c, products)
+	return render(c, "pages/likes", page)
+}
+
+// Like handles POST /products/:id/like.
+func (h *Shop) Like(c *fiber.Ctx) error { return h.setLike(c, store.ActionLike) }
+
+// Unlike handles POST /products/:id/unlike.
+func (h *Shop) Unlike(c *fiber.Ctx) error { return h.setLike(c, store.ActionUnlike) }
+
+// setLike records the Like or Unlike, then answers with the new button for
+// htmx or a 303 back to the page the shopper came from.
+func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
+	p, err := h.product(c)
+	if err != nil {
+		return err
+	}
+	set := h.Likes.Like
+	if a == store.ActionUnlike {
+		set = h.Likes.Unlike
+	}
+	res, err := set(c.UserContext(), shopperID(c), p.ID)
+	if err != nil {
+		return err
+	}
+	if !isFragment(c) {
+		return c.Redirect(localPath(c.FormValue("next"), "/products/"+p.ID), fiber.StatusSeeOther)
+	}
+	c.Vary(hxRequest)
+	return c.Render("partials/like-button", productView{
+		Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked,
+		Next: localPath(c.FormValue("next"), "/products/"+p.ID), CSRF: csrfToken(c),
+	})
+}
+
+// product looks up the :id parameter in the catalog.
+func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
+	id := c.Params("id")
+	if !store.ValidID(id) {
+		return store.Product{}, fiber.NewError(fiber.StatusNotFound, "We could not find that part.")
+	}
+	p, ok := h.Catalog.Product(id)
+	if !ok {
+		return store.Product{}, fmt.Errorf("product %q: %w", id, store.ErrNotFound)
+	}
+	return p, nil
+}
+
+// views joins products with their live counts and the shopper's likes. When
+// Redis cannot be read it still returns the products, with CountKnown false.
+func (h *Shop) views(c *fiber.Ctx, products []store.Product) ([]productView, bool) {
+	ids := make([]string, len(products))
+	for i, p := range products {
+		ids[i] = p.ID
+	}
+	counts, liked, err := h.Likes.View(c.UserContext(), shopperID(c), ids)
+	if err != nil {
+		h.Log.Warn("counts unavailable", "err", err)
+	}
+	next := c.OriginalURL()
+	if isFragment(c) {
+		// A fragment's own URL is not where the shopper is; htmx says where.
+		next = currentURL(c.Get("HX-Current-URL"), next)
+	}
+	next, csrf := utils.CopyString(next), csrfToken(c)
+	out := make([]productView, len(products))
+	for i, p := range products {
+		out[i] = productView{Product: p, Count: counts[p.ID], CountKnown: err == nil, Liked: liked[p.ID], Next: next, CSRF: csrf}
+	}
+	return out, err == nil
+}
+
+// identify makes sure the shopper has an id cookie, issuing one on the first
+// visit (or when the cookie is not one of ours).
+func (h *Shop) identify(c *fiber.Ctx) error {
+	id := c.Cookies(shopperCookie)
+	if !validShopperID(id) {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("new shopper id: %w", err)
+		}
+		id = hex.EncodeToString(b[:])
+		c.Cookie(&fiber.Cookie{
+			Name: shopperCookie, Value: id, Path: "/", MaxAge: 365 * 24 * 3600,
+			HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: h.SecureCookie,
+		})
+	}
+	c.Locals(shopperCookie, utils.CopyString(id))
+	return c.Next()
+}
+
+func shopperID(c *fiber.Ctx) string {
+	id, _ := c.Locals(shopperCookie).(string)
+	return id
+}
+
+func validShopperID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+// localPath returns next if it is a path on this site, else fallback, so the
+// redirect after a Like cannot send a shopper elsewhere.
+func localPath(next, fallback string) string {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsAny(next, "\\\r\n") {
+		return fallback
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return fallback
+	}
+	return next
+}
+
+// currentURL returns the path and query of an absolute URL sent by htmx.
+func currentURL(raw, fallback string) string {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return fallback
+	}
+	return localPath(u.RequestURI(), fallback)
+}
+
+// csrfToken returns the CSRF token that the CSRF middleware left for this
+// request, or "" when CSRF is off.
+func csrfToken(c *fiber.Ctx) string {
+	t, _ := c.Locals(csrfContextKey).(string)
+	return t
+}
+
+// csrfContextKey is where the CSRF middleware stores the token.
+const csrfContextKey = "csrf"

@@ -1,0 +1,210 @@
+package store
+
+import (
+	_ "embed"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+//go:embed catalog.json
+var defaultCatalog []byte
+
+// Product is one auto part in the catalog.
+type Product struct {
+	ID          string `json:"id" db:"id"`
+	Name        string `json:"name" db:"name"`
+	Category    string `json:"category" db:"category"`
+	PriceCents  int64  `json:"price_cents" db:"price_cents"`
+	Description string `json:"description" db:"description"`
+	Image       string `json:"image" db:"image"`
+}
+
+// Price formats the price for people, e.g. "$49.99".
+func (p Product) Price() string {
+	return fmt.Sprintf("$%d.%02d", p.PriceCents/100, p.PriceCents%100)
+}
+
+// Catalog is an immutable, validated list of products, safe for concurrent use.
+type Catalog struct {
+	products   []Product
+	byID       map[string]int
+	categories []string
+}
+
+var (
+	idPattern    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	imagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*\.svg$`)
+)
+
+// Limits on catalog fields, so an operator's file cannot bloat every page.
+const (
+	maxIDLen          = 64
+	maxNameLen        = 120
+	maxCategoryLen    = 60
+	maxDescriptionLen = 500
+	maxProducts       = 10000
+	maxPriceCents     = 100_000_000
+)
+
+// ValidID reports whether id has the shape of a product id. Handlers use it to
+// reject junk before touching any store.
+func ValidID(id string) bool {
+	return len(id) <= maxIDLen && idPattern.MatchString(id)
+}
+
+// DefaultCatalog returns the embedded catalog.
+func DefaultCatalog() (*Catalog, error) {
+	c, err := ParseCatalog(defaultCatalog)
+	if err != nil {
+		return nil, fmt.Errorf("embedded catalog: %w", err)
+	}
+	return c, nil
+}
+
+// LoadCatalog reads an operator's catalog file; an empty path means the
+// embedded default.
+func LoadCatalog(path string) (*Catalog, error) {
+	if path == "" {
+		return DefaultCatalog()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	c, err := ParseCatalog(data)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseCatalog decodes and validates a catalog document of the form
+// {"products": [...]}. Unknown fields, duplicate ids and missing or oversized
+// fields are refused with a message naming the product and field.
+func ParseCatalog(data []byte) (*Catalog, error) {
+	var doc struct {
+		Products []Product `json:"products"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("malformed catalog: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("malformed catalog: trailing data after the document")
+	}
+	if len(doc.Products) == 0 {
+		return nil, errors.New("catalog has no products")
+	}
+	if len(doc.Products) > maxProducts {
+		return nil, fmt.Errorf("catalog has %d products, more than %d", len(doc.Products), maxProducts)
+	}
+	c := &Catalog{products: doc.Products, byID: make(map[string]int, len(doc.Products))}
+	for i, p := range doc.Products {
+		if err := p.validate(); err != nil {
+			return nil, fmt.Errorf("product %d (%q): %w", i+1, p.ID, err)
+		}
+		if j, dup := c.byID[p.ID]; dup {
+			return nil, fmt.Errorf("product %d: duplicate id %q (also product %d)", i+1, p.ID, j+1)
+		}
+		c.byID[p.ID] = i
+		if !slices.Contains(c.categories, p.Category) {
+			c.categories = append(c.categories, p.Category)
+		}
+	}
+	return c, nil
+}
+
+func (p Product) validate() error {
+	text := []struct {
+		field, value string
+		max          int
+	}{
+		{"name", p.Name, maxNameLen},
+		{"category", p.Category, maxCategoryLen},
+		{"description", p.Description, maxDescriptionLen},
+	}
+	switch {
+	case p.ID == "":
+		return errors.New("missing field id")
+	case !ValidID(p.ID):
+		return fmt.Errorf("bad id %q: want lower-case letters, digits and single dashes, at most %d characters", p.ID, maxIDLen)
+	case p.PriceCents <= 0 || p.PriceCents > maxPriceCents:
+		return fmt.Errorf("bad or missing field price_cents %d", p.PriceCents)
+	case p.Image != "" && !imagePattern.MatchString(p.Image):
+		return fmt.Errorf("bad image %q: want a file name like brake-pads.svg", p.Image)
+	}
+	for _, f := range text {
+		switch {
+		case strings.TrimSpace(f.value) == "":
+			return fmt.Errorf("missing field %s", f.field)
+		case !utf8.ValidString(f.value):
+			return fmt.Errorf("field %s is not valid UTF-8", f.field)
+		case utf8.RuneCountInString(f.value) > f.max:
+			return fmt.Errorf("field %s longer than %d characters", f.field, f.max)
+		}
+	}
+	return nil
+}
+
+// Products returns all products in catalog order. The slice must not be modified.
+func (c *Catalog) Products() []Product { return c.products }
+
+// Categories returns the categories in order of first appearance.
+func (c *Catalog) Categories() []string { return c.categories }
+
+// Product returns the product with the given id.
+func (c *Catalog) Product(id string) (Product, bool) {
+	i, ok := c.byID[id]
+	if !ok {
+		return Product{}, false
+	}
+	return c.products[i], true
+}
+
+// IDs returns every product id in catalog order.
+func (c *Catalog) IDs() []string {
+	ids := make([]string, len(c.products))
+	for i, p := range c.products {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// HasCategory reports whether some product is in category.
+func (c *Catalog) HasCategory(category string) bool {
+	return slices.Contains(c.categories, category)
+}
+
+// Search returns the products in category (all when empty) whose name,
+// category or description contains every word of query, ignoring case.
+func (c *Catalog) Search(category, query string) []Product {
+	words := strings.Fields(strings.ToLower(query))
+	var out []Product
+	for _, p := range c.products {
+		if category != "" && p.Category != category {
+			continue
+		}
+		text := strings.ToLower(p.Name + " " + p.Category + " " + p.Description)
+		if containsAll(text, words) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func containsAll(text string, words []string) bool {
+	for _, w := range words {
+		if !strings.Contains(text, w) {
+			return false
+		}
+	}
+	return true
+}

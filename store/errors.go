@@ -1,0 +1,13 @@
+// Package store holds Phoenix's domain types and its two stores: Likes in
+// Redis (the shop's) and Stats in PostgreSQL (the admin's).
+package store
+
+import "errors"
+
+// Sentinel errors that handlers map to HTTP statuses.
+var (
+	// ErrNotFound means the product (or other thing) does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable means a backing server could not be reached; nothing was saved.
+	ErrUnavailable = errors.New("store unavailable")
+)
