@@ -50,7 +50,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pg.Stop()
-	log.Info("private servers ready", "redis", rdb.Addr(), "postgres", pg.URL("phoenix"))
+	log.Info("private servers ready", "redis", rdb.Addr(), "postgres_port", pg.Port())
 	cfg.redis.url = rdb.URL()
 	return startAll(ctx, e, log, cfg)
 }

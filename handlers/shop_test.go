@@ -1,0 +1,247 @@
+package handlers_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+
+	"phoenix"
+	"phoenix/handlers"
+	"phoenix/store"
+	"phoenix/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+
+// shopFixture is a shop app on real Redis, with the Redis client and the
+// stream key so tests can check what was written.
+type shopFixture struct {
+	app     *fiber.App
+	rdb     *redis.Client
+	likes   *store.Likes
+	catalog *store.Catalog
+}
+
+func newShop(tb testing.TB) *shopFixture {
+	tb.Helper()
+	rdb, prefix := storetest.Redis(tb)
+	return newShopOn(tb, rdb, prefix)
+}
+
+func newShopOn(tb testing.TB, rdb *redis.Client, prefix string) *shopFixture {
+	tb.Helper()
+	catalog, err := store.DefaultCatalog()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	likes := store.NewLikes(rdb, prefix)
+	(&handlers.Shop{Likes: likes, Catalog: catalog, Log: log, Instance: "test-1"}).Routes(app)
+	return &shopFixture{app: app, rdb: rdb, likes: likes, catalog: catalog}
+}
+
+const testShopper = "0123456789abcdef0123456789abcdef"
+
+// do sends a request as testShopper; htmx adds the HX-Request header.
+func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, htmx bool) (*http.Response, string) {
+	tb.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req := httptest.NewRequest(method, target, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: testShopper})
+	if htmx {
+		req.Header.Set("HX-Request", "true")
+	}
+	resp, err := f.app.Test(req, -1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func (f *shopFixture) streamLen(tb testing.TB) int64 {
+	tb.Helper()
+	n, err := f.rdb.XLen(context.Background(), f.likes.StreamKey()).Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func TestShop_Browse(t *testing.T) {
+	f := newShop(t)
+	first := f.catalog.Products()[0]
+	t.Run("full page", func(t *testing.T) {
+		resp, body := f.do(t, "GET", "/", nil, false)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+		for _, want := range []string{"<!doctype html>", `id="product-grid"`, `id="like-` + first.ID + `"`, `aria-pressed="false"`, "test-1"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+		if n := strings.Count(body, `class="product-card"`); n != len(f.catalog.Products()) {
+			t.Errorf("got %d cards, want %d", n, len(f.catalog.Products()))
+		}
+		if v := resp.Header.Get("Vary"); !strings.Contains(v, "HX-Request") {
+			t.Errorf("Vary = %q, want HX-Request", v)
+		}
+	})
+	t.Run("grid fragment", func(t *testing.T) {
+		req := httptest.NewRequest("GET", "/?category="+url.QueryEscape(first.Category), nil)
+		req.Header.Set("HX-Request", "true")
+		req.Header.Set("HX-Target", "product-grid")
+		resp, err := f.app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		body := string(b)
+		if strings.Contains(body, "<html") || !strings.HasPrefix(strings.TrimSpace(body), `<section id="product-grid"`) {
+			t.Fatalf("want only the grid, got %.200s", body)
+		}
+		for _, p := range f.catalog.Products() {
+			if in := strings.Contains(body, `id="product-`+p.ID+`"`); in != (p.Category == first.Category) {
+				t.Errorf("product %s in grid = %v", p.ID, in)
+			}
+		}
+	})
+	t.Run("search", func(t *testing.T) {
+		_, body := f.do(t, "GET", "/?q="+url.QueryEscape(strings.ToUpper(first.Name)), nil, false)
+		if !strings.Contains(body, `id="product-`+first.ID+`"`) {
+			t.Errorf("search for %q misses it", first.Name)
+		}
+		_, body = f.do(t, "GET", "/?q=zzzznothing", nil, false)
+		if strings.Contains(body, `class="product-card"`) || !strings.Contains(body, "No parts match") {
+			t.Error("search for nonsense should find nothing and say so")
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		for _, target := range []string{"/?category=Nope", "/?q=" + strings.Repeat("a", 101), "/products/NOPE", "/products/no-such-part", "/products/" + strings.Repeat("a", 65)} {
+			resp, _ := f.do(t, "GET", target, nil, false)
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Errorf("GET %s: status %d, want 4xx", target, resp.StatusCode)
+			}
+		}
+	})
+}
+
+func TestShop_Like(t *testing.T) {
+	f := newShop(t)
+	p := f.catalog.Products()[1]
+	t.Run("first click", func(t *testing.T) {
+		resp, body := f.do(t, "POST", "/products/"+p.ID+"/like", url.Values{"next": {"/"}}, true)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
+		}
+		if !strings.Contains(body, `aria-pressed="true"`) || !strings.Contains(body, `<span class="like-count" title="likes">1</span>`) {
+			t.Errorf("fragment does not show a pressed button with 1 like: %s", body)
+		}
+		if strings.Contains(body, "<html") {
+			t.Error("htmx answer should be the fragment only")
+		}
+		if got := f.streamLen(t); got != 1 {
+			t.Errorf("stream has %d events, want 1", got)
+		}
+	})
+	t.Run("double click", func(t *testing.T) {
+		f.do(t, "POST", "/products/"+p.ID+"/like", nil, true)
+		if got := f.streamLen(t); got != 1 {
+			t.Errorf("stream has %d events after a repeated like, want 1", got)
+		}
+	})
+	t.Run("no js", func(t *testing.T) {
+		resp, _ := f.do(t, "POST", "/products/"+p.ID+"/unlike", url.Values{"next": {"/?category=Brakes"}}, false)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/?category=Brakes" {
+			t.Fatalf("got %d to %q, want 303 to /?category=Brakes", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		_, body := f.do(t, "GET", "/products/"+p.ID, nil, false)
+		if !strings.Contains(body, `aria-pressed="false"`) {
+			t.Error("product page still shows the like after unlike")
+		}
+		if got := f.streamLen(t); got != 2 {
+			t.Errorf("stream has %d events, want 2", got)
+		}
+	})
+	t.Run("open redirect refused", func(t *testing.T) {
+		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil", "javascript:alert(1)"} {
+			resp, _ := f.do(t, "POST", "/products/"+p.ID+"/like", url.Values{"next": {next}}, false)
+			if loc := resp.Header.Get("Location"); loc != "/products/"+p.ID {
+				t.Errorf("next=%q redirected to %q", next, loc)
+			}
+		}
+	})
+	t.Run("unknown product", func(t *testing.T) {
+		before := f.streamLen(t)
+		resp, _ := f.do(t, "POST", "/products/no-such-part/like", nil, true)
+		if resp.StatusCode != 404 {
+			t.Errorf("status %d, want 404", resp.StatusCode)
+		}
+		if resp.Header.Get("HX-Retarget") != "#flash" {
+			t.Error("htmx error should be retargeted to #flash")
+		}
+		if f.streamLen(t) != before {
+			t.Error("unknown product changed the stream")
+		}
+	})
+	t.Run("wrong method", func(t *testing.T) {
+		resp, _ := f.do(t, "GET", "/products/"+p.ID+"/like", nil, false)
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("status %d, want 405", resp.StatusCode)
+		}
+	})
+	t.Run("new shopper gets a cookie", func(t *testing.T) {
+		resp, err := f.app.Test(httptest.NewRequest("GET", "/", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := resp.Header.Get("Set-Cookie")
+		if !strings.Contains(c, "phoenix_shopper=") || !strings.Contains(c, "HttpOnly") || !strings.Contains(strings.ToLower(c), "samesite=lax") {
+			t.Errorf("Set-Cookie = %q", c)
+		}
+	})
+}
+
+func TestShop_RedisDown(t *testing.T) {
+	// A client pointed at a closed port behaves like Redis being down.
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	f := newShopOn(t, rdb, "down:")
+	p := f.catalog.Products()[0]
+	resp, body := f.do(t, "GET", "/", nil, false)
+	if resp.StatusCode != 200 || !strings.Contains(body, "unavailable") || !strings.Contains(body, `id="product-`+p.ID+`"`) {
+		t.Errorf("catalog without Redis: status %d, want 200 with products and an unavailable notice", resp.StatusCode)
+	}
+	resp, body = f.do(t, "POST", "/products/"+p.ID+"/like", nil, true)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Could not save your like") {
+		t.Errorf("like without Redis: status %d body %q, want 503 with a retry message", resp.StatusCode, body)
+	}
+	resp, _ = f.do(t, "POST", "/products/"+p.ID+"/like", nil, false)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("no-JS like without Redis: status %d, want 503", resp.StatusCode)
+	}
+}

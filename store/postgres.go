@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the PostgreSQL driver, registered as "postgres"
+)
+
+// Stats is the PostgreSQL store: the worker writes Like events and
+// pre-aggregated counters into it, the admin reads statistics from it.
+type Stats struct {
+	db  *sqlx.DB
+	now func() time.Time
+}
+
+// OpenStats connects to PostgreSQL at url (postgres://...). It returns the
+// store even when the server is down (with an error wrapping ErrUnavailable),
+// because roles keep running and retry.
+func OpenStats(ctx context.Context, url string) (*Stats, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Stats{db: db, now: time.Now}
+	if err := s.Ping(ctx); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// DB returns the connection pool, for tests and tools.
+func (s *Stats) DB() *sqlx.DB { return s.db }
+
+// Close closes the connection pool.
+func (s *Stats) Close() error { return s.db.Close() }
+
+// Ping checks that PostgreSQL answers.
+func (s *Stats) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: ping postgres: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// inTx runs fn in one transaction, committing if it returns nil and rolling
+// back otherwise.
+func (s *Stats) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	// After a commit, Rollback does nothing; after a failure, the error
+	// from fn or Commit already says why.
+	defer tx.Rollback() //nolint:errcheck
+
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"phoenix/store"
+	"phoenix/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+
+func TestLikes_Like(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := storetest.Redis(t)
+	s := store.NewLikes(rdb, prefix)
+	t.Run("first click", func(t *testing.T) {
+		res, err := s.Like(ctx, "alice", "pads")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != (store.LikeResult{Liked: true, Count: 1, Changed: true}) {
+			t.Errorf("got %+v", res)
+		}
+	})
+	t.Run("double click", func(t *testing.T) {
+		res, err := s.Like(ctx, "alice", "pads")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != (store.LikeResult{Liked: true, Count: 1, Changed: false}) {
+			t.Errorf("got %+v", res)
+		}
+	})
+	t.Run("unlike twice", func(t *testing.T) {
+		for i, want := range []bool{true, false} {
+			res, err := s.Unlike(ctx, "alice", "pads")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Changed != want || res.Count != 0 || res.Liked {
+				t.Errorf("unlike %d: got %+v", i+1, res)
+			}
+		}
+	})
+	t.Run("stream holds one event per change", func(t *testing.T) {
+		msgs, err := rdb.XRange(ctx, s.StreamKey(), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range msgs {
+			got = append(got, fmt.Sprint(m.Values["action"], ":", m.Values["product"], ":", m.Values["shopper"]))
+		}
+		if fmt.Sprint(got) != "[like:pads:alice unlike:pads:alice]" {
+			t.Errorf("got %v", got)
+		}
+	})
+	t.Run("view", func(t *testing.T) {
+		if _, err := s.Like(ctx, "bob", "disc"); err != nil {
+			t.Fatal(err)
+		}
+		counts, liked, err := s.View(ctx, "bob", []string{"pads", "disc", "none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts["pads"] != 0 || counts["disc"] != 1 || counts["none"] != 0 || !liked["disc"] || liked["pads"] {
+			t.Errorf("got counts %v liked %v", counts, liked)
+		}
+	})
+}
+
+// TestLikes_Concurrent has many shoppers click at once, each several times:
+// the count must equal the number of distinct shoppers.
+func TestLikes_Concurrent(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := storetest.Redis(t)
+	s := store.NewLikes(rdb, prefix)
+	const shoppers, clicks = 50, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, shoppers*clicks)
+	for i := range shoppers {
+		for range clicks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Like(ctx, fmt.Sprint("shopper-", i), "pads"); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	counts, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["pads"] != shoppers {
+		t.Errorf("count %d, want %d", counts["pads"], shoppers)
+	}
+	if n := rdb.XLen(ctx, s.StreamKey()).Val(); n != shoppers {
+		t.Errorf("stream has %d events, want %d", n, shoppers)
+	}
+}

@@ -1,0 +1,308 @@
+// Package storetest gives tests private redis-server and PostgreSQL servers
+// started from the locally installed binaries (see store/localdb).
+//
+// A test binary shares one Redis and one PostgreSQL server, started on first
+// use and stopped by Run; each test gets its own key prefix or database.
+// Fault tests that stop or crash a server get a private one instead.
+//
+// Use it from _test.go files only, with:
+//
+//	func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+//
+// When a server binary is not installed, the tests that need it are skipped
+// with an install hint, or fail when the environment variable CI is "true".
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"phoenix/store/localdb"
+)
+
+const (
+	// startTimeout bounds starting a server (initdb included).
+	startTimeout = 2 * time.Minute
+	// cleanupTimeout bounds per-test cleanup against the shared servers.
+	cleanupTimeout = 30 * time.Second
+)
+
+// servers holds the servers shared by the tests of one test binary. It is
+// the package's only state, and exists because Redis and Postgres get no
+// handle from Run.
+type servers struct {
+	mu      sync.Mutex
+	running bool // inside Run; the shared servers are only stopped there
+
+	redisTried bool
+	redis      *localdb.Redis
+	redisDir   string
+	redisErr   error
+
+	pgTried bool
+	pg      *localdb.Postgres
+	pgDir   string
+	pgErr   error
+
+	seq atomic.Int64 // makes key prefixes and database names unique
+}
+
+var shared servers
+
+// Run runs the tests of m and then stops the shared servers started by
+// them (even when tests failed) and removes their folders. It returns the
+// exit code for os.Exit.
+func Run(m *testing.M) int {
+	shared.mu.Lock()
+	shared.running = true
+	shared.mu.Unlock()
+
+	code := m.Run()
+
+	if err := shared.stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// stop stops the shared servers and removes their folders.
+func (s *servers) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running = false
+	var errs []error
+	if s.redis != nil {
+		errs = append(errs, s.redis.Stop())
+		s.redis = nil
+	}
+	if s.pg != nil {
+		errs = append(errs, s.pg.Stop())
+		s.pg = nil
+	}
+	for _, dir := range []string{s.redisDir, s.pgDir} {
+		if dir != "" {
+			errs = append(errs, os.RemoveAll(dir))
+		}
+	}
+	s.redisDir, s.pgDir = "", ""
+	s.redisTried, s.pgTried = false, false
+	return errors.Join(errs...)
+}
+
+// requireRun fails tb unless Run is active, because shared servers started
+// outside Run would never be stopped nor their folders removed.
+func (s *servers) requireRun(tb testing.TB) {
+	tb.Helper()
+	if !s.running {
+		tb.Fatal("storetest: shared servers need TestMain: func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }")
+	}
+}
+
+// sharedRedis returns the shared Redis server, starting it on first use.
+func (s *servers) sharedRedis(tb testing.TB) *localdb.Redis {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requireRun(tb)
+	if !s.redisTried {
+		s.redisTried = true
+		s.redis, s.redisDir, s.redisErr = startRedis(false)
+	}
+	if s.redisErr != nil {
+		failStart(tb, s.redisErr)
+	}
+	return s.redis
+}
+
+// sharedPostgres returns the shared PostgreSQL server, starting it on first
+// use. It runs with fsync off: its databases are throwaway.
+func (s *servers) sharedPostgres(tb testing.TB) *localdb.Postgres {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requireRun(tb)
+	if !s.pgTried {
+		s.pgTried = true
+		s.pg, s.pgDir, s.pgErr = startPostgres(true)
+	}
+	if s.pgErr != nil {
+		failStart(tb, s.pgErr)
+	}
+	return s.pg
+}
+
+// startRedis starts a Redis server in a new temporary folder.
+func startRedis(appendOnly bool) (*localdb.Redis, string, error) {
+	dir, err := os.MkdirTemp("", "storetest-redis-*")
+	if err != nil {
+		return nil, "", fmt.Errorf("start redis: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	r, err := localdb.StartRedis(ctx, localdb.RedisOptions{Dir: dir, AppendOnly: appendOnly})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return r, dir, nil
+}
+
+// startPostgres starts a PostgreSQL server in a new temporary folder under
+// os.TempDir (which the postgres user can traverse; localdb hands the folder
+// to it when we run as root).
+func startPostgres(fast bool) (*localdb.Postgres, string, error) {
+	dir, err := os.MkdirTemp("", "storetest-pg-*")
+	if err != nil {
+		return nil, "", fmt.Errorf("start postgres: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	p, err := localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: dir, Fast: fast})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return p, dir, nil
+}
+
+// failStart skips tb when a server binary is missing, unless on CI, where a
+// missing server must not silently turn tests into skips.
+func failStart(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, localdb.ErrMissingBinary) && os.Getenv("CI") != "true" {
+		tb.Skipf("storetest: %v", err)
+	}
+	tb.Fatalf("storetest: %v", err)
+}
+
+// Redis returns a client connected to the shared Redis server and a fresh
+// key prefix for this test ("t<N>:"). The test must put all its keys under
+// the prefix: cleanup deletes them (SCAN + UNLINK) and closes the client.
+func Redis(tb testing.TB) (*redis.Client, string) {
+	tb.Helper()
+	r := shared.sharedRedis(tb)
+	prefix := fmt.Sprintf("t%d:", shared.seq.Add(1))
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	tb.Cleanup(func() {
+		// tb's own context is already cancelled when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := deletePrefix(ctx, c, prefix); err != nil {
+			tb.Errorf("storetest: delete keys %s*: %v", prefix, err)
+		}
+		if err := c.Close(); err != nil {
+			tb.Errorf("storetest: close redis client: %v", err)
+		}
+	})
+	return c, prefix
+}
+
+// deletePrefix unlinks every key starting with prefix. The prefix holds no
+// glob characters, so it can be used as a MATCH pattern as is.
+func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
+	var cursor uint64
+	for {
+		keys, next, err := c.Scan(ctx, cursor, prefix+"*", 1000).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			if err := c.Unlink(ctx, keys...).Err(); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// RedisServer starts a private Redis server (own folder and port, append-only
+// file on) for fault tests that stop, kill or restart it. Cleanup stops it
+// and removes its folder.
+func RedisServer(tb testing.TB) *localdb.Redis {
+	tb.Helper()
+	r, dir, err := startRedis(true)
+	if err != nil {
+		failStart(tb, err)
+	}
+	tb.Cleanup(func() {
+		if err := r.Stop(); err != nil {
+			tb.Errorf("storetest: %v", err)
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return r
+}
+
+// Postgres creates a fresh, uniquely named database on the shared PostgreSQL
+// server and returns its URL. Cleanup drops it, closing any connections the
+// test left open.
+func Postgres(tb testing.TB) string {
+	tb.Helper()
+	p := shared.sharedPostgres(tb)
+	name := databaseName(shared.seq.Add(1), tb.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := p.CreateDatabase(ctx, name); err != nil {
+		tb.Fatalf("storetest: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := p.DropDatabase(ctx, name); err != nil {
+			tb.Errorf("storetest: %v", err)
+		}
+	})
+	return p.URL(name)
+}
+
+// databaseName builds a unique database name that still shows which test
+// made it: "t<N>_<test name>", lower case, within PostgreSQL's 63-byte limit.
+func databaseName(n int64, testName string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "t%d_", n)
+	for _, r := range strings.ToLower(testName) {
+		if b.Len() >= 63 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// PostgresServer starts a private PostgreSQL server (own folder and port,
+// fsync on) for fault tests that stop, kill or restart it. Cleanup stops it
+// and removes its folder.
+func PostgresServer(tb testing.TB) *localdb.Postgres {
+	tb.Helper()
+	p, dir, err := startPostgres(false)
+	if err != nil {
+		failStart(tb, err)
+	}
+	tb.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			tb.Errorf("storetest: %v", err)
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return p
+}
