@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"phoenix/store"
+	"phoenix/store/storetest"
+)
+
+// likeState is what a Like button shows.
+type likeState struct {
+	Pressed string `json:"pressed"` // aria-pressed
+	Count   string `json:"count"`   // the count as shown ("–" when unknown)
+	Action  string `json:"action"`  // the form's action
+}
+
+// likeSelector selects the Like button of a product.
+func likeSelector(id string) string { return "#like-" + id + " button" }
+
+// readLike reads a product's Like button from the DOM.
+func readLike(b *browser, ctx context.Context, id string) likeState {
+	b.tb.Helper()
+	return eval[likeState](b, ctx, fmt.Sprintf(`(() => {
+		const f = document.getElementById(%q);
+		if (!f) return {pressed: 'missing', count: '', action: ''};
+		return {pressed: f.querySelector('button').getAttribute('aria-pressed'),
+			count: f.querySelector('.like-count').textContent.trim(), action: f.getAttribute('action')};
+	})()`, "like-"+id))
+}
+
+// waitPressed waits until a product's Like button shows pressed.
+func waitPressed(b *browser, ctx context.Context, id string, pressed bool) {
+	b.tb.Helper()
+	b.waitFor(ctx, fmt.Sprintf("%s aria-pressed=%v", id, pressed),
+		fmt.Sprintf(`document.querySelector(%q)?.getAttribute('aria-pressed') === %q`, likeSelector(id), strconv.FormatBool(pressed)),
+		fmt.Sprintf(`document.getElementById(%q)?.outerHTML + document.getElementById('flash')?.outerHTML`, "like-"+id))
+}
+
+// wantLike fails unless the button shows the given state and count.
+func wantLike(t *testing.T, got likeState, id string, pressed bool, count int) {
+	t.Helper()
+	verb := "like"
+	if pressed {
+		verb = "unlike"
+	}
+	want := likeState{Pressed: strconv.FormatBool(pressed), Count: strconv.Itoa(count), Action: "/products/" + id + "/" + verb}
+	if got != want {
+		t.Fatalf("button of %s = %+v, want %+v", id, got, want)
+	}
+}
+
+// wantEvents fails unless the stream holds exactly the given actions on
+// product, all by one shopper.
+func wantEvents(t *testing.T, likes *store.Likes, product string, actions ...string) {
+	t.Helper()
+	entries, err := likes.Client().XRange(context.Background(), likes.StreamKey(), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	shoppers := map[any]bool{}
+	for _, e := range entries {
+		if e.Values["product"] != product {
+			t.Errorf("event for %v, want %s: %v", e.Values["product"], product, e.Values)
+		}
+		shoppers[e.Values["shopper"]] = true
+		got = append(got, fmt.Sprint(e.Values["action"]))
+	}
+	if !slices.Equal(got, actions) || len(shoppers) > 1 {
+		t.Errorf("stream holds %v by %d shoppers, want %v by one", got, len(shoppers), actions)
+	}
+}
+
+func defaultCatalog(t *testing.T) *store.Catalog {
+	t.Helper()
+	c, err := store.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestShopBrowser_LikeWithHTMX(t *testing.T) {
+	vars, likes := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	b := newBrowser(t)
+	ctx := b.timeout()
+	id := defaultCatalog(t).Products()[0].ID
+
+	b.open(ctx, p.url(t, "shop", "/"), true)
+	b.screenshot(ctx, "catalog")
+	wantLike(t, readLike(b, ctx, id), id, false, 0)
+	// A full page load would drop this; an htmx swap keeps it.
+	b.do(ctx, "mark page", chromedp.Evaluate[chromedp.Void](`window.phoenixMark = 1`))
+
+	b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	waitPressed(b, ctx, id, true)
+	wantLike(t, readLike(b, ctx, id), id, true, 1)
+	if !eval[bool](b, ctx, `window.phoenixMark === 1`) {
+		t.Error("Like reloaded the page; want an htmx swap")
+	}
+
+	b.do(ctx, "reload", chromedp.Reload())
+	wantLike(t, readLike(b, ctx, id), id, true, 1)
+
+	b.waitFor(ctx, "htmx after reload", `window.htmx !== undefined`, "typeof window.htmx")
+	b.do(ctx, "click Unlike", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	waitPressed(b, ctx, id, false)
+	wantLike(t, readLike(b, ctx, id), id, false, 0)
+
+	wantEvents(t, likes, id, "like", "unlike")
+}
+
+func TestShopBrowser_LikeWithoutJS(t *testing.T) {
+	vars, likes := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	b := newBrowser(t)
+	ctx := b.timeout()
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	id := defaultCatalog(t).Products()[0].ID
+	start := p.url(t, "shop", "/?category=Brakes")
+
+	b.open(ctx, start, false)
+	if eval[bool](b, ctx, `window.htmx !== undefined`) {
+		t.Fatal("htmx ran with JS disabled")
+	}
+	wantLike(t, readLike(b, ctx, id), id, false, 0)
+
+	b.do(ctx, "submit Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	b.do(ctx, "wait for redirect", chromedp.WaitVisible(chromedp.CSS(likeSelector(id)+`[aria-pressed="true"]`)))
+	wantLike(t, readLike(b, ctx, id), id, true, 1)
+	if loc := eval[string](b, ctx, "location.href"); loc != start {
+		t.Errorf("landed on %s, want %s", loc, start)
+	}
+
+	b.do(ctx, "submit Unlike", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	b.do(ctx, "wait for redirect", chromedp.WaitVisible(chromedp.CSS(likeSelector(id)+`[aria-pressed="false"]`)))
+	wantLike(t, readLike(b, ctx, id), id, false, 0)
+	if loc := eval[string](b, ctx, "location.href"); loc != start {
+		t.Errorf("landed on %s, want %s", loc, start)
+	}
+
+	wantEvents(t, likes, id, "like", "unlike")
+}
+
+// gridState is what the catalog shows.
+type gridState struct {
+	Heading    string   `json:"heading"`
+	Categories []string `json:"categories"` // of the cards, in order
+	Current    string   `json:"current"`    // the category link marked current
+	Search     string   `json:"search"`     // location.search
+	Marked     bool     `json:"marked"`     // the page was not reloaded
+}
+
+const readGrid = `({
+	heading: document.querySelector('#catalog h1')?.textContent.trim(),
+	categories: [...document.querySelectorAll('#product-grid .product-card .category')].map(e => e.textContent.trim()),
+	current: document.querySelector('.category-filter a[aria-current="page"]')?.textContent.trim() ?? '',
+	search: location.search,
+	marked: window.phoenixMark === 1,
+})`
+
+// wantGrid fails unless the grid shows exactly the products of category
+// matching query.
+func wantGrid(t *testing.T, got gridState, c *store.Catalog, category, query string) {
+	t.Helper()
+	var want []string
+	for _, p := range c.Search(category, query) {
+		want = append(want, p.Category)
+	}
+	if !slices.Equal(got.Categories, want) {
+		t.Errorf("grid shows categories %v, want %v", got.Categories, want)
+	}
+	u, err := url.ParseQuery(strings.TrimPrefix(got.Search, "?"))
+	if err != nil || u.Get("category") != category || u.Get("q") != query {
+		t.Errorf("URL query %q, want category=%q q=%q", got.Search, category, query)
+	}
+}
+
+func TestShopBrowser_FilterAndSearch(t *testing.T) {
+	vars, _ := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	b := newBrowser(t)
+	ctx := b.timeout()
+	c := defaultCatalog(t)
+	const category, query = "Wheels & Tyres", "alloy"
+	if n := len(c.Search(category, query)); n == 0 || n == len(c.Search(category, "")) {
+		t.Fatalf("catalog changed: pick a query that finds some, not all, of %s", category)
+	}
+
+	b.open(ctx, p.url(t, "shop", "/"), true)
+	b.do(ctx, "mark page", chromedp.Evaluate[chromedp.Void](`window.phoenixMark = 1`))
+
+	b.do(ctx, "click category", chromedp.Click(chromedp.Search(`//nav[@aria-label="Categories"]//a[text()="`+category+`"]`)))
+	b.waitFor(ctx, "category grid", fmt.Sprintf(`document.querySelector('#catalog h1')?.textContent === %q`, category), readGrid+".heading")
+	got := eval[gridState](b, ctx, readGrid)
+	wantGrid(t, got, c, category, "")
+	if got.Current != category || !got.Marked {
+		t.Errorf("current link %q, kept page %v; want %q and an htmx swap", got.Current, got.Marked, category)
+	}
+	categoryURL := eval[string](b, ctx, "location.href")
+	// Without JS the links go where htmx goes.
+	if bad := eval[[]string](b, ctx, `[...document.querySelectorAll('a[hx-get]')].filter(a => a.getAttribute('href') !== a.getAttribute('hx-get')).map(a => a.outerHTML)`); len(bad) > 0 {
+		t.Errorf("links whose href differs from hx-get: %v", bad)
+	}
+
+	b.do(ctx, "search", chromedp.SendKeys(chromedp.CSS(`input[type=search]`), query+"\r"))
+	b.waitFor(ctx, "search grid", fmt.Sprintf(`new URLSearchParams(location.search).get('q') === %q && document.querySelectorAll('#product-grid .product-card').length === %d`,
+		query, len(c.Search(category, query))), "location.search")
+	got = eval[gridState](b, ctx, readGrid)
+	wantGrid(t, got, c, category, query)
+	if !got.Marked {
+		t.Error("search reloaded the page; want an htmx swap")
+	}
+	searchURL := eval[string](b, ctx, "location.href")
+
+	// Back restores the category grid (htmx asks for the whole page).
+	b.do(ctx, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
+	b.waitFor(ctx, "grid after back", fmt.Sprintf(`!location.search.includes('q=') && document.querySelectorAll('#product-grid .product-card').length === %d`,
+		len(c.Search(category, ""))), "location.search")
+
+	// The pushed URLs are plain links too.
+	for _, tc := range []struct {
+		url             string
+		category, query string
+	}{{categoryURL, category, ""}, {searchURL, category, query}} {
+		b.open(ctx, tc.url, true)
+		got = eval[gridState](b, ctx, readGrid)
+		wantGrid(t, got, c, tc.category, tc.query)
+		if got.Heading != category {
+			t.Errorf("%s: heading %q, want %q", tc.url, got.Heading, category)
+		}
+	}
+}
+
+// waitStatus polls url until it answers status.
+func waitStatus(t *testing.T, url string, status int) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == status {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d within 30s (last: %v, %v)", url, status, resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestShopBrowser_RedisDown(t *testing.T) {
+	r := storetest.RedisServer(t)
+	p := startPhoenix(t, "shop", map[string]string{"PHOENIX_REDIS_URL": r.URL(), "PHOENIX_REDIS_PREFIX": "e2e:"})
+	b := newBrowser(t)
+	ctx := b.timeout()
+	id := defaultCatalog(t).Products()[0].ID
+
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, p.url(t, "shop", "/readyz"), http.StatusServiceUnavailable)
+	b.open(ctx, p.url(t, "shop", "/"), true)
+	b.screenshot(ctx, "catalog-redis-down")
+	if got := readLike(b, ctx, id); got.Count != "–" || got.Pressed != "false" {
+		t.Errorf("button with Redis down = %+v, want count – and not pressed", got)
+	}
+	notice := eval[string](b, ctx, `document.querySelector('#product-grid .notice')?.textContent ?? ''`)
+	if !strings.Contains(notice, "unavailable") {
+		t.Errorf("catalog notice %q, want counts unavailable", notice)
+	}
+
+	// The failed POST shows up in the console as a 503.
+	b.expectErrors("503")
+	b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	b.waitFor(ctx, "flash notice", `document.getElementById('flash').textContent.includes('Could not save your like')`,
+		`document.getElementById('flash').outerHTML`)
+	b.screenshot(ctx, "like-redis-down")
+	if got := readLike(b, ctx, id); got.Pressed != "false" {
+		t.Errorf("button after failed Like = %+v, want not pressed", got)
+	}
+
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, p.url(t, "shop", "/readyz"), http.StatusOK)
+	b.waitFor(ctx, "button enabled", fmt.Sprintf(`!document.querySelector(%q).disabled`, likeSelector(id)), "'disabled'")
+	b.do(ctx, "click Like again", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	waitPressed(b, ctx, id, true)
+	wantLike(t, readLike(b, ctx, id), id, true, 1)
+}
+
+func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
+	vars, _ := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	b := newBrowser(t)
+	ctx := b.timeout()
+	products := defaultCatalog(t).Products()
+	liked := []string{products[1].ID, products[len(products)-1].ID}
+
+	b.open(ctx, p.url(t, "shop", "/likes"), true)
+	if txt := eval[string](b, ctx, `document.querySelector('main').textContent`); !strings.Contains(txt, "not liked any parts yet") {
+		t.Errorf("empty My likes page says %q", txt)
+	}
+	b.open(ctx, p.url(t, "shop", "/"), true)
+	for _, id := range liked {
+		b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
+		waitPressed(b, ctx, id, true)
+	}
+	b.open(ctx, p.url(t, "shop", "/likes"), true)
+	got := eval[[]string](b, ctx, `[...document.querySelectorAll('main .product-card')].map(e => e.id.replace('product-', ''))`)
+	if !slices.Equal(got, liked) {
+		t.Errorf("My likes lists %v, want %v", got, liked)
+	}
+	b.screenshot(ctx, "likes")
+	b.open(ctx, p.url(t, "shop", "/products/"+liked[0]), true)
+	b.screenshot(ctx, "product")
+	missing := p.url(t, "shop", "/no-such-page")
+	b.expectErrors("404 (Not Found) " + missing)
+	b.open(ctx, missing, false)
+	b.screenshot(ctx, "error")
+
+	b.do(ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	for _, path := range []string{"/", "/products/" + liked[0], "/likes", "/no-such-page"} {
+		b.open(ctx, p.url(t, "shop", path), path != "/no-such-page")
+		w := eval[[2]int](b, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`)
+		if w[0] > w[1] {
+			t.Errorf("%s at 390px: scrollWidth %d > innerWidth %d", path, w[0], w[1])
+		}
+		b.screenshot(ctx, "phone"+strings.ReplaceAll(path, "/", "_"))
+	}
+}
