@@ -155,7 +155,9 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 		return c.Redirect(localPath(c.FormValue("next"), "/products/"+p.ID), fiber.StatusSeeOther)
 	}
 	c.Vary(hxRequest)
-	return c.Render("partials/like-button", productView{
+	// like-result is the button plus an out-of-band swap that clears a
+	// "could not save" notice left by an earlier failed click.
+	return c.Render("partials/like-result", productView{
 		Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked,
 		Next: localPath(c.FormValue("next"), "/products/"+p.ID), CSRF: csrfToken(c),
 	})

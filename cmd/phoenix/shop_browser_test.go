@@ -305,6 +305,9 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 	b.do(ctx, "click Like again", chromedp.Click(chromedp.CSS(likeSelector(id))))
 	waitPressed(b, ctx, id, true)
 	wantLike(t, readLike(b, ctx, id), id, true, 1)
+	if flash := eval[string](b, ctx, `document.getElementById('flash').textContent.trim()`); flash != "" {
+		t.Errorf("#flash still says %q after a saved Like", flash)
+	}
 }
 
 func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
