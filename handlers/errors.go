@@ -37,7 +37,7 @@ func ErrorHandler(log *slog.Logger, layout func(*fiber.Ctx, string) layoutData) 
 			c.Set(hxReswap, "innerHTML")
 			err = c.Render("partials/error", data)
 		} else {
-			err = c.Render("pages/error", data, "layouts/base")
+			err = renderPage(c, "pages/error", data)
 		}
 		if err != nil {
 			// The templates themselves failed: fall back to plain text.

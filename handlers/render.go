@@ -6,12 +6,15 @@ package handlers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/template/html/v2"
+	"github.com/valyala/bytebufferpool"
 )
 
 // HTMX request and response headers that Phoenix uses.
@@ -38,7 +41,37 @@ func render(c *fiber.Ctx, name string, data any) error {
 	if isFragment(c) {
 		return c.Render(name, data)
 	}
-	return c.Render(name, data, "layouts/base")
+	return renderPage(c, name, data)
+}
+
+// page is what layouts/base renders: the layout fields and the page's HTML.
+type page struct {
+	layoutData
+	Content template.HTML
+}
+
+// layouter is any page struct that embeds layoutData.
+type layouter interface{ layout() layoutData }
+
+func (l layoutData) layout() layoutData { return l }
+
+// renderPage renders the named template inside layouts/base. It renders the
+// page first and hands the HTML to the layout, rather than using the
+// engine's layout feature: that one swaps a template func shared by every
+// render and so breaks (or serializes) concurrent full-page and fragment
+// renders.
+func renderPage(c *fiber.Ctx, name string, data any) error {
+	l, ok := data.(layouter)
+	if !ok {
+		return fmt.Errorf("render %s: %T does not embed layoutData", name, data)
+	}
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	if err := c.App().Config().Views.Render(buf, name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	// The page was rendered by html/template, so its output is safe HTML.
+	return c.Render("layouts/base", page{layoutData: l.layout(), Content: template.HTML(buf.B)}) // #nosec G203 -- html/template output
 }
 
 // Assets maps asset names to cache-busting URLs ("/assets/css/phoenix.css?v=1a2b3c4d").

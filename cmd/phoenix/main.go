@@ -49,6 +49,8 @@ func commands() []command {
 		{"shop", "serve the shop (catalog and Like buttons); needs Redis", runShop},
 		{"all", "run every role in one process", runAll},
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
+		{"loadgen", "simulated shoppers against a running shop, with progress and a summary", runLoadgen},
+		{"healthcheck", "ask this container's roles whether they are alive (for HEALTHCHECK)", runHealthcheck},
 	}
 }
 
