@@ -73,13 +73,13 @@ func TestPhoenixDev(t *testing.T) {
 
 	for run := 1; run <= 2; run++ {
 		p := startPhoenix(t, "dev", vars)
-		page := p.url(t, "shop", "/products/"+id)
+		page := p.url("shop", "/products/"+id)
 		pressed, n := productLike(t, client, page)
 		if run == 1 {
 			if pressed || n != 0 {
 				t.Fatalf("run 1: fresh data folder shows pressed=%v count=%d", pressed, n)
 			}
-			resp, err := client.PostForm(p.url(t, "shop", "/products/"+id+"/like"), url.Values{"next": {"/products/" + id}})
+			resp, err := client.PostForm(p.url("shop", "/products/"+id+"/like"), url.Values{"next": {"/products/" + id}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,6 +43,7 @@ func rolesOf(tb testing.TB, cmd string) []string {
 // phoenixProc is one run of the real phoenix command inside the test
 // process, with every server on a free 127.0.0.1 port.
 type phoenixProc struct {
+	tb   testing.TB
 	cmd  string
 	logs *syncBuffer
 
@@ -70,7 +71,7 @@ func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixPro
 		"PHOENIX_INSTANCE":   "e2e",
 	}
 	maps.Copy(all, vars)
-	p := &phoenixProc{cmd: cmd, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}
+	p := &phoenixProc{tb: tb, cmd: cmd, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}
 	e := &env{
 		getenv:  func(k string) string { return all[k] },
 		stdout:  p.logs,
@@ -168,19 +169,19 @@ func (p *phoenixProc) lookup(role string) string {
 }
 
 // addr returns the host:port a role listens on.
-func (p *phoenixProc) addr(tb testing.TB, role string) string {
-	tb.Helper()
+func (p *phoenixProc) addr(role string) string {
+	p.tb.Helper()
 	a := p.lookup(role)
 	if a == "" {
-		tb.Fatalf("phoenix %s has no %s role", p.cmd, role)
+		p.tb.Fatalf("phoenix %s has no %s role", p.cmd, role)
 	}
 	return a
 }
 
 // url returns the absolute URL of path on a role.
-func (p *phoenixProc) url(tb testing.TB, role, path string) string {
-	tb.Helper()
-	return "http://" + p.addr(tb, role) + path
+func (p *phoenixProc) url(role, path string) string {
+	p.tb.Helper()
+	return "http://" + p.addr(role) + path
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a log.

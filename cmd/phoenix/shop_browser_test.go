@@ -98,7 +98,7 @@ func TestShopBrowser_LikeWithHTMX(t *testing.T) {
 	ctx := b.timeout()
 	id := defaultCatalog(t).Products()[0].ID
 
-	b.open(ctx, p.url(t, "shop", "/"), true)
+	b.open(ctx, p.url("shop", "/"), true)
 	b.screenshot(ctx, "catalog")
 	wantLike(t, readLike(b, ctx, id), id, false, 0)
 	// A full page load would drop this; an htmx swap keeps it.
@@ -131,7 +131,7 @@ func TestShopBrowser_LikeWithoutJS(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := defaultCatalog(t).Products()[0].ID
-	start := p.url(t, "shop", "/?category=Brakes")
+	start := p.url("shop", "/?category=Brakes")
 
 	b.open(ctx, start, false)
 	if eval[bool](b, ctx, `window.htmx !== undefined`) {
@@ -201,7 +201,7 @@ func TestShopBrowser_FilterAndSearch(t *testing.T) {
 		t.Fatalf("catalog changed: pick a query that finds some, not all, of %s", category)
 	}
 
-	b.open(ctx, p.url(t, "shop", "/"), true)
+	b.open(ctx, p.url("shop", "/"), true)
 	b.do(ctx, "mark page", chromedp.Evaluate[chromedp.Void](`window.phoenixMark = 1`))
 
 	b.do(ctx, "click category", chromedp.Click(chromedp.Search(`//nav[@aria-label="Categories"]//a[text()="`+category+`"]`)))
@@ -276,8 +276,8 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, p.url(t, "shop", "/readyz"), http.StatusServiceUnavailable)
-	b.open(ctx, p.url(t, "shop", "/"), true)
+	waitStatus(t, p.url("shop", "/readyz"), http.StatusServiceUnavailable)
+	b.open(ctx, p.url("shop", "/"), true)
 	b.screenshot(ctx, "catalog-redis-down")
 	if got := readLike(b, ctx, id); got.Count != "–" || got.Pressed != "false" {
 		t.Errorf("button with Redis down = %+v, want count – and not pressed", got)
@@ -300,7 +300,7 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, p.url(t, "shop", "/readyz"), http.StatusOK)
+	waitStatus(t, p.url("shop", "/readyz"), http.StatusOK)
 	b.waitFor(ctx, "button enabled", fmt.Sprintf(`!document.querySelector(%q).disabled`, likeSelector(id)), "'disabled'")
 	b.do(ctx, "click Like again", chromedp.Click(chromedp.CSS(likeSelector(id))))
 	waitPressed(b, ctx, id, true)
@@ -318,31 +318,31 @@ func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
 	products := defaultCatalog(t).Products()
 	liked := []string{products[1].ID, products[len(products)-1].ID}
 
-	b.open(ctx, p.url(t, "shop", "/likes"), true)
+	b.open(ctx, p.url("shop", "/likes"), true)
 	if txt := eval[string](b, ctx, `document.querySelector('main').textContent`); !strings.Contains(txt, "not liked any parts yet") {
 		t.Errorf("empty My likes page says %q", txt)
 	}
-	b.open(ctx, p.url(t, "shop", "/"), true)
+	b.open(ctx, p.url("shop", "/"), true)
 	for _, id := range liked {
 		b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
 		waitPressed(b, ctx, id, true)
 	}
-	b.open(ctx, p.url(t, "shop", "/likes"), true)
+	b.open(ctx, p.url("shop", "/likes"), true)
 	got := eval[[]string](b, ctx, `[...document.querySelectorAll('main .product-card')].map(e => e.id.replace('product-', ''))`)
 	if !slices.Equal(got, liked) {
 		t.Errorf("My likes lists %v, want %v", got, liked)
 	}
 	b.screenshot(ctx, "likes")
-	b.open(ctx, p.url(t, "shop", "/products/"+liked[0]), true)
+	b.open(ctx, p.url("shop", "/products/"+liked[0]), true)
 	b.screenshot(ctx, "product")
-	missing := p.url(t, "shop", "/no-such-page")
+	missing := p.url("shop", "/no-such-page")
 	b.expectErrors("404 (Not Found) " + missing)
 	b.open(ctx, missing, false)
 	b.screenshot(ctx, "error")
 
 	b.do(ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	for _, path := range []string{"/", "/products/" + liked[0], "/likes", "/no-such-page"} {
-		b.open(ctx, p.url(t, "shop", path), path != "/no-such-page")
+		b.open(ctx, p.url("shop", path), path != "/no-such-page")
 		w := eval[[2]int](b, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`)
 		if w[0] > w[1] {
 			t.Errorf("%s at 390px: scrollWidth %d > innerWidth %d", path, w[0], w[1])

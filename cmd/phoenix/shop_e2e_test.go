@@ -62,7 +62,7 @@ func TestPhoenixShop_HTTP(t *testing.T) {
 
 	t.Run("health", func(t *testing.T) {
 		for path, want := range map[string]string{"/healthz": "ok\n", "/readyz": "ready\n"} {
-			resp, body := get(t, p.url(t, "shop", path))
+			resp, body := get(t, p.url("shop", path))
 			if resp.StatusCode != http.StatusOK || body != want {
 				t.Errorf("GET %s = %d %q, want 200 %q", path, resp.StatusCode, body, want)
 			}
@@ -70,7 +70,7 @@ func TestPhoenixShop_HTTP(t *testing.T) {
 	})
 
 	t.Run("asset", func(t *testing.T) {
-		resp, page := get(t, p.url(t, "shop", "/"))
+		resp, page := get(t, p.url("shop", "/"))
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET / = %d", resp.StatusCode)
 		}
@@ -78,7 +78,7 @@ func TestPhoenixShop_HTTP(t *testing.T) {
 		if m == nil {
 			t.Fatal("catalog page links no versioned phoenix.css")
 		}
-		resp, body := get(t, p.url(t, "shop", m[1]))
+		resp, body := get(t, p.url("shop", m[1]))
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "{") {
 			t.Fatalf("GET %s = %d, %d bytes", m[1], resp.StatusCode, len(body))
 		}
@@ -97,7 +97,7 @@ func TestPhoenixShop_HTTP(t *testing.T) {
 	})
 
 	t.Run("unknown asset", func(t *testing.T) {
-		resp, _ := get(t, p.url(t, "shop", "/assets/js/nope.js"))
+		resp, _ := get(t, p.url("shop", "/assets/js/nope.js"))
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET /assets/js/nope.js = %d, want 404", resp.StatusCode)
 		}
@@ -115,7 +115,7 @@ func TestPhoenixShop_HTTP(t *testing.T) {
 			"/assets/..%5cembed.go",
 			"/assets//etc/passwd",
 		} {
-			resp, body := rawGet(t, p.addr(t, "shop"), target)
+			resp, body := rawGet(t, p.addr("shop"), target)
 			for _, leak := range []string{"module phoenix", "package phoenix", "{{", "root:"} {
 				if strings.Contains(body, leak) {
 					t.Errorf("GET %s = %d and leaks %q", target, resp.StatusCode, leak)
