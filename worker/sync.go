@@ -28,6 +28,9 @@ const (
 	backoffMax = 5 * time.Second
 )
 
+// statusEvery is how often a busy worker records its status.
+const statusEvery = time.Second
+
 // batchTimeout bounds each store call made for a batch. Those calls do not
 // use the Run context, so that a shutdown lets the current batch finish.
 const batchTimeout = 30 * time.Second
@@ -270,13 +273,18 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	if applied < len(b.Events) {
 		w.Log.Info("replayed events ignored", "count", len(b.Events)-applied)
 	}
-	w.recordStatus(ctx)
+	// A busy worker records its status at most every statusEvery: a
+	// write per batch would add a commit (and a disk flush) to each one.
+	if w.now().Sub(w.lastStatus) >= statusEvery {
+		w.recordStatus(ctx)
+	}
 	return nil
 }
 
-// heartbeat records the status of an idle worker every HeartbeatEvery.
+// heartbeat records the status of an idle worker every HeartbeatEvery, and
+// at once when it has just finished work, so the backlog shows as zero.
 func (w *Sync) heartbeat(ctx context.Context) {
-	if w.now().Sub(w.lastStatus) < w.HeartbeatEvery {
+	if w.synced == 0 && w.now().Sub(w.lastStatus) < w.HeartbeatEvery {
 		return
 	}
 	w.recordStatus(ctx)

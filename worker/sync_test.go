@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,6 +139,56 @@ func clicks(t testing.TB, likes *store.Likes, shopperIDs []string, n int64) int6
 		t.Fatal(err)
 	}
 	return events.Load()
+}
+
+// likeScript is the shop's own Like script, read from the store package so
+// that bulk clicks run exactly what the shop runs.
+func likeScript(t testing.TB) *redis.Script {
+	t.Helper()
+	src, err := os.ReadFile("../store/scripts/like.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return redis.NewScript(string(src))
+}
+
+// bulkClicks is clicks for tens of thousands of events: the shop's script,
+// pipelined. Keys are built as store.Likes builds them (a mismatch would
+// show as wrong shopper totals in assertExact).
+func bulkClicks(t testing.TB, e *env, shopperIDs []string, n int64) int64 {
+	t.Helper()
+	ctx := context.Background()
+	script := likeScript(t)
+	if err := script.Load(ctx, e.rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.TrimSuffix(e.likes.StreamKey(), "events")
+	var events int64
+	for events < n {
+		pipe := e.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, 1000)
+		for i := range cmds {
+			s := shopperIDs[rand.IntN(len(shopperIDs))]
+			action := "like"
+			if rand.IntN(3) == 0 {
+				action = "unlike"
+			}
+			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey()}
+			at := strconv.FormatInt(time.Now().UnixMilli(), 10)
+			cmds[i] = script.EvalSha(ctx, pipe, keys, products[rand.IntN(len(products))], s, action, at)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cmds {
+			res, err := c.Int64Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			events += res[0]
+		}
+	}
+	return events
 }
 
 // streamLen is the number of events appended so far (before any trim).
