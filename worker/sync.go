@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"phoenix/store"
@@ -122,9 +123,34 @@ func (w *Sync) Run(ctx context.Context) error {
 	if err := w.drainOwn(ctx); err != nil {
 		return err
 	}
+	// A reader goroutine reads the next batch while this one writes the
+	// current one to PostgreSQL. The channel is unbuffered, so at most one
+	// batch is read ahead; the reader hands over every batch it read (an
+	// idle read hands over an empty one) and closes the channel when ctx is
+	// done, and this loop processes everything it receives: no entry read
+	// is left behind at shutdown.
+	rctx, stopReader := context.WithCancel(ctx)
+	batches := make(chan store.Batch)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.read(rctx, batches) })
+	defer func() {
+		// Only reached early after an injected crash: what was read
+		// ahead stays pending, as it would in a real crash.
+		stopReader()
+		for range batches {
+		}
+		wg.Wait()
+	}()
 	nextClaim, nextTrim := time.Time{}, w.now().Add(w.TrimEvery)
-	readWait := backoffMin
-	for ctx.Err() == nil {
+	for b := range batches {
+		if b.Len() == 0 {
+			w.heartbeat(ctx)
+		} else if err := w.process(ctx, b); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			continue // finish what the reader hands over, start nothing new
+		}
 		now := w.now()
 		if !now.Before(nextClaim) {
 			if err := w.claimStale(ctx); err != nil {
@@ -136,36 +162,39 @@ func (w *Sync) Run(ctx context.Context) error {
 			w.trim(ctx)
 			nextTrim = w.now().Add(w.TrimEvery)
 		}
+	}
+	w.Log.Info("worker stopped", "consumer", w.Consumer)
+	return nil
+}
+
+// read reads new entries into out until ctx is done, then closes out.
+func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
+	defer close(out)
+	wait := backoffMin
+	for ctx.Err() == nil {
 		// The read does not use ctx: a blocked read cut short could leave
-		// entries delivered to us that we never see (pending until claimed).
-		// Block bounds how long a shutdown waits for it instead.
+		// entries delivered to us that we never see (pending until
+		// claimed). Block bounds how long a shutdown waits for it instead.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.Block+batchTimeout)
 		b, err := w.Likes.ReadNew(rctx, w.Group, w.Consumer, w.BatchSize, w.Block)
 		cancel()
 		if err != nil {
-			w.Log.Warn("read failed", "err", err, "retry_in", readWait)
-			if !sleep(ctx, readWait) {
-				break
+			w.Log.Warn("read failed", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return
 			}
-			readWait = min(2*readWait, backoffMax)
+			wait = min(2*wait, backoffMax)
 			// The stream or the group may have been deleted (FLUSHALL, a
 			// new Redis); recreating the group lets the next read work.
 			gctx, cancel := context.WithTimeout(ctx, batchTimeout)
 			_ = w.Likes.EnsureGroup(gctx, w.Group)
 			cancel()
-			continue
+		} else {
+			wait = backoffMin
 		}
-		readWait = backoffMin
-		if b.Len() == 0 {
-			w.heartbeat(ctx)
-			continue
-		}
-		if err := w.process(ctx, b); err != nil {
-			return err
-		}
+		// Sent even when ctx is done: the batch must be processed.
+		out <- b
 	}
-	w.Log.Info("worker stopped", "consumer", w.Consumer)
-	return nil
 }
 
 // prepare readies PostgreSQL and Redis: schema, catalog, consumer group.
