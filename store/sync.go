@@ -64,12 +64,18 @@ func sortedEvents(events []Event) []Event {
 	return slices.CompactFunc(out, func(a, b Event) bool { return a.ID == b.ID })
 }
 
+// The statements return their RETURNING rows as one row of arrays, which
+// costs far less to read than a thousand rows.
+
 const insertEvents = `
-INSERT INTO like_events (stream_id, product_id, shopper_id, action, at)
-SELECT e.stream_id, e.product_id, e.shopper_id, e.action, timestamptz 'epoch' + e.ms * interval '1 millisecond'
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS e(stream_id, product_id, shopper_id, action, ms)
-ON CONFLICT (stream_id) DO NOTHING
-RETURNING stream_id`
+WITH ins AS (
+    INSERT INTO like_events (stream_id, product_id, shopper_id, action, at)
+    SELECT e.stream_id, e.product_id, e.shopper_id, e.action, timestamptz 'epoch' + e.ms * interval '1 millisecond'
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS e(stream_id, product_id, shopper_id, action, ms)
+    ON CONFLICT (stream_id) DO NOTHING
+    RETURNING stream_id
+)
+SELECT COALESCE(array_agg(stream_id), '{}') FROM ins`
 
 const upsertProductCounters = `
 INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at)
@@ -90,10 +96,13 @@ ON CONFLICT (product_id, minute) DO UPDATE SET
     unlikes = b.unlikes + EXCLUDED.unlikes`
 
 const upsertShoppers = `
-INSERT INTO shopper_counters AS s (shopper_id, likes)
-SELECT d.shopper_id, d.likes FROM unnest($1::text[], $2::bigint[]) AS d(shopper_id, likes)
-ON CONFLICT (shopper_id) DO UPDATE SET likes = s.likes + EXCLUDED.likes
-RETURNING shopper_id, likes`
+WITH up AS (
+    INSERT INTO shopper_counters AS s (shopper_id, likes)
+    SELECT d.shopper_id, d.likes FROM unnest($1::text[], $2::bigint[]) AS d(shopper_id, likes)
+    ON CONFLICT (shopper_id) DO UPDATE SET likes = s.likes + EXCLUDED.likes
+    RETURNING shopper_id, likes
+)
+SELECT COALESCE(array_agg(shopper_id), '{}'), COALESCE(array_agg(likes), '{}') FROM up`
 
 const updateTotals = `UPDATE totals SET likes = likes + $1, shoppers = shoppers + $2, events = events + $3`
 
@@ -106,9 +115,10 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, events []Event) (in
 	for i, e := range events {
 		ids[i], products[i], shoppers[i], actions[i], at[i] = e.ID, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
 	}
-	var inserted []string
-	if err := tx.SelectContext(ctx, &inserted, insertEvents,
-		pq.StringArray(ids), pq.StringArray(products), pq.StringArray(shoppers), pq.StringArray(actions), pq.Int64Array(at)); err != nil {
+	var inserted pq.StringArray
+	if err := tx.QueryRowContext(ctx, insertEvents,
+		pq.StringArray(ids), pq.StringArray(products), pq.StringArray(shoppers), pq.StringArray(actions), pq.Int64Array(at),
+	).Scan(&inserted); err != nil {
 		return 0, fmt.Errorf("insert events: %w", err)
 	}
 	if len(inserted) == 0 {
@@ -187,9 +197,17 @@ func writeShoppers(ctx context.Context, tx *sqlx.Tx, rows []shopperDelta) (int64
 	for i, r := range rows {
 		ids[i], deltas[i] = r.Shopper, r.Likes
 	}
-	var after []shopperDelta
-	if err := tx.SelectContext(ctx, &after, upsertShoppers, pq.StringArray(ids), pq.Int64Array(deltas)); err != nil {
+	var afterIDs pq.StringArray
+	var afterLikes pq.Int64Array
+	if err := tx.QueryRowContext(ctx, upsertShoppers, pq.StringArray(ids), pq.Int64Array(deltas)).Scan(&afterIDs, &afterLikes); err != nil {
 		return 0, fmt.Errorf("update shopper counters: %w", err)
+	}
+	if len(afterIDs) != len(afterLikes) {
+		return 0, fmt.Errorf("update shopper counters: %d ids, %d counts", len(afterIDs), len(afterLikes))
+	}
+	after := make([]shopperDelta, len(afterIDs))
+	for i := range after {
+		after[i] = shopperDelta{Shopper: afterIDs[i], Likes: afterLikes[i]}
 	}
 	return likingShoppersChange(rows, after), nil
 }
@@ -209,10 +227,9 @@ type bucketDelta struct {
 
 // shopperDelta is a shopper's net change of likes, or (read back) their
 // likes after the change.
-// Its fields are exported for sqlx, which scans the RETURNING rows into it.
 type shopperDelta struct {
-	Shopper string `db:"shopper_id"`
-	Likes   int64  `db:"likes"`
+	Shopper string
+	Likes   int64
 }
 
 // deltas is what a set of new events changes, each slice sorted by key so

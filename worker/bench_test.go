@@ -2,9 +2,12 @@ package worker
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +49,28 @@ func BenchmarkSync_Drain(b *testing.B) {
 			rdb, prefix := storetest.Redis(b)
 			e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(b, url)}
 			fillStream(b, e, b.N)
+			// The connections the workers will use, opened now so their
+			// server processes can be measured.
+			var pgPIDs []int
+			db := e.stats.DB()
+			db.SetMaxIdleConns(c.workers + 2)
+			conns := make([]*sql.Conn, 0, c.workers+2)
+			for range c.workers + 2 {
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var pid int
+				if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+					b.Fatal(err)
+				}
+				pgPIDs = append(pgPIDs, pid)
+				conns = append(conns, conn)
+			}
+			for _, conn := range conns {
+				conn.Close() // back to the pool, still open
+			}
+			cpu0 := cpuNow(b, e, pgPIDs)
 			b.ResetTimer()
 			runCtx, cancel := context.WithCancel(ctx)
 			done := make(chan error, c.workers)
@@ -57,6 +82,7 @@ func BenchmarkSync_Drain(b *testing.B) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			b.StopTimer()
+			cpu := cpuNow(b, e, pgPIDs).sub(cpu0)
 			cancel()
 			for range c.workers {
 				if err := <-done; err != nil {
@@ -64,8 +90,57 @@ func BenchmarkSync_Drain(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			// CPU time per event of each part: a figure that does not depend
+			// on how busy the machine is. A worker cannot go faster than one
+			// PostgreSQL backend allows (1e6 / pg-µs/event events/s).
+			b.ReportMetric(float64(cpu.pg.Microseconds())/float64(b.N), "pg-µs/event")
+			b.ReportMetric(float64(cpu.redis.Microseconds())/float64(b.N), "redis-µs/event")
+			b.ReportMetric(float64(cpu.self.Microseconds())/float64(b.N), "go-µs/event")
 		})
 	}
+}
+
+// cpuTimes is CPU time used so far by the PostgreSQL backends, the Redis
+// server and this process.
+type cpuTimes struct{ pg, redis, self time.Duration }
+
+func (a cpuTimes) sub(b cpuTimes) cpuTimes {
+	return cpuTimes{a.pg - b.pg, a.redis - b.redis, a.self - b.self}
+}
+
+func cpuNow(b *testing.B, e *env, pgPIDs []int) cpuTimes {
+	b.Helper()
+	var t cpuTimes
+	for _, pid := range pgPIDs {
+		t.pg += procCPU(b, pid)
+	}
+	t.self = procCPU(b, os.Getpid())
+	info, err := e.rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			t.redis += time.Duration(f * float64(time.Second))
+		}
+	}
+	return t
+}
+
+// procCPU reads a process's user and system CPU time from /proc.
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("read cpu time: %v", err)
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // fillStream appends n well-formed events straight to the stream (the
