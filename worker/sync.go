@@ -41,7 +41,8 @@ const batchTimeout = 30 * time.Second
 // commit. Events are keyed by their stream id in PostgreSQL, so an entry
 // delivered twice (after a crash between commit and acknowledgement, or
 // claimed from a consumer that was only slow) is counted once. Several Syncs
-// with different Consumer names share the work.
+// with different Consumer names share the work. A Sync runs one Run at a
+// time.
 type Sync struct {
 	Likes *store.Likes
 	Stats *store.Stats
@@ -74,7 +75,8 @@ type Sync struct {
 	// Tests use it to inject that fault.
 	afterCommit func(store.Batch) error
 
-	// status since the last record
+	// Progress since the status was last recorded; only Run's goroutine
+	// touches it.
 	synced      int64
 	lastBatchAt time.Time
 	lastStatus  time.Time
