@@ -42,6 +42,7 @@ type Likes struct {
 	rdb    *redis.Client
 	prefix string
 	like   *redis.Script
+	trim   *redis.Script
 	now    func() time.Time
 }
 
@@ -68,7 +69,7 @@ func OpenLikes(ctx context.Context, url, prefix string) (*Likes, error) {
 
 // NewLikes wraps an existing client.
 func NewLikes(rdb *redis.Client, prefix string) *Likes {
-	return &Likes{rdb: rdb, prefix: prefix, like: redis.NewScript(likeLua), now: time.Now}
+	return &Likes{rdb: rdb, prefix: prefix, like: redis.NewScript(likeLua), trim: redis.NewScript(trimLua), now: time.Now}
 }
 
 // Client returns the underlying Redis client (for the worker and rate limits).

@@ -9,19 +9,26 @@ import (
 
 // allConfig is the settings of every role, for phoenix all and phoenix dev.
 type allConfig struct {
-	log   logConfig
-	redis redisConfig
-	shop  shopConfig
+	log      logConfig
+	redis    redisConfig
+	shop     shopConfig
+	database databaseConfig
+	worker   workerConfig
 }
 
 func (c *allConfig) register(f *flags, logFormat string) {
 	c.log.register(f, logFormat)
 	c.redis.register(f)
 	c.shop.register(f)
+	c.database.register(f)
+	c.database.registerMigrate(f)
+	c.worker.register(f, f.e)
 }
 
 func (c *allConfig) checks() []func() error {
-	return append(c.redis.checks(), c.shop.checks()...)
+	checks := append(c.redis.checks(), c.shop.checks()...)
+	checks = append(checks, c.database.checks()...)
+	return append(checks, c.worker.checks()...)
 }
 
 func runAll(ctx context.Context, e *env, args []string) error {
@@ -46,7 +53,14 @@ func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) erro
 		return err
 	}
 	defer shop.close()
+	cfg.worker.catalog = cfg.shop.catalog
+	worker, err := openWorker(ctx, e, log, cfg.redis, cfg.database, cfg.worker)
+	if err != nil {
+		return err
+	}
+	defer worker.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return shop.run(gctx) })
+	g.Go(func() error { return worker.run(gctx) })
 	return g.Wait()
 }

@@ -50,7 +50,11 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pg.Stop()
+	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
+		return err
+	}
 	log.Info("private servers ready", "redis", rdb.Addr(), "postgres_port", pg.Port())
 	cfg.redis.url = rdb.URL()
+	cfg.database.url = pg.URL("phoenix")
 	return startAll(ctx, e, log, cfg)
 }

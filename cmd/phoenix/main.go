@@ -2,6 +2,8 @@
 // every role; the first argument picks it:
 //
 //	phoenix shop      the shop (catalog, Like buttons), Redis only
+//	phoenix worker    moves Like events from Redis into PostgreSQL
+//	phoenix migrate   applies the database migrations and exits
 //	phoenix all       every role in one process
 //	phoenix dev       all, plus private Redis and PostgreSQL servers
 //
@@ -47,6 +49,8 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"shop", "serve the shop (catalog and Like buttons); needs Redis", runShop},
+		{"worker", "move Like events from Redis into PostgreSQL; needs both", runWorker},
+		{"migrate", "apply the database migrations and exit; needs PostgreSQL", runMigrate},
 		{"all", "run every role in one process", runAll},
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
 		{"loadgen", "simulated shoppers against a running shop, with progress and a summary", runLoadgen},

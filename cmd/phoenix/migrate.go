@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"phoenix/store"
+)
+
+// databaseConfig is how a role reaches PostgreSQL.
+type databaseConfig struct {
+	url     string
+	migrate bool
+}
+
+func (c *databaseConfig) register(f *flags) {
+	f.String(&c.url, "database-url", "PHOENIX_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/phoenix?sslmode=disable", "PostgreSQL URL")
+}
+
+// registerMigrate adds the switch for migrating at start, which roles that
+// use PostgreSQL have and phoenix migrate does not need.
+func (c *databaseConfig) registerMigrate(f *flags) {
+	f.Bool(&c.migrate, "migrate", "PHOENIX_MIGRATE", true, "apply the database migrations at start")
+}
+
+func (c *databaseConfig) checks() []func() error {
+	return []func() error{checkURL("PHOENIX_DATABASE_URL", c.url, "postgres", "postgresql")}
+}
+
+// runMigrate applies the embedded migrations and exits.
+func runMigrate(ctx context.Context, e *env, args []string) error {
+	f := newFlags("migrate", e)
+	var (
+		lc logConfig
+		dc databaseConfig
+	)
+	lc.register(f, "text")
+	dc.register(f)
+	if err := f.parse(args, dc.checks()...); err != nil {
+		return err
+	}
+	log, err := lc.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	stats, err := store.OpenStats(ctx, dc.url)
+	if err != nil {
+		if stats != nil {
+			stats.Close()
+		}
+		return fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
+	}
+	defer stats.Close()
+	if err := stats.Migrate(ctx); err != nil {
+		return err
+	}
+	log.Info("migrations applied")
+	return nil
+}

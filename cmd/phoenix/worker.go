@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"phoenix"
+	"phoenix/handlers"
+	"phoenix/store"
+	"phoenix/worker"
+)
+
+// workerConfig is the worker role's own settings.
+type workerConfig struct {
+	addr      string
+	consumer  string
+	group     string
+	batch     int
+	block     time.Duration
+	claimIdle time.Duration
+	catalog   string // shared with the shop under phoenix all
+}
+
+func (c *workerConfig) register(f *flags, e *env) {
+	f.String(&c.addr, "worker-addr", "PHOENIX_WORKER_ADDR", ":8082", "worker health listen address")
+	f.String(&c.consumer, "worker-consumer", "PHOENIX_WORKER_CONSUMER", defaultConsumer(e), "this worker's consumer name; unique per running worker")
+	f.String(&c.group, "worker-group", "PHOENIX_WORKER_GROUP", worker.DefaultGroup, "consumer group shared by the workers")
+	f.Int(&c.batch, "worker-batch", "PHOENIX_WORKER_BATCH", worker.DefaultBatchSize, "events per read and per transaction")
+	f.Duration(&c.block, "worker-block", "PHOENIX_WORKER_BLOCK", worker.DefaultBlock, "how long a read waits for new events")
+	f.Duration(&c.claimIdle, "worker-claim-idle", "PHOENIX_WORKER_CLAIM_IDLE", worker.DefaultClaimIdle,
+		"how long an event may stay unacknowledged with another worker before this one takes it over")
+}
+
+func (c *workerConfig) checks() []func() error {
+	return []func() error{
+		checkAddr("PHOENIX_WORKER_ADDR", c.addr),
+		checkPositive("PHOENIX_WORKER_BATCH", &c.batch),
+		func() error {
+			switch {
+			case c.consumer == "":
+				return errors.New("PHOENIX_WORKER_CONSUMER: missing")
+			case c.group == "":
+				return errors.New("PHOENIX_WORKER_GROUP: missing")
+			case c.block < time.Millisecond:
+				return fmt.Errorf("PHOENIX_WORKER_BLOCK: %s is shorter than 1ms", c.block)
+			case c.claimIdle < time.Millisecond:
+				return fmt.Errorf("PHOENIX_WORKER_CLAIM_IDLE: %s is shorter than 1ms", c.claimIdle)
+			}
+			return nil
+		},
+	}
+}
+
+// defaultConsumer names the worker after its host and process, so that
+// workers on one host (or restarts) never share a name.
+func defaultConsumer(e *env) string {
+	return instanceName(e) + "-" + strconv.Itoa(os.Getpid())
+}
+
+func runWorker(ctx context.Context, e *env, args []string) error {
+	f := newFlags("worker", e)
+	var (
+		lc logConfig
+		rc redisConfig
+		dc databaseConfig
+		wc workerConfig
+	)
+	lc.register(f, "json")
+	rc.register(f)
+	dc.register(f)
+	dc.registerMigrate(f)
+	wc.register(f, e)
+	f.String(&wc.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
+	checks := append(append(rc.checks(), dc.checks()...), wc.checks()...)
+	if err := f.parse(args, checks...); err != nil {
+		return err
+	}
+	log, err := lc.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	w, err := openWorker(ctx, e, log, rc, dc, wc)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	return w.run(ctx)
+}
+
+// workerRole is a running worker: its stores, its sync loop and its health
+// server.
+type workerRole struct {
+	*server
+	likes *store.Likes
+	stats *store.Stats
+	sync  *worker.Sync
+}
+
+func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, dc databaseConfig, wc workerConfig) (*workerRole, error) {
+	catalog, err := store.LoadCatalog(wc.catalog)
+	if err != nil {
+		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
+	}
+	// Either server may come up later: the worker waits and retries.
+	likes, err := store.OpenLikes(ctx, rc.url, rc.prefix)
+	if errors.Is(err, store.ErrUnavailable) {
+		log.Warn("redis unreachable at start", "err", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	}
+	stats, err := store.OpenStats(ctx, dc.url)
+	if errors.Is(err, store.ErrUnavailable) {
+		log.Warn("postgres unreachable at start", "err", err)
+	} else if err != nil {
+		likes.Close()
+		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
+	}
+	r := &workerRole{likes: likes, stats: stats}
+	app, err := handlers.NewApp(handlers.AppConfig{
+		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: instanceName(e),
+	})
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}, {Name: "postgres", Ping: stats.Ping}}}
+	health.Routes(app)
+	ln, err := listen("worker", wc.addr, e)
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	r.server = &server{role: "worker", app: app, ln: ln, health: health, log: log}
+	r.sync = &worker.Sync{
+		Likes: likes, Stats: stats, Log: log.With("role", "worker"),
+		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
+		Migrate: dc.migrate, Products: catalog.Products(),
+	}
+	return r, nil
+}
+
+// run syncs and serves health until ctx is done; the sync finishes its
+// batch first.
+func (r *workerRole) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.server.run(gctx) })
+	g.Go(func() error { return r.sync.Run(gctx) })
+	return g.Wait()
+}
+
+func (r *workerRole) close() {
+	r.stats.Close()
+	r.likes.Close()
+}

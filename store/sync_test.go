@@ -1,0 +1,232 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"phoenix/store"
+	"phoenix/store/storetest"
+)
+
+func openStats(t *testing.T) *store.Stats {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.OpenStats(ctx, storetest.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type totals struct {
+	Likes    int64 `db:"likes"`
+	Shoppers int64 `db:"shoppers"`
+	Events   int64 `db:"events"`
+}
+
+func readTotals(t *testing.T, s *store.Stats) totals {
+	t.Helper()
+	var tt totals
+	if err := s.DB().Get(&tt, `SELECT likes, shoppers, events FROM totals`); err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
+func productLikes(t *testing.T, s *store.Stats) map[string]int64 {
+	t.Helper()
+	var rows []struct {
+		ID    string `db:"product_id"`
+		Likes int64  `db:"likes"`
+	}
+	if err := s.DB().Select(&rows, `SELECT product_id, likes FROM product_counters`); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.ID] = r.Likes
+	}
+	return out
+}
+
+func event(id, product, shopper string, a store.Action) store.Event {
+	return store.Event{ID: id, ProductID: product, ShopperID: shopper, Action: a, At: time.Date(2025, 3, 1, 12, 30, 15, 0, time.UTC)}
+}
+
+func TestStats_ApplyBatch(t *testing.T) {
+	ctx := context.Background()
+	s := openStats(t)
+	first := []store.Event{
+		event("1-0", "pads", "alice", store.ActionLike),
+		event("1-1", "tyre", "alice", store.ActionLike),
+		event("1-2", "pads", "bob", store.ActionLike),
+	}
+	apply := func(t *testing.T, events []store.Event, want int) {
+		t.Helper()
+		got, err := s.ApplyBatch(ctx, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("applied %d, want %d", got, want)
+		}
+	}
+	t.Run("new events", func(t *testing.T) {
+		apply(t, first, 3)
+		if got, want := readTotals(t, s), (totals{Likes: 3, Shoppers: 2, Events: 3}); got != want {
+			t.Errorf("totals %+v, want %+v", got, want)
+		}
+	})
+	t.Run("replay", func(t *testing.T) {
+		apply(t, first, 0)
+		apply(t, append(first, first...), 0)
+		if got, want := readTotals(t, s), (totals{Likes: 3, Shoppers: 2, Events: 3}); got != want {
+			t.Errorf("totals %+v, want %+v", got, want)
+		}
+	})
+	t.Run("partial replay", func(t *testing.T) {
+		apply(t, []store.Event{first[2], event("2-0", "pads", "alice", store.ActionUnlike), first[0]}, 1)
+		if got := productLikes(t, s); got["pads"] != 1 || got["tyre"] != 1 {
+			t.Errorf("likes %v, want pads 1, tyre 1", got)
+		}
+	})
+	t.Run("last like withdrawn", func(t *testing.T) {
+		apply(t, []store.Event{event("3-0", "pads", "bob", store.ActionUnlike)}, 1)
+		if got, want := readTotals(t, s), (totals{Likes: 1, Shoppers: 1, Events: 5}); got != want {
+			t.Errorf("totals %+v, want %+v", got, want)
+		}
+	})
+	t.Run("buckets", func(t *testing.T) {
+		var b struct {
+			Minute  time.Time `db:"minute"`
+			Likes   int64     `db:"likes"`
+			Unlikes int64     `db:"unlikes"`
+		}
+		if err := s.DB().Get(&b, `SELECT minute, likes, unlikes FROM like_buckets WHERE product_id = 'pads'`); err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC); !b.Minute.Equal(want) || b.Likes != 2 || b.Unlikes != 2 {
+			t.Errorf("bucket %+v, want 2 likes and 2 unlikes at %v", b, want)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		apply(t, nil, 0)
+	})
+}
+
+// TestStats_ApplyBatchConcurrent applies overlapping batches from several
+// goroutines at once, in different orders, as workers that claimed each
+// other's entries would: no error (deadlocks are retried), exact totals.
+func TestStats_ApplyBatchConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := openStats(t)
+	const n = 2000
+	events := make([]store.Event, n)
+	for i := range events {
+		events[i] = event(fmt.Sprintf("%d-0", 1000+i), fmt.Sprintf("p%d", i%7), fmt.Sprintf("s%d", i%13), store.ActionLike)
+	}
+	var wg sync.WaitGroup
+	applied := make([]int, 4)
+	for g := range applied {
+		wg.Go(func() {
+			for i := 0; i < n; i += 100 {
+				// Each goroutine walks the events in its own order.
+				lo := (i + g*500) % n
+				batch := append([]store.Event(nil), events[lo:lo+100]...)
+				if g%2 == 1 {
+					for a, b := 0, len(batch)-1; a < b; a, b = a+1, b-1 {
+						batch[a], batch[b] = batch[b], batch[a]
+					}
+				}
+				k, err := s.ApplyBatch(ctx, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				applied[g] += k
+			}
+		})
+	}
+	wg.Wait()
+	sum := 0
+	for _, k := range applied {
+		sum += k
+	}
+	if sum != n {
+		t.Errorf("applied %d in all, want %d", sum, n)
+	}
+	if got, want := readTotals(t, s), (totals{Likes: n, Shoppers: 13, Events: n}); got != want {
+		t.Errorf("totals %+v, want %+v", got, want)
+	}
+}
+
+func TestStats_SyncProducts(t *testing.T) {
+	ctx := context.Background()
+	s := openStats(t)
+	cat, err := store.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	products := cat.Products()
+	count := func() int {
+		var n int
+		if err := s.DB().Get(&n, `SELECT count(*) FROM products`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := s.SyncProducts(ctx, products); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncProducts(ctx, products); err != nil {
+		t.Fatal(err)
+	}
+	if count() != len(products) {
+		t.Fatalf("got %d products, want %d", count(), len(products))
+	}
+	changed := append([]store.Product(nil), products[1:]...)
+	changed[0].Name = "Renamed"
+	if err := s.SyncProducts(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := s.DB().Get(&name, `SELECT name FROM products WHERE id = $1`, changed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if count() != len(changed) || name != "Renamed" {
+		t.Errorf("got %d products and name %q, want %d and Renamed", count(), name, len(changed))
+	}
+}
+
+func TestStats_RecordWorkerStatus(t *testing.T) {
+	ctx := context.Background()
+	s := openStats(t)
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, st := range []store.WorkerStatus{
+		{Consumer: "w1", LastBatchAt: at, Synced: 10, Backlog: 5, Lag: 1500 * time.Millisecond},
+		{Consumer: "w1", Synced: 0, Backlog: 0}, // an idle heartbeat keeps the last batch time
+	} {
+		if err := s.RecordWorkerStatus(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got struct {
+		Last    time.Time `db:"last_batch_at"`
+		Synced  int64     `db:"events_synced"`
+		Backlog int64     `db:"backlog"`
+		Lag     int64     `db:"lag_ms"`
+	}
+	if err := s.DB().Get(&got, `SELECT last_batch_at, events_synced, backlog, lag_ms FROM worker_status WHERE consumer = 'w1'`); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Last.Equal(at) || got.Synced != 10 || got.Backlog != 0 || got.Lag != 0 {
+		t.Errorf("got %+v", got)
+	}
+}

@@ -1,0 +1,171 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"phoenix/store"
+	"phoenix/store/storetest"
+)
+
+// BenchmarkSync_Drain measures how fast workers drain a backlog of b.N
+// events into a PostgreSQL server with fsync on (a private one, as in
+// production durability). Run it with a fixed count, e.g.
+//
+//	go test ./worker/ -run '^$' -bench Drain -benchtime 1000000x
+//
+// and read the events/s metric. The events come from 100,000 shoppers, so
+// nearly every event of a batch touches a different shopper counter: the
+// worst case for the worker.
+//
+// The fsync=false case uses the shared test server (no durability) to show
+// how much of the time is spent waiting for the disk.
+func BenchmarkSync_Drain(b *testing.B) {
+	cases := []struct {
+		fsync          bool
+		workers, batch int
+	}{{true, 1, DefaultBatchSize}, {false, 1, DefaultBatchSize}, {true, 2, DefaultBatchSize}, {true, 1, 5000}}
+	for _, c := range cases {
+		fsync := c.fsync
+		b.Run(fmt.Sprintf("fsync=%v/workers=%d/batch=%d", c.fsync, c.workers, c.batch), func(b *testing.B) {
+			ctx := context.Background()
+			var url string
+			if fsync {
+				pg := storetest.PostgresServer(b)
+				if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
+					b.Fatal(err)
+				}
+				url = pg.URL("phoenix")
+			} else {
+				url = storetest.Postgres(b)
+			}
+			rdb, prefix := storetest.Redis(b)
+			e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(b, url)}
+			fillStream(b, e, b.N)
+			// The connections the workers will use, opened now so their
+			// server processes can be measured.
+			var pgPIDs []int
+			db := e.stats.DB()
+			db.SetMaxIdleConns(c.workers + 2)
+			conns := make([]*sql.Conn, 0, c.workers+2)
+			for range c.workers + 2 {
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var pid int
+				if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+					b.Fatal(err)
+				}
+				pgPIDs = append(pgPIDs, pid)
+				conns = append(conns, conn)
+			}
+			for _, conn := range conns {
+				conn.Close() // back to the pool, still open
+			}
+			cpu0 := cpuNow(b, e, pgPIDs)
+			b.ResetTimer()
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan error, c.workers)
+			for i := range c.workers {
+				w := &Sync{Likes: e.likes, Stats: e.stats, Consumer: fmt.Sprintf("bench%d", i), Block: 10 * time.Millisecond, BatchSize: c.batch}
+				go func() { done <- w.Run(runCtx) }()
+			}
+			for eventsStored(b, e.stats) < int64(b.N) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			b.StopTimer()
+			cpu := cpuNow(b, e, pgPIDs).sub(cpu0)
+			cancel()
+			for range c.workers {
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			// CPU time per event of each part: a figure that does not depend
+			// on how busy the machine is. A worker cannot go faster than one
+			// PostgreSQL backend allows (1e6 / pg-µs/event events/s).
+			b.ReportMetric(float64(cpu.pg.Microseconds())/float64(b.N), "pg-µs/event")
+			b.ReportMetric(float64(cpu.redis.Microseconds())/float64(b.N), "redis-µs/event")
+			b.ReportMetric(float64(cpu.self.Microseconds())/float64(b.N), "go-µs/event")
+		})
+	}
+}
+
+// cpuTimes is CPU time used so far by the PostgreSQL backends, the Redis
+// server and this process.
+type cpuTimes struct{ pg, redis, self time.Duration }
+
+func (a cpuTimes) sub(b cpuTimes) cpuTimes {
+	return cpuTimes{a.pg - b.pg, a.redis - b.redis, a.self - b.self}
+}
+
+func cpuNow(b *testing.B, e *env, pgPIDs []int) cpuTimes {
+	b.Helper()
+	var t cpuTimes
+	for _, pid := range pgPIDs {
+		t.pg += procCPU(b, pid)
+	}
+	t.self = procCPU(b, os.Getpid())
+	info, err := e.rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			t.redis += time.Duration(f * float64(time.Second))
+		}
+	}
+	return t
+}
+
+// procCPU reads a process's user and system CPU time from /proc.
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("read cpu time: %v", err)
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// fillStream appends n well-formed events straight to the stream (the
+// benchmark measures the worker, not the shop's script).
+func fillStream(b *testing.B, e *env, n int) {
+	b.Helper()
+	ctx := context.Background()
+	at := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	for done := 0; done < n; {
+		pipe := e.rdb.Pipeline()
+		for i := 0; i < 10000 && done < n; i++ {
+			action := "like"
+			if rand.IntN(3) == 0 {
+				action = "unlike"
+			}
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.likes.StreamKey(), Values: []any{
+				"product", products[rand.IntN(len(products))], "shopper", fmt.Sprintf("%032x", rand.IntN(100000)),
+				"action", action, "at", at,
+			}})
+			done++
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,408 @@
+// Package worker moves Like events from the Redis stream into PostgreSQL.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"phoenix/store"
+)
+
+// Defaults for the zero values of Sync's settings.
+const (
+	DefaultGroup          = "phoenix-workers"
+	DefaultBatchSize      = 1000
+	DefaultBlock          = time.Second
+	DefaultClaimIdle      = 30 * time.Second
+	DefaultTrimEvery      = 10 * time.Second
+	DefaultHeartbeatEvery = 5 * time.Second
+)
+
+// Back-off after a failed Redis or PostgreSQL call: doubling from
+// backoffMin to backoffMax, so a long outage costs a call every few seconds.
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// statusEvery is how often a busy worker records its status.
+const statusEvery = time.Second
+
+// batchTimeout bounds each store call made for a batch. Those calls do not
+// use the Run context, so that a shutdown lets the current batch finish.
+const batchTimeout = 30 * time.Second
+
+// Sync reads the event stream through a consumer group and writes each batch
+// to PostgreSQL in one transaction, acknowledging the entries only after the
+// commit. Events are keyed by their stream id in PostgreSQL, so an entry
+// delivered twice (after a crash between commit and acknowledgement, or
+// claimed from a consumer that was only slow) is counted once. Several Syncs
+// with different Consumer names share the work. A Sync runs one Run at a
+// time.
+type Sync struct {
+	Likes *store.Likes
+	Stats *store.Stats
+	Log   *slog.Logger
+
+	Consumer  string        // this worker's name in the group; unique per process
+	Group     string        // the consumer group (DefaultGroup)
+	BatchSize int           // entries per read and per transaction (DefaultBatchSize)
+	Block     time.Duration // how long a read waits for new entries (DefaultBlock)
+	// ClaimIdle is how long an entry may stay pending with another consumer
+	// before this one takes it over (DefaultClaimIdle). The scan for such
+	// entries runs at start and every ClaimIdle/2.
+	ClaimIdle time.Duration
+	// TrimEvery is how often acknowledged entries are trimmed (DefaultTrimEvery).
+	TrimEvery time.Duration
+	// HeartbeatEvery is how often an idle worker records its status
+	// (DefaultHeartbeatEvery).
+	HeartbeatEvery time.Duration
+
+	// Migrate applies the database migrations at start.
+	Migrate bool
+	// Products, when set, is written to the products table at start, so
+	// the admin sees the shop's catalog.
+	Products []store.Product
+
+	// now is the clock (time.Now when nil).
+	now func() time.Time
+	// afterCommit, when set, runs after a batch is committed and before it
+	// is acknowledged; an error stops Run as a crash at that point would.
+	// Tests use it to inject that fault.
+	afterCommit func(store.Batch) error
+
+	// Progress since the status was last recorded; only Run's goroutine
+	// touches it.
+	synced      int64
+	lastBatchAt time.Time
+	lastStatus  time.Time
+	lag         time.Duration
+}
+
+func (w *Sync) defaults() {
+	if w.Group == "" {
+		w.Group = DefaultGroup
+	}
+	if w.BatchSize <= 0 {
+		w.BatchSize = DefaultBatchSize
+	}
+	if w.Block <= 0 {
+		w.Block = DefaultBlock
+	}
+	if w.ClaimIdle <= 0 {
+		w.ClaimIdle = DefaultClaimIdle
+	}
+	if w.TrimEvery <= 0 {
+		w.TrimEvery = DefaultTrimEvery
+	}
+	if w.HeartbeatEvery <= 0 {
+		w.HeartbeatEvery = DefaultHeartbeatEvery
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.Log == nil {
+		w.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run syncs until ctx is done, then finishes the batch in hand and returns
+// nil. Failures of Redis or PostgreSQL are logged and retried with back-off;
+// Run returns an error only for a fault injected by tests.
+func (w *Sync) Run(ctx context.Context) error {
+	if w.Consumer == "" {
+		return errors.New("worker: no consumer name")
+	}
+	w.defaults()
+	w.Log.Info("worker starting", "consumer", w.Consumer, "group", w.Group, "batch", w.BatchSize)
+	if err := w.retry(ctx, "prepare", w.prepare); err != nil {
+		return nil // ctx done
+	}
+	if err := w.drainOwn(ctx); err != nil {
+		return err
+	}
+	// A reader goroutine reads the next batch while this one writes the
+	// current one to PostgreSQL. The channel is unbuffered, so at most one
+	// batch is read ahead; the reader hands over every batch it read (an
+	// idle read hands over an empty one) and closes the channel when ctx is
+	// done, and this loop processes everything it receives: no entry read
+	// is left behind at shutdown.
+	rctx, stopReader := context.WithCancel(ctx)
+	batches := make(chan store.Batch)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.read(rctx, batches) })
+	defer func() {
+		// Only reached early after an injected crash: what was read
+		// ahead stays pending, as it would in a real crash.
+		stopReader()
+		for range batches {
+		}
+		wg.Wait()
+	}()
+	nextClaim, nextTrim := time.Time{}, w.now().Add(w.TrimEvery)
+	for b := range batches {
+		if b.Len() == 0 {
+			w.heartbeat(ctx)
+		} else if err := w.process(ctx, b); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			continue // finish what the reader hands over, start nothing new
+		}
+		now := w.now()
+		if !now.Before(nextClaim) {
+			if err := w.claimStale(ctx); err != nil {
+				return err
+			}
+			nextClaim = w.now().Add(w.ClaimIdle / 2)
+		}
+		if !now.Before(nextTrim) {
+			w.trim(ctx)
+			nextTrim = w.now().Add(w.TrimEvery)
+		}
+	}
+	w.Log.Info("worker stopped", "consumer", w.Consumer)
+	return nil
+}
+
+// read reads new entries into out until ctx is done, then closes out.
+func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
+	defer close(out)
+	wait := backoffMin
+	for ctx.Err() == nil {
+		// The read does not use ctx: a blocked read cut short could leave
+		// entries delivered to us that we never see (pending until
+		// claimed). Block bounds how long a shutdown waits for it instead.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.Block+batchTimeout)
+		b, err := w.Likes.ReadNew(rctx, w.Group, w.Consumer, w.BatchSize, w.Block)
+		cancel()
+		if err != nil {
+			w.Log.Warn("read failed", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return
+			}
+			wait = min(2*wait, backoffMax)
+			// The stream or the group may have been deleted (FLUSHALL, a
+			// new Redis); recreating the group lets the next read work.
+			gctx, cancel := context.WithTimeout(ctx, batchTimeout)
+			_ = w.Likes.EnsureGroup(gctx, w.Group)
+			cancel()
+		} else {
+			wait = backoffMin
+		}
+		// Sent even when ctx is done: the batch must be processed.
+		out <- b
+	}
+}
+
+// prepare readies PostgreSQL and Redis: schema, catalog, consumer group.
+func (w *Sync) prepare(ctx context.Context) error {
+	if w.Migrate {
+		if err := w.Stats.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+	if w.Products != nil {
+		if err := w.Stats.SyncProducts(ctx, w.Products); err != nil {
+			return err
+		}
+	}
+	return w.Likes.EnsureGroup(ctx, w.Group)
+}
+
+// drainOwn processes the entries still pending under this consumer's name,
+// left by an earlier process with the same name that stopped mid-batch.
+// Processed entries are acknowledged, so each read starts from the top.
+func (w *Sync) drainOwn(ctx context.Context) error {
+	for ctx.Err() == nil {
+		var b store.Batch
+		err := w.retry(ctx, "read pending", func(ctx context.Context) error {
+			var err error
+			b, err = w.Likes.ReadPending(ctx, w.Group, w.Consumer, "0", w.BatchSize)
+			return err
+		})
+		if err != nil || b.Len() == 0 {
+			return nil
+		}
+		if err := w.process(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claimStale takes over and processes entries left pending too long by
+// other consumers (presumably dead). Errors are logged; the next scan
+// tries again.
+func (w *Sync) claimStale(ctx context.Context) error {
+	start := "0-0"
+	for ctx.Err() == nil {
+		b, next, err := w.Likes.Claim(ctx, w.Group, w.Consumer, w.ClaimIdle, start, w.BatchSize)
+		if err != nil {
+			w.Log.Warn("claim failed", "err", err)
+			return nil
+		}
+		if b.Len() > 0 {
+			w.Log.Info("claimed stale entries", "count", b.Len())
+			if err := w.process(ctx, b); err != nil {
+				return err
+			}
+		}
+		if next == "0-0" || next == "" {
+			return nil
+		}
+		start = next
+	}
+	return nil
+}
+
+// process parks the malformed entries, applies the events in one
+// transaction and acknowledges them after the commit. If ctx is done while
+// PostgreSQL or Redis is away, it gives up: the entries stay pending, and
+// this or another worker processes them later.
+func (w *Sync) process(ctx context.Context, b store.Batch) error {
+	for _, m := range b.Malformed {
+		w.Log.Warn("malformed entry parked", "id", m.ID, "err", m.Err)
+	}
+	if err := w.retry(ctx, "dead-letter", func(ctx context.Context) error {
+		return w.Likes.DeadLetter(ctx, w.Group, b.Malformed)
+	}); err != nil {
+		return nil
+	}
+	if len(b.Events) == 0 {
+		return nil
+	}
+	var applied int
+	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
+		var err error
+		applied, err = w.Stats.ApplyBatch(ctx, b.Events)
+		return err
+	}); err != nil {
+		return nil
+	}
+	if w.afterCommit != nil {
+		if err := w.afterCommit(b); err != nil {
+			return err
+		}
+	}
+	ids := make([]string, len(b.Events))
+	for i, e := range b.Events {
+		ids[i] = e.ID
+	}
+	if err := w.retry(ctx, "ack", func(ctx context.Context) error {
+		return w.Likes.Ack(ctx, w.Group, ids)
+	}); err != nil {
+		return nil
+	}
+	w.synced += int64(applied)
+	w.lastBatchAt = w.now()
+	w.lag = w.now().Sub(latest(b.Events))
+	if applied < len(b.Events) {
+		w.Log.Info("replayed events ignored", "count", len(b.Events)-applied)
+	}
+	// A busy worker records its status at most every statusEvery: a
+	// write per batch would add a commit (and a disk flush) to each one.
+	if w.now().Sub(w.lastStatus) >= statusEvery {
+		w.recordStatus(ctx)
+	}
+	return nil
+}
+
+// heartbeat records the status of an idle worker every HeartbeatEvery, and
+// at once when it has just finished work, so the backlog shows as zero.
+func (w *Sync) heartbeat(ctx context.Context) {
+	if w.synced == 0 && w.now().Sub(w.lastStatus) < w.HeartbeatEvery {
+		return
+	}
+	w.recordStatus(ctx)
+}
+
+// recordStatus writes this consumer's status row. It is best effort: a
+// failure is logged and the counts carry over to the next record.
+func (w *Sync) recordStatus(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	backlog, err := w.Likes.GroupBacklog(sctx, w.Group)
+	if err != nil {
+		w.Log.Warn("read backlog failed", "err", err)
+		return
+	}
+	if backlog.Total() == 0 {
+		w.lag = 0
+	}
+	st := store.WorkerStatus{
+		Consumer: w.Consumer, LastBatchAt: w.lastBatchAt, Synced: w.synced,
+		Backlog: backlog.Total(), Lag: w.lag,
+	}
+	if err := w.Stats.RecordWorkerStatus(sctx, st); err != nil {
+		w.Log.Warn("record status failed", "err", err)
+		return
+	}
+	w.synced, w.lastBatchAt, w.lastStatus = 0, time.Time{}, w.now()
+}
+
+// trim removes the acknowledged history from the stream.
+func (w *Sync) trim(ctx context.Context) {
+	n, err := w.Likes.TrimAcked(ctx)
+	if err != nil {
+		w.Log.Warn("trim failed", "err", err)
+		return
+	}
+	if n > 0 {
+		w.Log.Debug("trimmed stream", "entries", n)
+	}
+}
+
+// retry calls fn until it succeeds, backing off between failures. Each call
+// gets its own timeout and is not cut short by ctx, so a shutdown lets the
+// call in flight finish; ctx being done stops further attempts, and retry
+// then returns ctx's error.
+func (w *Sync) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	wait := backoffMin
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+		err := fn(cctx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				w.Log.Info("recovered", "op", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			w.Log.Warn("retrying", "op", what, "attempt", attempt, "err", err)
+		}
+		if !sleep(ctx, wait) {
+			w.Log.Warn("gave up at shutdown; entries stay pending", "op", what, "err", err)
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		wait = min(2*wait, backoffMax)
+	}
+}
+
+// sleep waits for d or until ctx is done, reporting whether it slept fully.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// latest is the time of the newest event.
+func latest(events []store.Event) time.Time {
+	var t time.Time
+	for _, e := range events {
+		if e.At.After(t) {
+			t = e.At
+		}
+	}
+	return t
+}
