@@ -9,19 +9,25 @@ import (
 
 // allConfig is the settings of every role, for phoenix all and phoenix dev.
 type allConfig struct {
-	log   logConfig
-	redis redisConfig
-	shop  shopConfig
+	log      logConfig
+	redis    redisConfig
+	shop     shopConfig
+	postgres postgresConfig
+	admin    adminConfig
 }
 
 func (c *allConfig) register(f *flags, logFormat string) {
 	c.log.register(f, logFormat)
 	c.redis.register(f)
 	c.shop.register(f)
+	c.postgres.register(f)
+	c.admin.register(f)
 }
 
 func (c *allConfig) checks() []func() error {
-	return append(c.redis.checks(), c.shop.checks()...)
+	checks := append(c.redis.checks(), c.shop.checks()...)
+	checks = append(checks, c.postgres.checks()...)
+	return append(checks, c.admin.checks()...)
 }
 
 func runAll(ctx context.Context, e *env, args []string) error {
@@ -46,7 +52,14 @@ func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) erro
 		return err
 	}
 	defer shop.close()
+	cfg.admin.secureCookies = cfg.shop.secureCookies // one PHOENIX_SECURE_COOKIES for every role
+	admin, err := openAdmin(ctx, e, log, cfg.postgres, cfg.admin)
+	if err != nil {
+		return err
+	}
+	defer admin.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return shop.run(gctx) })
+	g.Go(func() error { return admin.run(gctx) })
 	return g.Wait()
 }

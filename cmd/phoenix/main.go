@@ -2,6 +2,7 @@
 // every role; the first argument picks it:
 //
 //	phoenix shop      the shop (catalog, Like buttons), Redis only
+//	phoenix admin     the admin dashboard (login, live statistics), PostgreSQL only
 //	phoenix all       every role in one process
 //	phoenix dev       all, plus private Redis and PostgreSQL servers
 //
@@ -47,6 +48,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"shop", "serve the shop (catalog and Like buttons); needs Redis", runShop},
+		{"admin", "serve the admin dashboard (login, live statistics, export); needs PostgreSQL", runAdmin},
 		{"all", "run every role in one process", runAll},
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
 	}

@@ -1,0 +1,14 @@
+package main
+
+// postgresConfig is how a role reaches PostgreSQL.
+type postgresConfig struct {
+	url string
+}
+
+func (c *postgresConfig) register(f *flags) {
+	f.String(&c.url, "database-url", "PHOENIX_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/phoenix?sslmode=disable", "PostgreSQL URL")
+}
+
+func (c *postgresConfig) checks() []func() error {
+	return []func() error{checkURL("PHOENIX_DATABASE_URL", c.url, "postgres", "postgresql")}
+}
