@@ -245,7 +245,7 @@ func (h *Admin) fragment(path string, q dashboardQuery, notice staleNotice) frag
 
 func (h *Admin) totals(c *fiber.Ctx) totalsView {
 	t, notice := loadStats(h, c, "totals", h.Stats.Totals)
-	return totalsView{fragment: h.fragment("/admin/stats/totals", dashboardQuery{Sort: "rank"}, notice), Totals: t}
+	return totalsView{fragment: h.fragment("/admin/stats/totals", dashboardQuery{}, notice), Totals: t}
 }
 
 func (h *Admin) productStats(ctx context.Context) ([]store.ProductStats, error) {
@@ -269,14 +269,14 @@ func (h *Admin) categories(c *fiber.Ctx) categoriesView {
 	rows, notice := loadStats(h, c, "categories", func(ctx context.Context) ([]store.CategoryStats, error) {
 		return h.Stats.CategoryStats(ctx, h.Stats.Now().Add(-time.Hour))
 	})
-	return categoriesView{fragment: h.fragment("/admin/stats/categories", dashboardQuery{Sort: "rank"}, notice), Rows: categoryTable(rows)}
+	return categoriesView{fragment: h.fragment("/admin/stats/categories", dashboardQuery{}, notice), Rows: categoryTable(rows)}
 }
 
 func (h *Admin) chart(c *fiber.Ctx, q dashboardQuery, products []store.ProductStats) chartView {
 	series, notice := loadStats(h, c, "chart:"+q.Product, func(ctx context.Context) ([]store.Minute, error) {
 		return h.Stats.LikesPerMinute(ctx, q.Product, h.Stats.Now(), chartMinutes)
 	})
-	v := chartView{fragment: h.fragment("/admin/stats/chart", dashboardQuery{Sort: "rank", Product: q.Product}, notice),
+	v := chartView{fragment: h.fragment("/admin/stats/chart", dashboardQuery{Product: q.Product}, notice),
 		chart: newChart(series), Product: q.Product, ProductName: q.Product}
 	for _, p := range products {
 		if p.ID == q.Product {
@@ -288,7 +288,7 @@ func (h *Admin) chart(c *fiber.Ctx, q dashboardQuery, products []store.ProductSt
 
 func (h *Admin) worker(c *fiber.Ctx) workerView {
 	rows, notice := loadStats(h, c, "worker", h.Stats.WorkerStatus)
-	v := workerView{fragment: h.fragment("/admin/stats/worker", dashboardQuery{Sort: "rank"}, notice), Workers: rows}
+	v := workerView{fragment: h.fragment("/admin/stats/worker", dashboardQuery{}, notice), Workers: rows}
 	if len(rows) > 0 {
 		v.Latest, v.Heartbeat = rows[0], rows[0].UpdatedAt // latest first
 	}

@@ -80,8 +80,9 @@ func (q dashboardQuery) values() url.Values {
 	}
 	set("category", q.Category, "")
 	set("q", q.Text, "")
-	set("sort", q.Sort, "rank")
-	set("dir", q.Dir, sortColumns[q.Sort])
+	sort := cmp.Or(q.Sort, "rank")
+	set("sort", sort, "rank")
+	set("dir", cmp.Or(q.Dir, sortColumns[sort]), sortColumns[sort])
 	set("product", q.Product, "")
 	return v
 }
@@ -165,6 +166,7 @@ type productRow struct {
 	store.ProductStats
 	Rank  int
 	Share float64 // of all likes, 0..1
+	Bar   float64 // likes relative to the most liked product, 0..1, for the bar
 }
 
 // SharePercent formats the share for people.
@@ -180,7 +182,7 @@ type productsView struct {
 
 type categoryRow struct {
 	store.CategoryStats
-	Share float64
+	Share, Bar float64 // as in productRow
 }
 
 // Name is the category's label; products missing from the catalog table
@@ -236,9 +238,9 @@ type adminPage struct {
 // productTable ranks rows by likes, works out each share, then filters and
 // sorts them as q says. It costs O(products).
 func productTable(rows []store.ProductStats, q dashboardQuery) []productRow {
-	var total int64
+	var total, top int64
 	for _, r := range rows {
-		total += r.Likes
+		total, top = total+r.Likes, max(top, r.Likes)
 	}
 	text := strings.ToLower(q.Text)
 	out := make([]productRow, 0, len(rows))
@@ -249,7 +251,7 @@ func productTable(rows []store.ProductStats, q dashboardQuery) []productRow {
 		if text != "" && !strings.Contains(strings.ToLower(r.Name+" "+r.ID), text) {
 			continue
 		}
-		out = append(out, productRow{ProductStats: r, Rank: i + 1, Share: share(r.Likes, total)})
+		out = append(out, productRow{ProductStats: r, Rank: i + 1, Share: share(r.Likes, total), Bar: share(r.Likes, top)})
 	}
 	by := map[string]func(a, b productRow) int{
 		"rank":     func(a, b productRow) int { return cmp.Compare(a.Rank, b.Rank) },
@@ -271,13 +273,13 @@ func productTable(rows []store.ProductStats, q dashboardQuery) []productRow {
 
 // categoryTable adds each category's share of all likes.
 func categoryTable(rows []store.CategoryStats) []categoryRow {
-	var total int64
+	var total, top int64
 	for _, r := range rows {
-		total += r.Likes
+		total, top = total+r.Likes, max(top, r.Likes)
 	}
 	out := make([]categoryRow, len(rows))
 	for i, r := range rows {
-		out[i] = categoryRow{CategoryStats: r, Share: share(r.Likes, total)}
+		out[i] = categoryRow{CategoryStats: r, Share: share(r.Likes, total), Bar: share(r.Likes, top)}
 	}
 	return out
 }
