@@ -206,7 +206,7 @@ type chartView struct {
 type workerView struct {
 	fragment
 	Workers   []store.WorkerStatus
-	Heartbeat time.Time   // the latest heartbeat of any consumer
+	Heartbeat time.Time // the latest heartbeat of any consumer
 	Latest    store.WorkerStatus
 	Behind    staleNotice // the worker has not synced for too long
 }
