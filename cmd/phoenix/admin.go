@@ -43,9 +43,10 @@ func (c *adminConfig) register(f *flags) {
 	f.Bool(&c.migrate, "migrate", "PHOENIX_MIGRATE", true, "apply the database migrations at start")
 }
 
+// checks read the settings when they run, after the flags are parsed.
 func (c *adminConfig) checks() []func() error {
 	return []func() error{
-		checkAddr("PHOENIX_ADMIN_ADDR", c.addr),
+		func() error { return checkAddr("PHOENIX_ADMIN_ADDR", c.addr)() },
 		func() error {
 			if utf8.RuneCountInString(c.password) < minPasswordLen {
 				return fmt.Errorf("PHOENIX_ADMIN_PASSWORD: missing or shorter than %d characters", minPasswordLen)
