@@ -66,7 +66,7 @@ func classify(err error) (int, string) {
 		case fiber.StatusRequestEntityTooLarge:
 			return fe.Code, "That request is too large."
 		}
-		if fe.Code >= 500 {
+		if fe.Code >= 500 && fe.Code != fiber.StatusServiceUnavailable { // a 503 says what to wait for
 			return fe.Code, "Something went wrong on our side. Please retry."
 		}
 		return fe.Code, fe.Message

@@ -125,6 +125,8 @@ func NewEngine(views fs.FS, assets *Assets) (*html.Engine, error) {
 		}
 		return assets.URL("img/parts/" + name)
 	})
+	e.AddFunc("num", formatCount)
+	e.AddFunc("signed", formatChange)
 	if err := e.Load(); err != nil {
 		return nil, err
 	}

@@ -360,8 +360,9 @@ WHERE (p.name, p.category, p.price_cents) IS DISTINCT FROM (EXCLUDED.name, EXCLU
 	return nil
 }
 
-// WorkerStatus is a worker's heartbeat and progress, one row per consumer.
-type WorkerStatus struct {
+// WorkerReport is what a worker records of its heartbeat and progress, one
+// row per consumer (read back as WorkerStatus).
+type WorkerReport struct {
 	Consumer    string
 	LastBatchAt time.Time     // zero: no batch since the last record
 	Synced      int64         // events applied since the last record
@@ -371,7 +372,7 @@ type WorkerStatus struct {
 
 // RecordWorkerStatus upserts the consumer's status row, adding Synced to
 // its running total.
-func (s *Stats) RecordWorkerStatus(ctx context.Context, st WorkerStatus) error {
+func (s *Stats) RecordWorkerStatus(ctx context.Context, st WorkerReport) error {
 	last := sql.NullTime{Time: st.LastBatchAt, Valid: !st.LastBatchAt.IsZero()}
 	_, err := s.db.ExecContext(ctx, `
 INSERT INTO worker_status AS w (consumer, last_batch_at, events_synced, backlog, lag_ms, updated_at)

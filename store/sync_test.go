@@ -8,22 +8,7 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
 )
-
-func openStats(t *testing.T) *store.Stats {
-	t.Helper()
-	ctx := context.Background()
-	s, err := store.OpenStats(ctx, storetest.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 type totals struct {
 	Likes    int64 `db:"likes"`
@@ -209,7 +194,7 @@ func TestStats_RecordWorkerStatus(t *testing.T) {
 	ctx := context.Background()
 	s := openStats(t)
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, st := range []store.WorkerStatus{
+	for _, st := range []store.WorkerReport{
 		{Consumer: "w1", LastBatchAt: at, Synced: 10, Backlog: 5, Lag: 1500 * time.Millisecond},
 		{Consumer: "w1", Synced: 0, Backlog: 0}, // an idle heartbeat keeps the last batch time
 	} {

@@ -334,7 +334,7 @@ func (w *Sync) recordStatus(ctx context.Context) {
 	if backlog.Total() == 0 {
 		w.lag = 0
 	}
-	st := store.WorkerStatus{
+	st := store.WorkerReport{
 		Consumer: w.Consumer, LastBatchAt: w.lastBatchAt, Synced: w.synced,
 		Backlog: backlog.Total(), Lag: w.lag,
 	}

@@ -14,6 +14,7 @@ type allConfig struct {
 	shop     shopConfig
 	database databaseConfig
 	worker   workerConfig
+	admin    adminConfig
 }
 
 func (c *allConfig) register(f *flags, logFormat string) {
@@ -23,12 +24,14 @@ func (c *allConfig) register(f *flags, logFormat string) {
 	c.database.register(f)
 	c.database.registerMigrate(f)
 	c.worker.register(f, f.e)
+	c.admin.register(f)
 }
 
 func (c *allConfig) checks() []func() error {
 	checks := append(c.redis.checks(), c.shop.checks()...)
 	checks = append(checks, c.database.checks()...)
-	return append(checks, c.worker.checks()...)
+	checks = append(checks, c.worker.checks()...)
+	return append(checks, c.admin.checks()...)
 }
 
 func runAll(ctx context.Context, e *env, args []string) error {
@@ -59,8 +62,15 @@ func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) erro
 		return err
 	}
 	defer worker.close()
+	cfg.admin.secureCookies = cfg.shop.secureCookies // one PHOENIX_SECURE_COOKIES for every role
+	admin, err := openAdmin(ctx, e, log, cfg.database, cfg.admin)
+	if err != nil {
+		return err
+	}
+	defer admin.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return shop.run(gctx) })
 	g.Go(func() error { return worker.run(gctx) })
+	g.Go(func() error { return admin.run(gctx) })
 	return g.Wait()
 }

@@ -98,8 +98,10 @@ func (c *logConfig) logger(w io.Writer) (*slog.Logger, error) {
 }
 
 // checkAddr validates a listen address such as ":8080" or "127.0.0.1:0".
-func checkAddr(name, addr string) func() error {
+// Checks take pointers because they run after the flags are parsed.
+func checkAddr(name string, p *string) func() error {
 	return func() error {
+		addr := *p
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			return fmt.Errorf("%s: %q is not host:port", name, addr)
@@ -115,8 +117,9 @@ func checkAddr(name, addr string) func() error {
 }
 
 // checkURL validates a server URL with one of the given schemes.
-func checkURL(name, raw string, schemes ...string) func() error {
+func checkURL(name string, p *string, schemes ...string) func() error {
 	return func() error {
+		raw := *p
 		if raw == "" {
 			return fmt.Errorf("%s: missing (for example %s://127.0.0.1/...)", name, schemes[0])
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -25,8 +26,14 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	f.String(&dc.dir, "data-dir", "PHOENIX_DATA_DIR", ".phoenix", "folder of the private Redis and PostgreSQL data (kept between runs)")
 	f.Int(&dc.redisPort, "redis-port", "PHOENIX_DEV_REDIS_PORT", 0, "port of the private Redis (0: a free port)")
 	f.Int(&dc.postgresPort, "postgres-port", "PHOENIX_DEV_POSTGRES_PORT", 0, "port of the private PostgreSQL (0: a free port)")
-	if err := f.parse(args, cfg.checks()...); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
+	}
+	generated := cfg.admin.generateSecrets()
+	for _, check := range cfg.checks() {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	log, err := cfg.log.logger(e.stderr)
 	if err != nil {
@@ -50,11 +57,16 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pg.Stop()
+	log.Info("private servers ready", "redis", rdb.Addr(), "postgres_port", pg.Port())
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		return err
 	}
-	log.Info("private servers ready", "redis", rdb.Addr(), "postgres_port", pg.Port())
 	cfg.redis.url = rdb.URL()
 	cfg.database.url = pg.URL("phoenix")
+	if generated {
+		_, port, _ := net.SplitHostPort(cfg.admin.addr) // checked above
+		fmt.Fprintf(e.stdout, "\n  Admin dashboard: http://localhost:%s/admin\n  Admin password:  %s\n  (generated for this run; set PHOENIX_ADMIN_PASSWORD to choose your own)\n\n",
+			port, cfg.admin.password)
+	}
 	return startAll(ctx, e, log, cfg)
 }

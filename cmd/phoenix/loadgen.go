@@ -48,7 +48,7 @@ func runLoadgen(ctx context.Context, e *env, args []string) error {
 	f.Duration(&c.timeout, "timeout", "PHOENIX_LOADGEN_TIMEOUT", 5*time.Second, "timeout of one request")
 	f.BoolVar(&c.jsonOut, "json", false, "print the summary as JSON")
 	err := f.parse(args,
-		checkURL("PHOENIX_LOADGEN_URL", c.url, "http", "https"),
+		checkURL("PHOENIX_LOADGEN_URL", &c.url, "http", "https"),
 		checkPositive("PHOENIX_LOADGEN_SHOPPERS", &c.shoppers),
 		func() error {
 			switch {

@@ -4,6 +4,7 @@
 //	phoenix shop      the shop (catalog, Like buttons), Redis only
 //	phoenix worker    moves Like events from Redis into PostgreSQL
 //	phoenix migrate   applies the database migrations and exits
+//	phoenix admin     the admin dashboard (login, live statistics), PostgreSQL only
 //	phoenix all       every role in one process
 //	phoenix dev       all, plus private Redis and PostgreSQL servers
 //
@@ -51,6 +52,7 @@ func commands() []command {
 		{"shop", "serve the shop (catalog and Like buttons); needs Redis", runShop},
 		{"worker", "move Like events from Redis into PostgreSQL; needs both", runWorker},
 		{"migrate", "apply the database migrations and exit; needs PostgreSQL", runMigrate},
+		{"admin", "serve the admin dashboard (login, live statistics, export); needs PostgreSQL", runAdmin},
 		{"all", "run every role in one process", runAll},
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
 		{"loadgen", "simulated shoppers against a running shop, with progress and a summary", runLoadgen},

@@ -24,7 +24,7 @@ func (c *databaseConfig) registerMigrate(f *flags) {
 }
 
 func (c *databaseConfig) checks() []func() error {
-	return []func() error{checkURL("PHOENIX_DATABASE_URL", c.url, "postgres", "postgresql")}
+	return []func() error{checkURL("PHOENIX_DATABASE_URL", &c.url, "postgres", "postgresql")}
 }
 
 // runMigrate applies the embedded migrations and exits.

@@ -23,7 +23,7 @@ func (c *redisConfig) register(f *flags) {
 
 func (c *redisConfig) checks() []func() error {
 	return []func() error{
-		checkURL("PHOENIX_REDIS_URL", c.url, "redis", "rediss"),
+		checkURL("PHOENIX_REDIS_URL", &c.url, "redis", "rediss"),
 		func() error {
 			if len(c.prefix) > 64 {
 				return errors.New("PHOENIX_REDIS_PREFIX: longer than 64 characters")
@@ -47,7 +47,7 @@ func (c *shopConfig) register(f *flags) {
 }
 
 func (c *shopConfig) checks() []func() error {
-	return []func() error{checkAddr("PHOENIX_SHOP_ADDR", c.addr)}
+	return []func() error{checkAddr("PHOENIX_SHOP_ADDR", &c.addr)}
 }
 
 func runShop(ctx context.Context, e *env, args []string) error {

@@ -40,7 +40,7 @@ func (c *workerConfig) register(f *flags, e *env) {
 
 func (c *workerConfig) checks() []func() error {
 	return []func() error{
-		checkAddr("PHOENIX_WORKER_ADDR", c.addr),
+		checkAddr("PHOENIX_WORKER_ADDR", &c.addr),
 		checkPositive("PHOENIX_WORKER_BATCH", &c.batch),
 		func() error {
 			switch {

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
+
+	"phoenix"
+	"phoenix/handlers"
+	"phoenix/store"
+)
+
+// Admin settings' limits.
+const (
+	minPasswordLen = 8
+	sessionTTL     = 12 * time.Hour
+	maxMigrateWait = 30 * time.Second
+)
+
+// adminConfig is the admin role's own settings.
+type adminConfig struct {
+	addr       string
+	password   string
+	secret     string
+	staleAfter time.Duration
+	// secureCookies is PHOENIX_SECURE_COOKIES. The shop registers that flag
+	// too, so runAdmin registers it itself and phoenix all copies the shop's.
+	secureCookies bool
+}
+
+func (c *adminConfig) register(f *flags) {
+	f.String(&c.addr, "admin-addr", "PHOENIX_ADMIN_ADDR", ":8081", "admin listen address")
+	f.String(&c.password, "admin-password", "PHOENIX_ADMIN_PASSWORD", "", "the admin password (required)")
+	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that protects the admin session cookie (required)")
+	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
+}
+
+// checks read the settings when they run, after the flags are parsed.
+func (c *adminConfig) checks() []func() error {
+	return []func() error{
+		checkAddr("PHOENIX_ADMIN_ADDR", &c.addr),
+		func() error {
+			if utf8.RuneCountInString(c.password) < minPasswordLen {
+				return fmt.Errorf("PHOENIX_ADMIN_PASSWORD: missing or shorter than %d characters", minPasswordLen)
+			}
+			return nil
+		},
+		func() error {
+			if len(c.secret) < handlers.MinSecretLen {
+				return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
+			}
+			return nil
+		},
+		func() error {
+			if c.staleAfter <= 0 {
+				return errors.New("PHOENIX_STALE_AFTER: must be a positive duration such as 30s")
+			}
+			return nil
+		},
+	}
+}
+
+// generateSecrets fills in a random password and secret where none is set,
+// for phoenix dev, and reports whether it made up the password (which dev
+// then prints, once).
+func (c *adminConfig) generateSecrets() bool {
+	if c.secret == "" {
+		c.secret = rand.Text() + rand.Text() // 2 × 130 random bits
+	}
+	if c.password != "" {
+		return false
+	}
+	c.password = rand.Text()[:16] // 80 random bits
+	return true
+}
+
+func runAdmin(ctx context.Context, e *env, args []string) error {
+	f := newFlags("admin", e)
+	var (
+		lc logConfig
+		dc databaseConfig
+		ac adminConfig
+	)
+	lc.register(f, "json")
+	dc.register(f)
+	dc.registerMigrate(f)
+	ac.register(f)
+	f.Bool(&ac.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure (set when served over TLS or behind a TLS proxy)")
+	if err := f.parse(args, append(dc.checks(), ac.checks()...)...); err != nil {
+		return err
+	}
+	log, err := lc.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	admin, err := openAdmin(ctx, e, log, dc, ac)
+	if err != nil {
+		return err
+	}
+	defer admin.close()
+	return admin.run(ctx)
+}
+
+// adminRole is a running admin: its PostgreSQL store and its HTTP server.
+type adminRole struct {
+	*server
+	stats   *store.Stats
+	migrate bool
+}
+
+func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig) (*adminRole, error) {
+	stats, err := store.OpenStats(ctx, dc.url)
+	if errors.Is(err, store.ErrUnavailable) {
+		// The dashboard says so and recovers by itself when PostgreSQL is back.
+		log.Warn("postgres unreachable at start", "err", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
+	}
+	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, ac.secureCookies)
+	if err != nil {
+		stats.Close()
+		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+	}
+	app, err := handlers.NewApp(handlers.AppConfig{
+		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
+		Instance: instanceName(e), Section: "admin",
+	})
+	if err != nil {
+		stats.Close()
+		return nil, err
+	}
+	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
+	health.Routes(app)
+	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter}).Routes(app)
+	ln, err := listen("admin", ac.addr, e)
+	if err != nil {
+		stats.Close()
+		return nil, err
+	}
+	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log}
+	return &adminRole{server: srv, stats: stats, migrate: dc.migrate}, nil
+}
+
+// run serves until ctx is done and, when asked to, applies the migrations
+// alongside, retrying until PostgreSQL lets it.
+func (a *adminRole) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if a.migrate {
+		g.Go(func() error { migrateUntilDone(gctx, a.log, a.stats); return nil })
+	}
+	g.Go(func() error { return a.server.run(gctx) })
+	return g.Wait()
+}
+
+// migrateUntilDone applies the migrations, retrying with back-off while
+// they fail, until they succeed or ctx is done.
+func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) {
+	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
+		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
+		err := stats.Migrate(mctx)
+		cancel()
+		if err == nil {
+			log.Info("migrations applied")
+			return
+		}
+		log.Warn("migrations not applied, retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (a *adminRole) close() {
+	a.stats.Close()
+}

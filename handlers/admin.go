@@ -1,0 +1,352 @@
+package handlers
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/etag"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"phoenix/store"
+)
+
+// Admin defaults, used when the fields are zero.
+const (
+	defaultPoll       = 2 * time.Second
+	defaultStaleAfter = 30 * time.Second
+	defaultLoginLimit = 5 // failed logins per address per minute
+	queryTimeout      = 2 * time.Second
+	chartMinutes      = 60
+	dbDown            = "the statistics database cannot be reached"
+	dbDownNoData      = "Statistics are unavailable: the database cannot be reached. Retrying…"
+	noWorker          = "Numbers may be stale: no worker has reported yet."
+)
+
+// Admin serves the admin dashboard: login, live statistics read from
+// PostgreSQL (pre-aggregated tables only), and the CSV export.
+type Admin struct {
+	Stats      *store.Stats
+	Sessions   *Sessions
+	Log        *slog.Logger
+	Instance   string
+	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
+	Poll       time.Duration // how often the page refreshes its fragments
+	LoginLimit int           // failed logins allowed per client address per minute
+
+	last lastGood
+}
+
+// Routes registers the admin's pages. Register Health and the assets
+// before: every route registered here after the login form, and every
+// unknown path, needs a session.
+func (h *Admin) Routes(r fiber.Router) {
+	r.Use(h.Sessions.Middleware())
+	r.Get("/login", h.LoginForm)
+	r.Post("/login", h.loginLimiter(), h.Login)
+	r.Use(h.requireSession)
+	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
+	r.Post("/logout", h.Logout)
+	r.Get("/admin", h.Dashboard)
+	r.Get("/admin/export.csv", h.Export)
+	stats := r.Group("/admin/stats", fragmentHeaders, etag.New())
+	stats.Get("/totals", h.Totals)
+	stats.Get("/products", h.Products)
+	stats.Get("/categories", h.Categories)
+	stats.Get("/chart", h.Chart)
+	stats.Get("/worker", h.Worker)
+}
+
+type loginPage struct {
+	layoutData
+	Next    string
+	Message string
+}
+
+// LoginForm handles GET /login.
+func (h *Admin) LoginForm(c *fiber.Ctx) error {
+	next := localPath(c.Query("next"), "/admin")
+	if h.Sessions.Valid(c) {
+		return c.Redirect(next, fiber.StatusSeeOther)
+	}
+	return h.renderLogin(c, next, "")
+}
+
+// Login handles POST /login: the right password starts a session and goes
+// on to next; a wrong one answers 401, which the limiter counts.
+func (h *Admin) Login(c *fiber.Ctx) error {
+	next := localPath(c.FormValue("next"), "/admin")
+	if !h.Sessions.CheckPassword(c.FormValue("password")) {
+		h.Log.Warn("admin login failed", "ip", c.IP())
+		c.Status(fiber.StatusUnauthorized)
+		return h.renderLogin(c, next, "Wrong password.")
+	}
+	h.Sessions.Start(c)
+	h.Log.Info("admin logged in", "ip", c.IP())
+	return c.Redirect(next, fiber.StatusSeeOther)
+}
+
+// Logout handles POST /logout.
+func (h *Admin) Logout(c *fiber.Ctx) error {
+	h.Sessions.End(c)
+	return c.Redirect("/login", fiber.StatusSeeOther)
+}
+
+func (h *Admin) renderLogin(c *fiber.Ctx, next, msg string) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return render(c, "pages/login", loginPage{layoutData: h.layout(c, "Admin login"), Next: utils.CopyString(next), Message: msg})
+}
+
+// loginLimiter allows LoginLimit failed logins per client address per
+// minute; successful ones do not count. Its counts live in this process,
+// so each replica limits on its own.
+func (h *Admin) loginLimiter() fiber.Handler {
+	return limiter.New(limiter.Config{
+		Max:                    cmp.Or(h.LoginLimit, defaultLoginLimit),
+		Expiration:             time.Minute,
+		SkipSuccessfulRequests: true,
+		LimitReached: func(c *fiber.Ctx) error {
+			h.Log.Warn("admin login limited", "ip", c.IP())
+			c.Status(fiber.StatusTooManyRequests)
+			return h.renderLogin(c, localPath(c.FormValue("next"), "/admin"),
+				"Too many failed attempts. Try again in "+c.GetRespHeader(fiber.HeaderRetryAfter)+" seconds.")
+		},
+	})
+}
+
+// requireSession lets requests with a session through. Without one, a page
+// redirects to the login form and an htmx request gets HX-Redirect, so the
+// browser goes there instead of swapping a login form into a table.
+func (h *Admin) requireSession(c *fiber.Ctx) error {
+	if h.Sessions.Valid(c) {
+		return c.Next()
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Vary(hxRequest, fiber.HeaderCookie)
+	if c.Get(hxRequest) == "true" {
+		c.Set(hxRedirect, "/login")
+		return c.SendStatus(fiber.StatusUnauthorized)
+	}
+	target := "/login"
+	if c.Method() == fiber.MethodGet {
+		target += "?next=" + url.QueryEscape(c.OriginalURL())
+	}
+	return c.Redirect(target, fiber.StatusSeeOther)
+}
+
+// fragmentHeaders lets browsers keep a fragment but ask each time (the
+// ETag makes an unchanged one a 304), and keeps shared caches out.
+func fragmentHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	c.Vary(hxRequest, fiber.HeaderCookie)
+	return c.Next()
+}
+
+// Dashboard handles GET /admin: every statistic in one page, whose parts
+// then refresh themselves by polling. An htmx request (the controls) gets
+// the page without the layout.
+func (h *Admin) Dashboard(c *fiber.Ctx) error {
+	q, err := parseDashboardQuery(c)
+	if err != nil {
+		return err
+	}
+	table, err := h.products(c, q)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Vary(fiber.HeaderCookie)
+	return render(c, "pages/admin", adminPage{
+		layoutData: h.layout(c, "Dashboard"), Query: q, Categories: categoriesOf(table.Options),
+		Totals: h.totals(c), Chart: h.chart(c, q, table.Options), Summary: h.categories(c),
+		Table: table, Worker: h.worker(c), ExportURL: q.URL("/admin/export.csv"),
+	})
+}
+
+// Totals handles GET /admin/stats/totals.
+func (h *Admin) Totals(c *fiber.Ctx) error {
+	return render(c, "partials/stats-totals", h.totals(c))
+}
+
+// Products handles GET /admin/stats/products?category=&q=&sort=&dir=.
+func (h *Admin) Products(c *fiber.Ctx) error {
+	q, err := parseDashboardQuery(c)
+	if err != nil {
+		return err
+	}
+	table, err := h.products(c, q)
+	if err != nil {
+		return err
+	}
+	return render(c, "partials/stats-products", table)
+}
+
+// Categories handles GET /admin/stats/categories.
+func (h *Admin) Categories(c *fiber.Ctx) error {
+	return render(c, "partials/stats-categories", h.categories(c))
+}
+
+// Chart handles GET /admin/stats/chart?product=.
+func (h *Admin) Chart(c *fiber.Ctx) error {
+	q, err := parseDashboardQuery(c)
+	if err != nil {
+		return err
+	}
+	rows, _ := loadStats(h, c, "products", h.productStats)
+	if err := checkKnown(rows, dashboardQuery{Product: q.Product}); err != nil {
+		return err
+	}
+	return render(c, "partials/stats-chart", h.chart(c, q, rows))
+}
+
+// Worker handles GET /admin/stats/worker.
+func (h *Admin) Worker(c *fiber.Ctx) error {
+	return render(c, "partials/worker-status", h.worker(c))
+}
+
+// Export handles GET /admin/export.csv?category=&q=&sort=&dir=: the products
+// table as on the page, as a CSV download. It needs fresh data: an export
+// of stale numbers would look current in a spreadsheet.
+func (h *Admin) Export(c *fiber.Ctx) error {
+	q, err := parseDashboardQuery(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), queryTimeout)
+	defer cancel()
+	rows, err := h.productStats(ctx)
+	if err != nil {
+		h.Log.Warn("export unavailable", "err", err)
+		return fiber.NewError(fiber.StatusServiceUnavailable, "The statistics database cannot be reached; please retry in a moment.")
+	}
+	if err := checkKnown(rows, q); err != nil {
+		return err
+	}
+	name := "phoenix-likes-" + h.Stats.Now().UTC().Format("2006-01-02") + ".csv"
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return writeCSV(c.Response().BodyWriter(), productTable(rows, q))
+}
+
+func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
+	return layoutData{Title: title, Instance: h.Instance, Section: "admin", Path: c.Path()}
+}
+
+// fragment returns the polling settings of the fragment at path.
+func (h *Admin) fragment(path string, q dashboardQuery, notice staleNotice) fragment {
+	return fragment{Poll: q.URL(path), Every: cmp.Or(h.Poll, defaultPoll).String(), Notice: notice}
+}
+
+func (h *Admin) totals(c *fiber.Ctx) totalsView {
+	t, notice := loadStats(h, c, "totals", h.Stats.Totals)
+	return totalsView{fragment: h.fragment("/admin/stats/totals", dashboardQuery{}, notice), Totals: t}
+}
+
+func (h *Admin) productStats(ctx context.Context) ([]store.ProductStats, error) {
+	return h.Stats.ProductStats(ctx, h.Stats.Now().Add(-time.Hour))
+}
+
+// products builds the table for q, refusing a category or product the data
+// does not have.
+func (h *Admin) products(c *fiber.Ctx, q dashboardQuery) (productsView, error) {
+	rows, notice := loadStats(h, c, "products", h.productStats)
+	if err := checkKnown(rows, q); err != nil {
+		return productsView{}, err
+	}
+	poll := q
+	poll.Product = "" // the table does not depend on the chart
+	return productsView{fragment: h.fragment("/admin/stats/products", poll, notice), Query: q,
+		Rows: productTable(rows, q), Total: len(rows), Options: rows}, nil
+}
+
+func (h *Admin) categories(c *fiber.Ctx) categoriesView {
+	rows, notice := loadStats(h, c, "categories", func(ctx context.Context) ([]store.CategoryStats, error) {
+		return h.Stats.CategoryStats(ctx, h.Stats.Now().Add(-time.Hour))
+	})
+	return categoriesView{fragment: h.fragment("/admin/stats/categories", dashboardQuery{}, notice), Rows: categoryTable(rows)}
+}
+
+func (h *Admin) chart(c *fiber.Ctx, q dashboardQuery, products []store.ProductStats) chartView {
+	series, notice := loadStats(h, c, "chart:"+q.Product, func(ctx context.Context) ([]store.Minute, error) {
+		return h.Stats.LikesPerMinute(ctx, q.Product, h.Stats.Now(), chartMinutes)
+	})
+	v := chartView{fragment: h.fragment("/admin/stats/chart", dashboardQuery{Product: q.Product}, notice),
+		chart: newChart(series), Product: q.Product, ProductName: q.Product}
+	for _, p := range products {
+		if p.ID == q.Product {
+			v.ProductName = p.Name
+		}
+	}
+	return v
+}
+
+func (h *Admin) worker(c *fiber.Ctx) workerView {
+	rows, notice := loadStats(h, c, "worker", h.Stats.WorkerStatus)
+	v := workerView{fragment: h.fragment("/admin/stats/worker", dashboardQuery{}, notice), Workers: rows}
+	if len(rows) > 0 {
+		v.Latest, v.Heartbeat = rows[0], rows[0].UpdatedAt // latest first
+	}
+	switch {
+	case notice.Missing:
+	case len(rows) == 0:
+		v.Behind = staleNotice{Missing: true, Reason: noWorker}
+	case h.Stats.Now().Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter):
+		v.Behind = staleNotice{Since: v.Heartbeat, Reason: "the worker has not synced since then"}
+	}
+	return v
+}
+
+// lastGood keeps the last statistics read successfully, by what they are,
+// so that the dashboard can show them, marked stale, while PostgreSQL is
+// down. It holds O(products) values: one per fragment and per charted
+// product.
+type lastGood struct {
+	mu   sync.Mutex
+	data map[string]snapshot
+	down bool // the last read failed; log changes only, not every poll
+}
+
+type snapshot struct {
+	value any
+	at    time.Time
+}
+
+// maxSnapshots bounds lastGood, should many products be charted.
+const maxSnapshots = 1000
+
+// loadStats runs query with a short timeout. On success it remembers the
+// answer; on failure it returns the last answer for key, with a notice
+// saying since when it is stale (or Missing when there is none).
+func loadStats[T any](h *Admin, c *fiber.Ctx, key string, query func(context.Context) (T, error)) (T, staleNotice) {
+	ctx, cancel := context.WithTimeout(c.UserContext(), queryTimeout)
+	defer cancel()
+	v, err := query(ctx)
+	l := &h.last
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		if l.down {
+			h.Log.Info("statistics database reachable again")
+		}
+		if l.data == nil || len(l.data) >= maxSnapshots {
+			l.data = map[string]snapshot{}
+		}
+		l.data[key], l.down = snapshot{value: v, at: time.Now()}, false
+		return v, staleNotice{}
+	}
+	if !l.down {
+		h.Log.Warn("statistics database unreachable, showing the last data", "query", key, "err", err)
+	}
+	l.down = true
+	if s, ok := l.data[key]; ok {
+		return s.value.(T), staleNotice{Since: s.at, Reason: dbDown}
+	}
+	var zero T
+	return zero, staleNotice{Missing: true, Reason: dbDownNoData}
+}
