@@ -28,16 +28,31 @@ type Shop struct {
 	Log          *slog.Logger
 	Instance     string
 	SecureCookie bool // mark cookies Secure (served over TLS or behind a TLS proxy)
+	// CSRF guards Like and Unlike; nil means CSRF(CSRFConfig{Secure:
+	// SecureCookie}), whose tokens live in this process only.
+	CSRF fiber.Handler
+	// LikeLimit rate-limits Like and Unlike (see LikeLimit); nil: none.
+	LikeLimit fiber.Handler
 }
 
 // Routes registers the shop's pages and actions.
 func (h *Shop) Routes(r fiber.Router) {
-	r.Use(h.identify)
+	protect := h.CSRF
+	if protect == nil {
+		protect = CSRF(CSRFConfig{Secure: h.SecureCookie})
+	}
+	r.Use(h.identify, protect)
+	limit := h.LikeLimit
+	if limit == nil {
+		limit = func(c *fiber.Ctx) error { return c.Next() }
+	}
 	r.Get("/", h.Browse)
 	r.Get("/products/:id", h.Product)
 	r.Get("/likes", h.MyLikes)
-	r.Post("/products/:id/like", h.Like)
-	r.Post("/products/:id/unlike", h.Unlike)
+	// The limit comes after CSRF, so a forged request cannot spend a
+	// shopper's allowance.
+	r.Post("/products/:id/like", limit, h.Like)
+	r.Post("/products/:id/unlike", limit, h.Unlike)
 }
 
 // productView is one product with its Like state, as the card, the product
