@@ -160,7 +160,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(),
 	})
 	if err != nil {
-		likes.Close()
+		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
@@ -175,12 +175,14 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	}).Routes(app)
 	ln, err := listen("shop", sc.addr, e)
 	if err != nil {
-		likes.Close()
+		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	return &shopRole{server: &server{role: "shop", app: app, ln: ln, health: health, log: log}, likes: likes}, nil
 }
 
 func (s *shopRole) close() {
-	s.likes.Close()
+	if err := s.likes.Close(); err != nil {
+		s.log.Warn("close redis", "err", err)
+	}
 }
