@@ -249,7 +249,7 @@ func validShopperID(id string) bool {
 // redirect after a Like cannot send a shopper elsewhere.
 func localPath(next, fallback string) string {
 	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.ContainsAny(next, "\\\r\n") {
+		strings.ContainsRune(next, '\\') || strings.ContainsFunc(next, isControl) {
 		return fallback
 	}
 	u, err := url.Parse(next)
@@ -258,6 +258,11 @@ func localPath(next, fallback string) string {
 	}
 	return next
 }
+
+// isControl reports ASCII control characters, which have no place in a
+// Location header (CR/LF would split it; browsers drop tabs and newlines,
+// which could turn "/\t/evil" into "//evil").
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // currentURL returns the path and query of an absolute URL sent by htmx.
 func currentURL(raw, fallback string) string {
