@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -90,13 +91,20 @@ func (s lenientStorage) Get(key string) ([]byte, error) {
 	return b, nil
 }
 
-// csrfFromHeaderOrForm takes the token from the htmx header, else the form.
+// csrfFromHeaderOrForm takes the token from the htmx header, else the form
+// body; never from the query string, which leaks into logs and Referers
+// (c.FormValue would read it from there too).
 func csrfFromHeaderOrForm(c *fiber.Ctx) (string, error) {
 	if t := c.Get(csrfHeader); t != "" {
 		return t, nil
 	}
-	if t := c.FormValue(csrfFormField); t != "" {
-		return t, nil
+	if t := c.Request().PostArgs().Peek(csrfFormField); len(t) > 0 {
+		return string(t), nil
+	}
+	if strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEMultipartForm) {
+		if f, err := c.MultipartForm(); err == nil && len(f.Value[csrfFormField]) > 0 && f.Value[csrfFormField][0] != "" {
+			return f.Value[csrfFormField][0], nil
+		}
 	}
 	return "", errors.New("csrf token missing")
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -41,18 +42,19 @@ func (h *Shop) Routes(r fiber.Router) {
 	if protect == nil {
 		protect = CSRF(CSRFConfig{Secure: h.SecureCookie})
 	}
-	r.Use(h.identify, protect)
 	limit := h.LikeLimit
 	if limit == nil {
 		limit = func(c *fiber.Ctx) error { return c.Next() }
 	}
-	r.Get("/", h.Browse)
-	r.Get("/products/:id", h.Product)
-	r.Get("/likes", h.MyLikes)
-	// The limit comes after CSRF, so a forged request cannot spend a
-	// shopper's allowance.
-	r.Post("/products/:id/like", limit, h.Like)
-	r.Post("/products/:id/unlike", limit, h.Unlike)
+	// Per route, not r.Use: a request for an unknown path or an asset
+	// then never mints a CSRF token (a key in Redis).
+	r.Get("/", h.identify, protect, h.Browse)
+	r.Get("/products/:id", h.identify, protect, h.Product)
+	r.Get("/likes", h.identify, protect, h.MyLikes)
+	// The limit comes after CSRF and the product check, so neither a forged
+	// request nor a junk id spends an allowance or touches Redis.
+	r.Post("/products/:id/like", h.identify, protect, h.known, limit, h.Like)
+	r.Post("/products/:id/unlike", h.identify, protect, h.known, limit, h.Unlike)
 }
 
 // productView is one product with its Like state, as the card, the product
@@ -100,6 +102,9 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	}
 	if len(query) > maxQueryLen {
 		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+	}
+	if !utf8.ValidString(query) || strings.ContainsFunc(query, isControl) {
+		return fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
 	}
 	products := h.Catalog.Search(category, query)
 	views, ok := h.views(c, products)
@@ -176,6 +181,14 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 	})
 }
 
+// known refuses a request for a product that is not in the catalog.
+func (h *Shop) known(c *fiber.Ctx) error {
+	if _, err := h.product(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
 // product looks up the :id parameter in the catalog.
 func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 	id := c.Params("id")
@@ -214,10 +227,14 @@ func (h *Shop) views(c *fiber.Ctx, products []store.Product) ([]productView, boo
 }
 
 // identify makes sure the shopper has an id cookie, issuing one on the first
-// visit (or when the cookie is not one of ours).
+// visit (or when the cookie is not one of ours). A Like needs the cookie
+// from an earlier page: a made-up shopper could not have seen the button.
 func (h *Shop) identify(c *fiber.Ctx) error {
 	id := c.Cookies(shopperCookie)
 	if !validShopperID(id) {
+		if !safeMethod(c.Method()) {
+			return fiber.NewError(fiber.StatusBadRequest, "Your browser did not send the shop's cookie. Please allow cookies and reload the page.")
+		}
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return fmt.Errorf("new shopper id: %w", err)
