@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/store/storetest"
@@ -43,48 +42,37 @@ func (l *lockedBuffer) String() string {
 // reach it exactly as sent.
 type liveShop struct {
 	addr    string
+	token   string // a CSRF token issued by the shop
 	logs    *lockedBuffer
 	catalog *store.Catalog
 	likes   *store.Likes
 }
 
-func startShop(tb testing.TB, readTimeout time.Duration) *liveShop {
+func startShop(tb testing.TB, opts ...func(*shopSetup)) *liveShop {
 	tb.Helper()
 	rdb, prefix := storetest.Redis(tb)
-	catalog, err := store.DefaultCatalog()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "live", Section: "shop",
-		ReadTimeout: readTimeout,
-	})
-	if err != nil {
-		tb.Fatal(err)
+	live := func(s *shopSetup) {
+		s.app.Log, s.shop.Log = log, log
+		s.shop.LikeLimit = handlers.LikeLimit(store.NewLimiter(rdb, prefix+"rate:"), store.PerSecond(10), store.PerSecond(100))
 	}
-	likes := store.NewLikes(rdb, prefix)
-	(&handlers.Shop{
-		Likes: likes, Catalog: catalog, Log: log, Instance: "live",
-		CSRF:      handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(rdb, prefix+"csrf:")}),
-		LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, prefix+"rate:"), store.PerSecond(10), store.PerSecond(100)),
-	}).Routes(app)
+	f := newShopOn(tb, rdb, prefix, append([]func(*shopSetup){live}, opts...)...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Listener(ln) }()
+	go func() { done <- f.app.Listener(ln) }()
 	tb.Cleanup(func() {
-		if err := app.ShutdownWithTimeout(5 * time.Second); err != nil {
+		if err := f.app.ShutdownWithTimeout(5 * time.Second); err != nil {
 			tb.Error(err)
 		}
 		if err := <-done; err != nil {
 			tb.Error(err)
 		}
 	})
-	return &liveShop{addr: ln.Addr().String(), logs: logs, catalog: catalog, likes: likes}
+	return &liveShop{addr: ln.Addr().String(), token: f.token, logs: logs, catalog: f.catalog, likes: f.likes}
 }
 
 // raw sends one raw request on a fresh connection and reads the answer.
@@ -158,7 +146,7 @@ func (a redisState) equal(b redisState) bool {
 // shop: each gets its intended 4xx, nothing in Redis changes, and nothing
 // fails at Error level or panics.
 func TestShop_BadRequests(t *testing.T) {
-	s := startShop(t, 0)
+	s := startShop(t)
 	// A shopper who has visited: cookies and token as a browser holds them,
 	// and one product already liked.
 	resp, _ := s.raw(t, "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
@@ -301,7 +289,7 @@ func TestShop_BadRequests(t *testing.T) {
 // connection for as long as it likes.
 func TestShop_SlowClient(t *testing.T) {
 	const readTimeout = 300 * time.Millisecond
-	s := startShop(t, readTimeout)
+	s := startShop(t, func(s *shopSetup) { s.app.ReadTimeout = readTimeout })
 	conn, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,9 @@ func likeRequest(id string, form url.Values, cookies map[string]string, header m
 
 func TestShop_CSRF(t *testing.T) {
 	f := newShop(t)
+	if f.token == "" {
+		t.Fatal("GET / set no phoenix_csrf cookie")
+	}
 	p := f.catalog.Products()[2]
 	both := map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": f.token}
 	shopperOnly := map[string]string{"phoenix_shopper": testShopper}
