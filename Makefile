@@ -1,6 +1,7 @@
 # Phoenix: make run (the whole mall on :8080 and :8081), make test, make bench.
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOSEC := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 
 .PHONY: run test build vet lint bench clean
 
@@ -21,6 +22,7 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(GOSEC) -quiet ./...
 
 clean:
 	rm -f phoenix

@@ -43,6 +43,16 @@ type AppConfig struct {
 	Log      *slog.Logger
 	Instance string
 	Section  string
+
+	// Secure: served over TLS or behind a TLS proxy; adds HSTS.
+	Secure bool
+	// ProxyHeader names the header that carries the client address (such as
+	// X-Forwarded-For), believed only from TrustedProxies. Empty: the
+	// peer's address is the client's, and no forwarded header is trusted.
+	ProxyHeader    string
+	TrustedProxies []string
+	// ReadTimeout overrides the default read timeout (tests of slow clients).
+	ReadTimeout time.Duration
 }
 
 // NewApp builds a Fiber app with Phoenix's templates, limits, error handler,
@@ -59,19 +69,29 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	layout := func(c *fiber.Ctx, title string) layoutData {
 		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path()}
 	}
+	rt := readTimeout
+	if cfg.ReadTimeout > 0 {
+		rt = cfg.ReadTimeout
+	}
 	app := fiber.New(fiber.Config{
 		AppName:               "phoenix " + cfg.Name,
 		Views:                 engine,
 		ErrorHandler:          ErrorHandler(cfg.Log, layout),
 		BodyLimit:             bodyLimit,
 		ReadBufferSize:        readBufferSize,
-		ReadTimeout:           readTimeout,
+		ReadTimeout:           rt,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
+		// Forwarded headers (client address, X-Forwarded-Proto) count only
+		// from the listed proxies; by default from none.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableIPValidation:      true,
 	})
 	app.Use(recover.New())
-	app.Use(securityHeaders)
+	app.Use(securityHeaders(cfg.Secure))
 	app.Use("/assets", filesystem.New(filesystem.Config{
 		Root:   http.FS(cfg.Assets),
 		MaxAge: int((365 * 24 * time.Hour).Seconds()),
@@ -79,11 +99,18 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	return app, nil
 }
 
-// securityHeaders sets the headers every answer carries.
-func securityHeaders(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentSecurityPolicy, contentSecurityPolicy)
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderReferrerPolicy, "same-origin")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	return c.Next()
+// securityHeaders sets the headers every answer carries; HSTS only when
+// the site is served over TLS, since a browser would then refuse plain HTTP.
+func securityHeaders(secure bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentSecurityPolicy, contentSecurityPolicy)
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		c.Set(fiber.HeaderReferrerPolicy, "same-origin")
+		c.Set(fiber.HeaderXFrameOptions, "DENY")
+		c.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if secure {
+			c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
+		}
+		return c.Next()
+	}
 }

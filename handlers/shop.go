@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -28,16 +29,32 @@ type Shop struct {
 	Log          *slog.Logger
 	Instance     string
 	SecureCookie bool // mark cookies Secure (served over TLS or behind a TLS proxy)
+	// CSRF guards Like and Unlike; nil means CSRF(CSRFConfig{Secure:
+	// SecureCookie}), whose tokens live in this process only.
+	CSRF fiber.Handler
+	// LikeLimit rate-limits Like and Unlike (see LikeLimit); nil: none.
+	LikeLimit fiber.Handler
 }
 
 // Routes registers the shop's pages and actions.
 func (h *Shop) Routes(r fiber.Router) {
-	r.Use(h.identify)
-	r.Get("/", h.Browse)
-	r.Get("/products/:id", h.Product)
-	r.Get("/likes", h.MyLikes)
-	r.Post("/products/:id/like", h.Like)
-	r.Post("/products/:id/unlike", h.Unlike)
+	protect := h.CSRF
+	if protect == nil {
+		protect = CSRF(CSRFConfig{Secure: h.SecureCookie})
+	}
+	limit := h.LikeLimit
+	if limit == nil {
+		limit = func(c *fiber.Ctx) error { return c.Next() }
+	}
+	// Per route, not r.Use: a request for an unknown path or an asset
+	// then never mints a CSRF token (a key in Redis).
+	r.Get("/", h.identify, protect, h.Browse)
+	r.Get("/products/:id", h.identify, protect, h.Product)
+	r.Get("/likes", h.identify, protect, h.MyLikes)
+	// The limit comes after CSRF and the product check, so neither a forged
+	// request nor a junk id spends an allowance or touches Redis.
+	r.Post("/products/:id/like", h.identify, protect, h.known, limit, h.Like)
+	r.Post("/products/:id/unlike", h.identify, protect, h.known, limit, h.Unlike)
 }
 
 // productView is one product with its Like state, as the card, the product
@@ -85,6 +102,9 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	}
 	if len(query) > maxQueryLen {
 		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+	}
+	if !utf8.ValidString(query) || strings.ContainsFunc(query, isControl) {
+		return fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
 	}
 	products := h.Catalog.Search(category, query)
 	views, ok := h.views(c, products)
@@ -163,6 +183,14 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 	})
 }
 
+// known refuses a request for a product that is not in the catalog.
+func (h *Shop) known(c *fiber.Ctx) error {
+	if _, err := h.product(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
 // product looks up the :id parameter in the catalog.
 func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 	id := c.Params("id")
@@ -201,10 +229,14 @@ func (h *Shop) views(c *fiber.Ctx, products []store.Product) ([]productView, boo
 }
 
 // identify makes sure the shopper has an id cookie, issuing one on the first
-// visit (or when the cookie is not one of ours).
+// visit (or when the cookie is not one of ours). A Like needs the cookie
+// from an earlier page: a made-up shopper could not have seen the button.
 func (h *Shop) identify(c *fiber.Ctx) error {
 	id := c.Cookies(shopperCookie)
 	if !validShopperID(id) {
+		if !safeMethod(c.Method()) {
+			return fiber.NewError(fiber.StatusBadRequest, "Your browser did not send the shop's cookie. Please allow cookies and reload the page.")
+		}
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return fmt.Errorf("new shopper id: %w", err)
@@ -236,7 +268,7 @@ func validShopperID(id string) bool {
 // redirect after a Like cannot send a shopper elsewhere.
 func localPath(next, fallback string) string {
 	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.ContainsAny(next, "\\\r\n") {
+		strings.ContainsRune(next, '\\') || strings.ContainsFunc(next, isControl) {
 		return fallback
 	}
 	u, err := url.Parse(next)
@@ -245,6 +277,11 @@ func localPath(next, fallback string) string {
 	}
 	return next
 }
+
+// isControl reports ASCII control characters, which have no place in a
+// Location header (CR/LF would split it; browsers drop tabs and newlines,
+// which could turn "/\t/evil" into "//evil").
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // currentURL returns the path and query of an absolute URL sent by htmx.
 func currentURL(raw, fallback string) string {

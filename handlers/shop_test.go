@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,35 +30,86 @@ type shopFixture struct {
 	rdb     *redis.Client
 	likes   *store.Likes
 	catalog *store.Catalog
+	token   string // testShopper's CSRF token, sent with every unsafe request
 }
 
-func newShop(tb testing.TB) *shopFixture {
+func newShop(tb testing.TB, opts ...func(*shopSetup)) *shopFixture {
 	tb.Helper()
 	rdb, prefix := storetest.Redis(tb)
-	return newShopOn(tb, rdb, prefix)
+	return newShopOn(tb, rdb, prefix, opts...)
 }
 
-func newShopOn(tb testing.TB, rdb *redis.Client, prefix string) *shopFixture {
+// shopSetup is what newShopOn builds the shop from; options change it.
+type shopSetup struct {
+	app    handlers.AppConfig
+	shop   *handlers.Shop
+	rdb    *redis.Client // for options that build their own limiters
+	prefix string
+}
+
+// newShopOn builds a shop with production-like protections (CSRF tokens
+// and rate limits in Redis); opts change the setup before the app is built.
+func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*shopSetup)) *shopFixture {
 	tb.Helper()
 	catalog, err := store.DefaultCatalog()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"})
+	likes := store.NewLikes(rdb, prefix)
+	s := shopSetup{
+		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"},
+		shop: &handlers.Shop{
+			Likes: likes, Catalog: catalog, Log: log, Instance: "test-1",
+			CSRF:      handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(rdb, prefix+"csrf:")}),
+			LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, prefix+"rate:"), store.PerSecond(10), store.Rate{}),
+		},
+		rdb: rdb, prefix: prefix,
+	}
+	for _, o := range opts {
+		o(&s)
+	}
+	app, err := handlers.NewApp(s.app)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	likes := store.NewLikes(rdb, prefix)
-	(&handlers.Shop{Likes: likes, Catalog: catalog, Log: log, Instance: "test-1"}).Routes(app)
-	return &shopFixture{app: app, rdb: rdb, likes: likes, catalog: catalog}
+	s.shop.Routes(app)
+	f := &shopFixture{app: app, rdb: rdb, likes: likes, catalog: catalog}
+	f.token = f.csrfToken(tb)
+	return f
+}
+
+// csrfToken fetches a page as testShopper and returns the CSRF token that
+// came with it, as a browser would keep it in its cookie jar ("" if none).
+func (f *shopFixture) csrfToken(tb testing.TB) string {
+	tb.Helper()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: testShopper})
+	resp, err := f.app.Test(req, -1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "phoenix_csrf" && c.Value != "" {
+			return c.Value
+		}
+	}
+	return "" // CSRF is off in this setup
 }
 
 const testShopper = "0123456789abcdef0123456789abcdef"
 
-// do sends a request as testShopper; htmx adds the HX-Request header.
+// do sends a request as testShopper; htmx adds the HX-Request header. An
+// unsafe request carries the shopper's CSRF token as a page would: in the
+// X-CSRF-Token header for htmx, in the csrf form field for a plain form.
 func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, htmx bool) (*http.Response, string) {
 	tb.Helper()
+	unsafe := method != "GET" && f.token != ""
+	if unsafe && !htmx && form != nil {
+		form = maps.Clone(form)
+		form.Set("csrf", f.token)
+	}
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -69,6 +121,12 @@ func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, 
 	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: testShopper})
 	if htmx {
 		req.Header.Set("HX-Request", "true")
+	}
+	if f.token != "" {
+		req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: f.token})
+	}
+	if unsafe && (htmx || form == nil) {
+		req.Header.Set("X-CSRF-Token", f.token)
 	}
 	resp, err := f.app.Test(req, -1)
 	if err != nil {

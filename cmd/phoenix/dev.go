@@ -43,7 +43,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("PHOENIX_DATA_DIR: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("PHOENIX_DATA_DIR: %w", err)
 	}
 	log.Info("starting private servers", "dir", dc.dir)

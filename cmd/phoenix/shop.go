@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 
 	"phoenix"
 	"phoenix/handlers"
@@ -38,16 +40,75 @@ type shopConfig struct {
 	addr          string
 	catalog       string
 	secureCookies bool
+	proxy         proxyConfig
+	// Likes a second allowed per shopper and per client address, with
+	// bursts of twice that; 0 disables the limit.
+	likeRatePerShopper, likeRatePerIP int
 }
 
 func (c *shopConfig) register(f *flags) {
 	f.String(&c.addr, "shop-addr", "PHOENIX_SHOP_ADDR", ":8080", "shop listen address")
 	f.String(&c.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
-	f.Bool(&c.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure (set when served over TLS or behind a TLS proxy)")
+	f.Bool(&c.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure and send HSTS (set when served over TLS or behind a TLS proxy)")
+	f.Int(&c.likeRatePerShopper, "like-rate-per-shopper", "PHOENIX_LIKE_RATE_PER_SHOPPER", 10, "Likes a second per shopper, bursts of twice that (0: no limit)")
+	// Off by default: many shoppers can share one address (an office, a
+	// carrier's NAT, the load generator).
+	f.Int(&c.likeRatePerIP, "like-rate-per-ip", "PHOENIX_LIKE_RATE_PER_IP", 0, "Likes a second per client address, bursts of twice that (0: no limit)")
+	c.proxy.register(f)
 }
 
 func (c *shopConfig) checks() []func() error {
-	return []func() error{checkAddr("PHOENIX_SHOP_ADDR", &c.addr)}
+	return append([]func() error{
+		checkAddr("PHOENIX_SHOP_ADDR", &c.addr),
+		checkNonNegative("PHOENIX_LIKE_RATE_PER_SHOPPER", &c.likeRatePerShopper),
+		checkNonNegative("PHOENIX_LIKE_RATE_PER_IP", &c.likeRatePerIP),
+	}, c.proxy.checks()...)
+}
+
+// proxyConfig says which reverse proxies may tell a role the client's
+// address. By default none: the peer's address is the client's.
+type proxyConfig struct {
+	header  string
+	trusted string // comma-separated IPs or CIDRs
+}
+
+func (c *proxyConfig) register(f *flags) {
+	f.String(&c.header, "proxy-header", "PHOENIX_PROXY_HEADER", "", "header carrying the client address, set by a trusted proxy (e.g. X-Real-IP)")
+	f.String(&c.trusted, "trusted-proxies", "PHOENIX_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose proxy header and X-Forwarded-Proto are believed")
+}
+
+func (c *proxyConfig) checks() []func() error {
+	return []func() error{func() error {
+		for _, p := range c.list() {
+			if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+				return fmt.Errorf("PHOENIX_TRUSTED_PROXIES: %q is not an IP address or CIDR", p)
+			}
+		}
+		if c.header != "" && c.trusted == "" {
+			return errors.New("PHOENIX_PROXY_HEADER: set PHOENIX_TRUSTED_PROXIES too, or the header is never believed")
+		}
+		return nil
+	}}
+}
+
+func (c *proxyConfig) list() []string {
+	var out []string
+	for _, p := range strings.Split(c.trusted, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkNonNegative checks that a number is 0 or more.
+func checkNonNegative(name string, n *int) func() error {
+	return func() error {
+		if *n < 0 {
+			return fmt.Errorf("%s: %d is negative (0 disables)", name, *n)
+		}
+		return nil
+	}
 }
 
 func runShop(ctx context.Context, e *env, args []string) error {
@@ -95,23 +156,33 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	}
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
-		Instance: instanceName(e), Section: "shop",
+		Instance: instanceName(e), Section: "shop", Secure: sc.secureCookies,
+		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(),
 	})
 	if err != nil {
-		likes.Close()
+		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
 	health.Routes(app)
-	(&handlers.Shop{Likes: likes, Catalog: catalog, Log: log, Instance: instanceName(e), SecureCookie: sc.secureCookies}).Routes(app)
+	rdb := likes.Client()
+	(&handlers.Shop{
+		Likes: likes, Catalog: catalog, Log: log, Instance: instanceName(e), SecureCookie: sc.secureCookies,
+		// Tokens and limits live in Redis, so every shop replica shares them.
+		CSRF: handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(rdb, rc.prefix+"csrf:"), Secure: sc.secureCookies}),
+		LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, rc.prefix+"rate:"),
+			store.PerSecond(sc.likeRatePerShopper), store.PerSecond(sc.likeRatePerIP)),
+	}).Routes(app)
 	ln, err := listen("shop", sc.addr, e)
 	if err != nil {
-		likes.Close()
+		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	return &shopRole{server: &server{role: "shop", app: app, ln: ln, health: health, log: log}, likes: likes}, nil
 }
 
 func (s *shopRole) close() {
-	s.likes.Close()
+	if err := s.likes.Close(); err != nil {
+		s.log.Warn("close redis", "err", err)
+	}
 }

@@ -1,0 +1,276 @@
+package handlers_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"phoenix"
+	"phoenix/handlers"
+	"phoenix/store"
+	"phoenix/store/storetest"
+)
+
+// send runs req through the app and returns the answer and its body.
+func (f *shopFixture) send(tb testing.TB, req *http.Request) (*http.Response, string) {
+	tb.Helper()
+	resp, err := f.app.Test(req, -1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func likeRequest(id string, form url.Values, cookies map[string]string, header map[string]string) *http.Request {
+	req := httptest.NewRequest("POST", "/products/"+id+"/like", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
+func TestShop_CSRF(t *testing.T) {
+	f := newShop(t)
+	if f.token == "" {
+		t.Fatal("GET / set no phoenix_csrf cookie")
+	}
+	p := f.catalog.Products()[2]
+	both := map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": f.token}
+	shopperOnly := map[string]string{"phoenix_shopper": testShopper}
+	forged := "00000000-0000-4000-8000-000000000000"
+	refused := []struct {
+		name    string
+		form    url.Values
+		cookies map[string]string
+		header  map[string]string
+	}{
+		{"cross-site form without token", url.Values{"next": {"/"}}, both, map[string]string{"Origin": "http://evil.example"}},
+		{"cross-site form with a stolen token", url.Values{"csrf": {f.token}}, both, map[string]string{"Origin": "http://evil.example"}},
+		{"null origin", url.Values{"csrf": {f.token}}, both, map[string]string{"Origin": "null"}},
+		{"cookie but no token", url.Values{"next": {"/"}}, both, nil},
+		{"token but no cookie", url.Values{"csrf": {f.token}}, shopperOnly, nil},
+		{"header but no cookie", nil, shopperOnly, map[string]string{"X-CSRF-Token": f.token}},
+		{"token differs from cookie", url.Values{"csrf": {forged}}, both, nil},
+		{"forged token in cookie and form", url.Values{"csrf": {forged}}, map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": forged}, nil},
+		{"empty token", url.Values{"csrf": {""}}, map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": ""}, nil},
+		{"htmx without header", nil, both, map[string]string{"HX-Request": "true"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			before := f.streamLen(t)
+			resp, body := f.send(t, likeRequest(p.ID, tt.form, tt.cookies, tt.header))
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", resp.StatusCode)
+			}
+			if !strings.Contains(body, "did not come from this site") {
+				t.Errorf("body lacks a clear message: %.300s", body)
+			}
+			if tt.header["HX-Request"] == "true" && resp.Header.Get("HX-Retarget") != "#flash" {
+				t.Error("htmx refusal should be retargeted to #flash")
+			}
+			if got := f.streamLen(t); got != before {
+				t.Errorf("stream grew from %d to %d", before, got)
+			}
+		})
+	}
+	t.Run("same-site form with field", func(t *testing.T) {
+		resp, _ := f.send(t, likeRequest(p.ID, url.Values{"csrf": {f.token}, "next": {"/"}}, both, nil))
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("status %d, want 303", resp.StatusCode)
+		}
+	})
+	t.Run("htmx header with same origin", func(t *testing.T) {
+		resp, _ := f.send(t, likeRequest(p.ID, nil, both, map[string]string{"HX-Request": "true", "X-CSRF-Token": f.token, "Origin": "http://example.com"}))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+	})
+	t.Run("pages carry the token", func(t *testing.T) {
+		_, body := f.do(t, "GET", "/products/"+p.ID, nil, false)
+		for _, want := range []string{`hx-headers='{"X-CSRF-Token":"` + f.token + `"}'`, `name="csrf" value="` + f.token + `"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("page lacks %s", want)
+			}
+		}
+	})
+	t.Run("token cookie", func(t *testing.T) {
+		resp, _ := f.do(t, "GET", "/", nil, false)
+		c := cookieHeader(resp, "phoenix_csrf")
+		if !strings.Contains(c, "HttpOnly") || !strings.Contains(strings.ToLower(c), "samesite=lax") || strings.Contains(c, "Secure") {
+			t.Errorf("Set-Cookie = %q, want HttpOnly, SameSite=Lax, not Secure", c)
+		}
+	})
+}
+
+func cookieHeader(resp *http.Response, name string) string {
+	for _, c := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, name+"=") {
+			return c
+		}
+	}
+	return ""
+}
+
+func TestShop_Headers(t *testing.T) {
+	t.Run("plain http", func(t *testing.T) {
+		f := newShop(t)
+		resp, _ := f.do(t, "GET", "/", nil, false)
+		want := map[string]string{
+			"Content-Security-Policy": "script-src 'self'",
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "same-origin",
+			"X-Frame-Options":         "DENY",
+		}
+		for k, v := range want {
+			if !strings.Contains(resp.Header.Get(k), v) {
+				t.Errorf("%s = %q, want %q", k, resp.Header.Get(k), v)
+			}
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("CSP = %q", csp)
+		}
+		if h := resp.Header.Get("Strict-Transport-Security"); h != "" {
+			t.Errorf("HSTS %q over plain HTTP", h)
+		}
+	})
+	t.Run("secure", func(t *testing.T) {
+		f := newShop(t, func(s *shopSetup) {
+			s.app.Secure = true
+			s.shop.SecureCookie = true
+			s.shop.CSRF = handlers.CSRF(handlers.CSRFConfig{Secure: true})
+		})
+		resp, err := f.app.Test(httptest.NewRequest("GET", "/", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := resp.Header.Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
+			t.Errorf("HSTS = %q, want max-age", h)
+		}
+		for _, name := range []string{"phoenix_csrf", "phoenix_shopper"} {
+			if c := cookieHeader(resp, name); !strings.Contains(strings.ToLower(c), "; secure") || !strings.Contains(c, "HttpOnly") {
+				t.Errorf("%s cookie = %q, want Secure and HttpOnly", name, c)
+			}
+		}
+	})
+}
+
+// TestShop_LikeLimit floods two shop replicas that share one Redis: the
+// limit holds across both, and the over-limit answers say so.
+func TestShop_LikeLimit(t *testing.T) {
+	rdb, prefix := storetest.Redis(t)
+	const burst = 20
+	// One Like a minute after the burst: a flood of a few seconds gets
+	// exactly the burst through, whatever the scheduling.
+	slow := store.Rate{Interval: time.Minute, Burst: burst}
+	for _, tt := range []struct {
+		name       string
+		perShopper store.Rate
+		perIP      store.Rate
+		shoppers   int
+	}{
+		{"per shopper", slow, store.Rate{}, 1},
+		{"per address", store.Rate{}, slow, 50},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := prefix + strings.ReplaceAll(tt.name, " ", "-") + ":"
+			limit := func(s *shopSetup) {
+				s.shop.LikeLimit = handlers.LikeLimit(store.NewLimiter(rdb, p+"rate:"), tt.perShopper, tt.perIP)
+			}
+			replicas := []*shopFixture{newShopOn(t, rdb, p, limit), newShopOn(t, rdb, p, limit)}
+			ids := replicas[0].catalog.IDs()
+			var accepted, limited atomic.Int64
+			var wg sync.WaitGroup
+			for r, f := range replicas {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 60 {
+						shopper := fmt.Sprintf("%032x", i%tt.shoppers)
+						req := likeRequest(ids[(i*2+r)%len(ids)], nil,
+							map[string]string{"phoenix_shopper": shopper, "phoenix_csrf": f.token},
+							map[string]string{"HX-Request": "true", "X-CSRF-Token": f.token})
+						resp, body := f.send(t, req)
+						switch resp.StatusCode {
+						case http.StatusOK:
+							accepted.Add(1)
+						case http.StatusTooManyRequests:
+							limited.Add(1)
+							if resp.Header.Get("Retry-After") == "" || resp.Header.Get("HX-Retarget") != "#flash" || !strings.Contains(body, "Too many likes") {
+								t.Errorf("429 without Retry-After, #flash or message: %v %.200s", resp.Header, body)
+							}
+						default:
+							t.Errorf("status %d: %.200s", resp.StatusCode, body)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if accepted.Load() != burst || limited.Load() != 120-burst {
+				t.Errorf("accepted %d, limited %d; want %d and %d", accepted.Load(), limited.Load(), burst, 120-burst)
+			}
+		})
+	}
+}
+
+// TestLoginLimiter checks the admin's failed-login limit: successes never
+// count, failures past Max get 429 with Retry-After, even for the right
+// password, and the refusal says so.
+func TestLoginLimiter(t *testing.T) {
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Section: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(c *fiber.Ctx) error {
+		if c.FormValue("password") != "right" {
+			return fiber.NewError(fiber.StatusUnauthorized, "Wrong password.")
+		}
+		return c.SendString("welcome")
+	}
+	app.Post("/login", append(handlers.LoginLimiter(handlers.LoginLimitConfig{Max: 3, Window: time.Minute}), login)...)
+	try := func(password string) *http.Response {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/login", strings.NewReader("password="+password))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for range 10 {
+		if got := try("right").StatusCode; got != 200 {
+			t.Fatalf("right password: status %d, want 200", got)
+		}
+	}
+	for i := range 3 {
+		if got := try("wrong").StatusCode; got != 401 {
+			t.Fatalf("failure %d: status %d, want 401", i+1, got)
+		}
+	}
+	for _, pw := range []string{"wrong", "right"} {
+		resp := try(pw)
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s password after 3 failures: status %d, Retry-After %q; want 429 with Retry-After", pw, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+}
