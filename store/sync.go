@@ -23,8 +23,8 @@ const applyAttempts = 5
 // claim by another worker, a retry after an unclear commit) changes nothing.
 // It returns how many events were new.
 //
-// Rows are written in a fixed order (events by id, products, buckets and
-// shoppers sorted), so that concurrent workers lock in the same order; the
+// Rows are written in a fixed order (tables in one order, rows sorted by
+// key within each), so that concurrent workers lock in the same order; the
 // rare deadlock or serialization failure is retried.
 func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 	events = sortedEvents(events)
@@ -125,14 +125,18 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, events []Event) (in
 		return 0, nil
 	}
 	d := aggregate(newEvents(events, inserted))
-	if err := writeProducts(ctx, tx, d.products, s.now()); err != nil {
+	// Rows that every batch touches (the minute's buckets, popular
+	// products, the totals) come last, so concurrent workers hold their
+	// locks only briefly before the commit; the shoppers, spread over many
+	// rows, go first.
+	shoppersDelta, err := writeShoppers(ctx, tx, d.shoppers)
+	if err != nil {
 		return 0, err
 	}
 	if err := writeBuckets(ctx, tx, d.buckets); err != nil {
 		return 0, err
 	}
-	shoppersDelta, err := writeShoppers(ctx, tx, d.shoppers)
-	if err != nil {
+	if err := writeProducts(ctx, tx, d.products, s.now()); err != nil {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, updateTotals, d.likes, shoppersDelta, d.events); err != nil {
