@@ -32,14 +32,16 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := map[string]string{
-		"PHOENIX_REDIS_URL":      rs.URL(),
-		"PHOENIX_DATABASE_URL":   pg.URL("phoenix"),
-		"PHOENIX_SHOP_ADDR":      "127.0.0.1:0",
-		"PHOENIX_ADMIN_ADDR":     "127.0.0.1:0",
-		"PHOENIX_WORKER_ADDR":    "127.0.0.1:0",
-		"PHOENIX_WORKER_BLOCK":   "50ms",
-		"PHOENIX_ADMIN_PASSWORD": "a-long-test-password-for-phoenix",
-		"PHOENIX_LOG_LEVEL":      "warn",
+		"PHOENIX_REDIS_URL":             rs.URL(),
+		"PHOENIX_DATABASE_URL":          pg.URL("phoenix"),
+		"PHOENIX_SHOP_ADDR":             "127.0.0.1:0",
+		"PHOENIX_ADMIN_ADDR":            "127.0.0.1:0",
+		"PHOENIX_WORKER_ADDR":           "127.0.0.1:0",
+		"PHOENIX_WORKER_BLOCK":          "50ms",
+		"PHOENIX_ADMIN_PASSWORD":        "a-long-test-password-for-phoenix",
+		"PHOENIX_SECRET":                "a-test-secret-that-is-at-least-32-bytes-long",
+		"PHOENIX_LIKE_RATE_PER_SHOPPER": "0", // this test is about exactness, not limits
+		"PHOENIX_LOG_LEVEL":             "warn",
 	}
 	var mu sync.Mutex
 	addrs := map[string]string{}
@@ -81,13 +83,19 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 		wg.Go(func() {
 			jar, _ := cookiejar.New(nil)
 			client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			// A page view gives the shopper its cookies and CSRF token.
+			token, err := fetchCSRF(client, shop+"/products/"+ids[0])
+			if err != nil {
+				t.Errorf("shopper %d: %v", s, err)
+				return
+			}
 			for i := range 40 {
 				action := "like"
 				if rand.IntN(3) == 0 {
 					action = "unlike"
 				}
 				u := fmt.Sprintf("%s/products/%s/%s", shop, ids[rand.IntN(len(ids))], action)
-				resp, err := client.PostForm(u, url.Values{})
+				resp, err := client.PostForm(u, url.Values{"csrf": {token}})
 				if err != nil {
 					t.Errorf("shopper %d click %d: %v", s, i, err)
 					return
@@ -165,6 +173,24 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("phoenix all did not stop")
 	}
+}
+
+// fetchCSRF loads a shop page and returns the CSRF token of its forms.
+func fetchCSRF(client *http.Client, page string) (string, error) {
+	resp, err := client.Get(page)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	m := csrfField.FindSubmatch(body)
+	if m == nil {
+		return "", fmt.Errorf("no CSRF token on %s (status %d)", page, resp.StatusCode)
+	}
+	return string(m[1]), nil
 }
 
 // testWriter sends a command's log to the test log.
