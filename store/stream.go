@@ -27,6 +27,10 @@ type Event struct {
 	ShopperID string    `db:"shopper_id"`
 	Action    Action    `db:"action"`
 	At        time.Time `db:"at"`
+	// ShopperLikes is how many products the shopper liked right after
+	// this event: 1 after a like means the shopper started liking, 0 after
+	// an unlike means they stopped.
+	ShopperLikes int64 `db:"-"`
 }
 
 // Malformed is a stream entry that is not a valid Event. The worker parks it
@@ -107,7 +111,15 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	if err != nil || ms < 0 || ms > maxEventMillis {
 		return Event{}, fmt.Errorf("bad time %q: want unix milliseconds", clip(at))
 	}
-	return Event{ID: id, ProductID: product, ShopperID: shopper, Action: Action(action), At: time.UnixMilli(ms).UTC()}, nil
+	likes, err := field("likes")
+	if err != nil {
+		return Event{}, err
+	}
+	n, err := strconv.ParseInt(likes, 10, 64)
+	if err != nil || n < 0 || (Action(action) == ActionLike && n == 0) {
+		return Event{}, fmt.Errorf("bad likes %q: want the shopper's like count after the event", clip(likes))
+	}
+	return Event{ID: id, ProductID: product, ShopperID: shopper, Action: Action(action), At: time.UnixMilli(ms).UTC(), ShopperLikes: n}, nil
 }
 
 // validShopper accepts printable, valid UTF-8 ids of sensible length;

@@ -15,7 +15,7 @@ import (
 
 func TestParseEvent(t *testing.T) {
 	good := func() map[string]any {
-		return map[string]any{"product": "brake-pads", "shopper": "0123456789abcdef0123456789abcdef", "action": "like", "at": "1700000000123"}
+		return map[string]any{"product": "brake-pads", "shopper": "0123456789abcdef0123456789abcdef", "action": "like", "at": "1700000000123", "likes": "1"}
 	}
 	with := func(k string, v any) map[string]any {
 		m := good()
@@ -46,6 +46,10 @@ func TestParseEvent(t *testing.T) {
 		{"negative time", with("at", "-1"), "bad time"},
 		{"time beyond year 9999", with("at", "253402300800000"), "bad time"},
 		{"field not a string", with("at", 5), "not a string"},
+		{"unlike of the last like", func() map[string]any { m := with("action", "unlike"); m["likes"] = "0"; return m }(), ""},
+		{"missing likes", with("likes", nil), "missing field likes"},
+		{"negative likes", with("likes", "-1"), "bad likes"},
+		{"like leaving none", with("likes", "0"), "bad likes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,7 +78,7 @@ func addEvents(t *testing.T, rdb *redis.Client, s *store.Likes, n int) []string 
 	cmds := make([]*redis.StringCmd, n)
 	for i := range cmds {
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.StreamKey(), Values: []any{
-			"product", "brake-pads", "shopper", "0123456789abcdef0123456789abcdef", "action", "like", "at", "1700000000000",
+			"product", "brake-pads", "shopper", "0123456789abcdef0123456789abcdef", "action", "like", "at", "1700000000000", "likes", "1",
 		}})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

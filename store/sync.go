@@ -18,7 +18,7 @@ import (
 const applyAttempts = 5
 
 // ApplyBatch writes a batch of events in one transaction: the events that
-// are not stored yet, and the counters, minute buckets, shopper counters and
+// are not stored yet, and the counters, minute buckets and
 // totals changed by exactly those events. Replaying events (a redelivery, a
 // claim by another worker, a retry after an unclear commit) changes nothing.
 // It returns how many events were new.
@@ -95,15 +95,6 @@ ON CONFLICT (product_id, minute) DO UPDATE SET
     likes = b.likes + EXCLUDED.likes,
     unlikes = b.unlikes + EXCLUDED.unlikes`
 
-const upsertShoppers = `
-WITH up AS (
-    INSERT INTO shopper_counters AS s (shopper_id, likes)
-    SELECT d.shopper_id, d.likes FROM unnest($1::text[], $2::bigint[]) AS d(shopper_id, likes)
-    ON CONFLICT (shopper_id) DO UPDATE SET likes = s.likes + EXCLUDED.likes
-    RETURNING shopper_id, likes
-)
-SELECT COALESCE(array_agg(shopper_id), '{}'), COALESCE(array_agg(likes), '{}') FROM up`
-
 const updateTotals = `UPDATE totals SET likes = likes + $1, shoppers = shoppers + $2, events = events + $3`
 
 // applyBatch runs the statements of ApplyBatch in tx. events are sorted and
@@ -126,20 +117,15 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, events []Event) (in
 	}
 	d := aggregate(newEvents(events, inserted))
 	// Rows that every batch touches (the minute's buckets, popular
-	// products, the totals) come last, so concurrent workers hold their
-	// locks only briefly before the commit; the shoppers, spread over many
-	// rows, go first.
-	shoppersDelta, err := writeShoppers(ctx, tx, d.shoppers)
-	if err != nil {
-		return 0, err
-	}
+	// products, the totals) are written in key order, the totals last, so
+	// concurrent workers hold their locks only briefly before the commit.
 	if err := writeBuckets(ctx, tx, d.buckets); err != nil {
 		return 0, err
 	}
 	if err := writeProducts(ctx, tx, d.products, s.now()); err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, updateTotals, d.likes, shoppersDelta, d.events); err != nil {
+	if _, err := tx.ExecContext(ctx, updateTotals, d.likes, d.shoppers, d.events); err != nil {
 		return 0, fmt.Errorf("update totals: %w", err)
 	}
 	return len(inserted), nil
@@ -191,31 +177,6 @@ func writeBuckets(ctx context.Context, tx *sqlx.Tx, rows []bucketDelta) error {
 	return nil
 }
 
-// writeShoppers applies the shoppers' net changes and returns by how much
-// the number of shoppers who like at least one product changed.
-func writeShoppers(ctx context.Context, tx *sqlx.Tx, rows []shopperDelta) (int64, error) {
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	ids, deltas := make([]string, len(rows)), make([]int64, len(rows))
-	for i, r := range rows {
-		ids[i], deltas[i] = r.Shopper, r.Likes
-	}
-	var afterIDs pq.StringArray
-	var afterLikes pq.Int64Array
-	if err := tx.QueryRowContext(ctx, upsertShoppers, pq.StringArray(ids), pq.Int64Array(deltas)).Scan(&afterIDs, &afterLikes); err != nil {
-		return 0, fmt.Errorf("update shopper counters: %w", err)
-	}
-	if len(afterIDs) != len(afterLikes) {
-		return 0, fmt.Errorf("update shopper counters: %d ids, %d counts", len(afterIDs), len(afterLikes))
-	}
-	after := make([]shopperDelta, len(afterIDs))
-	for i := range after {
-		after[i] = shopperDelta{Shopper: afterIDs[i], Likes: afterLikes[i]}
-	}
-	return likingShoppersChange(rows, after), nil
-}
-
 // productDelta is the change of one product's counters.
 type productDelta struct {
 	product                         string
@@ -229,20 +190,13 @@ type bucketDelta struct {
 	likes, unlikes int64
 }
 
-// shopperDelta is a shopper's net change of likes, or (read back) their
-// likes after the change.
-type shopperDelta struct {
-	Shopper string
-	Likes   int64
-}
-
 // deltas is what a set of new events changes, each slice sorted by key so
 // that writers lock rows in one order.
 type deltas struct {
 	products []productDelta
 	buckets  []bucketDelta
-	shoppers []shopperDelta // only shoppers whose net likes changed
-	likes    int64          // net likes
+	shoppers int64 // change of the number of shoppers who like something
+	likes    int64 // net likes
 	events   int64
 }
 
@@ -259,7 +213,6 @@ func aggregate(events []Event) deltas {
 	}
 	products := map[string]*productDelta{}
 	buckets := map[bucketKey]*bucketDelta{}
-	shoppers := map[string]int64{}
 	var d deltas
 	for _, e := range events {
 		sign := int64(1)
@@ -286,7 +239,12 @@ func aggregate(events []Event) deltas {
 			p.unlikeEvents++
 			b.unlikes++
 		}
-		shoppers[e.ShopperID] += sign
+		switch {
+		case sign > 0 && e.ShopperLikes == 1:
+			d.shoppers++ // started liking something
+		case sign < 0 && e.ShopperLikes == 0:
+			d.shoppers-- // stopped liking anything
+		}
 		d.likes += sign
 		d.events++
 	}
@@ -300,34 +258,7 @@ func aggregate(events []Event) deltas {
 	slices.SortFunc(d.buckets, func(a, b bucketDelta) int {
 		return cmp.Or(cmp.Compare(a.product, b.product), a.minute.Compare(b.minute))
 	})
-	for id, n := range shoppers {
-		if n != 0 {
-			d.shoppers = append(d.shoppers, shopperDelta{Shopper: id, Likes: n})
-		}
-	}
-	slices.SortFunc(d.shoppers, func(a, b shopperDelta) int { return cmp.Compare(a.Shopper, b.Shopper) })
 	return d
-}
-
-// likingShoppersChange counts shoppers who went from no likes to some
-// (+1) and from some to none (-1), given their changes and their likes
-// after the changes.
-func likingShoppersChange(changes, after []shopperDelta) int64 {
-	delta := make(map[string]int64, len(changes))
-	for _, c := range changes {
-		delta[c.Shopper] = c.Likes
-	}
-	var n int64
-	for _, a := range after {
-		before := a.Likes - delta[a.Shopper]
-		switch {
-		case before <= 0 && a.Likes > 0:
-			n++
-		case before > 0 && a.Likes <= 0:
-			n--
-		}
-	}
-	return n
 }
 
 // SyncProducts makes the products table match the catalog: new and changed

@@ -41,17 +41,20 @@ func productLikes(t *testing.T, s *store.Stats) map[string]int64 {
 	return out
 }
 
-func event(id, product, shopper string, a store.Action) store.Event {
-	return store.Event{ID: id, ProductID: product, ShopperID: shopper, Action: a, At: time.Date(2025, 3, 1, 12, 30, 15, 0, time.UTC)}
+// event builds an event; shopperLikes is the shopper's like count after it,
+// as the shop's script records it.
+func event(id, product, shopper string, a store.Action, shopperLikes int64) store.Event {
+	return store.Event{ID: id, ProductID: product, ShopperID: shopper, Action: a,
+		At: time.Date(2025, 3, 1, 12, 30, 15, 0, time.UTC), ShopperLikes: shopperLikes}
 }
 
 func TestStats_ApplyBatch(t *testing.T) {
 	ctx := context.Background()
 	s := openStats(t)
 	first := []store.Event{
-		event("1-0", "pads", "alice", store.ActionLike),
-		event("1-1", "tyre", "alice", store.ActionLike),
-		event("1-2", "pads", "bob", store.ActionLike),
+		event("1-0", "pads", "alice", store.ActionLike, 1),
+		event("1-1", "tyre", "alice", store.ActionLike, 2),
+		event("1-2", "pads", "bob", store.ActionLike, 1),
 	}
 	apply := func(t *testing.T, events []store.Event, want int) {
 		t.Helper()
@@ -77,13 +80,13 @@ func TestStats_ApplyBatch(t *testing.T) {
 		}
 	})
 	t.Run("partial replay", func(t *testing.T) {
-		apply(t, []store.Event{first[2], event("2-0", "pads", "alice", store.ActionUnlike), first[0]}, 1)
+		apply(t, []store.Event{first[2], event("2-0", "pads", "alice", store.ActionUnlike, 1), first[0]}, 1)
 		if got := productLikes(t, s); got["pads"] != 1 || got["tyre"] != 1 {
 			t.Errorf("likes %v, want pads 1, tyre 1", got)
 		}
 	})
 	t.Run("last like withdrawn", func(t *testing.T) {
-		apply(t, []store.Event{event("3-0", "pads", "bob", store.ActionUnlike)}, 1)
+		apply(t, []store.Event{event("3-0", "pads", "bob", store.ActionUnlike, 0)}, 1)
 		if got, want := readTotals(t, s), (totals{Likes: 1, Shoppers: 1, Events: 5}); got != want {
 			t.Errorf("totals %+v, want %+v", got, want)
 		}
@@ -115,7 +118,8 @@ func TestStats_ApplyBatchConcurrent(t *testing.T) {
 	const n = 2000
 	events := make([]store.Event, n)
 	for i := range events {
-		events[i] = event(fmt.Sprintf("%d-0", 1000+i), fmt.Sprintf("p%d", i%7), fmt.Sprintf("s%d", i%13), store.ActionLike)
+		// Shopper i%13 likes for the (i/13+1)-th time.
+		events[i] = event(fmt.Sprintf("%d-0", 1000+i), fmt.Sprintf("p%d", i%7), fmt.Sprintf("s%d", i%13), store.ActionLike, int64(i/13+1))
 	}
 	var wg sync.WaitGroup
 	applied := make([]int, 4)

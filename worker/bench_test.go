@@ -162,7 +162,7 @@ func fillStream(b *testing.B, e *env, n int) {
 			}
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.likes.StreamKey(), Values: []any{
 				"product", products[rand.IntN(len(products))], "shopper", fmt.Sprintf("%032x", rand.IntN(100000)),
-				"action", action, "at", at,
+				"action", action, "at", at, "likes", strconv.Itoa(1 + rand.IntN(5)),
 			}})
 			done++
 		}

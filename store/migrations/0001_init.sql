@@ -40,14 +40,9 @@ CREATE TABLE like_buckets (
 );
 CREATE INDEX like_buckets_minute ON like_buckets (minute);
 
--- Net likes per shopper, so that "shoppers who like something" is a counter
--- and not a scan of the events.
-CREATE TABLE shopper_counters (
-    shopper_id text PRIMARY KEY,
-    likes      bigint NOT NULL DEFAULT 0
-);
-
--- One row of totals: net likes, and shoppers with at least one like now.
+-- One row of totals: net likes, shoppers with at least one like now (each
+-- event carries the shopper's like count after it, so the worker counts
+-- 0 -> 1 and 1 -> 0 transitions), and events.
 CREATE TABLE totals (
     id       boolean PRIMARY KEY DEFAULT true CHECK (id),
     likes    bigint NOT NULL DEFAULT 0,
@@ -69,7 +64,6 @@ CREATE TABLE worker_status (
 -- +goose Down
 DROP TABLE worker_status;
 DROP TABLE totals;
-DROP TABLE shopper_counters;
 DROP TABLE like_buckets;
 DROP TABLE product_counters;
 DROP TABLE like_events;

@@ -4,7 +4,9 @@
 -- KEYS[3] the event stream
 -- ARGV[1] product id, ARGV[2] shopper id, ARGV[3] "like" or "unlike",
 -- ARGV[4] time in unix milliseconds
--- Returns {changed (0 or 1), count after the call}.
+-- Returns {changed (0 or 1), count after the call}. Each event also carries
+-- the shopper's number of likes after it, so the worker can count shoppers
+-- who like something (0 -> 1 and 1 -> 0) without a row per shopper.
 -- Only a real change touches the counter and the stream, so repeating a
 -- request (a double click, a client retry) never counts twice.
 local changed
@@ -18,7 +20,8 @@ if changed == 1 then
   local delta = 1
   if ARGV[3] ~= 'like' then delta = -1 end
   count = redis.call('HINCRBY', KEYS[2], ARGV[1], delta)
-  redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3], 'at', ARGV[4])
+  redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3], 'at', ARGV[4],
+    'likes', redis.call('SCARD', KEYS[1]))
 else
   count = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 end
