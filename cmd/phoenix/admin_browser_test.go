@@ -107,6 +107,10 @@ func noOverflow(t *testing.T, b *browser, ctx context.Context, width int) {
 		wide := eval[string](b, ctx, `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className).join(', ')`)
 		t.Errorf("at %dpx the page is %dpx wide (viewport %d); too wide: %s", width, got[0], got[1], wide)
 	}
+	// Nor may a table hide columns behind a scroll bar in its card.
+	if cut := eval[string](b, ctx, `[...document.querySelectorAll('.table-wrap')].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.id + ': ' + e.scrollWidth + ' > ' + e.clientWidth).join(', ')`); cut != "" {
+		t.Errorf("at %dpx tables scroll sideways: %s", width, cut)
+	}
 }
 
 func setWidth(b *browser, ctx context.Context, width int) {
