@@ -137,6 +137,22 @@ func (h *Admin) requireSession(c *fiber.Ctx) error {
 	return c.Redirect(target, fiber.StatusSeeOther)
 }
 
+// renderFragment renders a statistics fragment for htmx. A request that
+// htmx did not make (the address typed or bookmarked) has no page to put
+// the fragment in: it goes to the dashboard with the same, already
+// validated, query, which shows that statistic inside the page.
+func renderFragment(c *fiber.Ctx, name string, data any) error {
+	c.Vary(hxRequest)
+	if isFragment(c) {
+		return c.Render(name, data)
+	}
+	target := "/admin"
+	if q := c.Request().URI().QueryString(); len(q) > 0 {
+		target += "?" + string(q)
+	}
+	return c.Redirect(target, fiber.StatusSeeOther)
+}
+
 // fragmentHeaders lets browsers keep a fragment but ask each time (the
 // ETag makes an unchanged one a 304), and keeps shared caches out.
 func fragmentHeaders(c *fiber.Ctx) error {
@@ -168,7 +184,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 
 // Totals handles GET /admin/stats/totals.
 func (h *Admin) Totals(c *fiber.Ctx) error {
-	return render(c, "partials/stats-totals", h.totals(c))
+	return renderFragment(c, "partials/stats-totals", h.totals(c))
 }
 
 // Products handles GET /admin/stats/products?category=&q=&sort=&dir=.
@@ -181,12 +197,12 @@ func (h *Admin) Products(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return render(c, "partials/stats-products", table)
+	return renderFragment(c, "partials/stats-products", table)
 }
 
 // Categories handles GET /admin/stats/categories.
 func (h *Admin) Categories(c *fiber.Ctx) error {
-	return render(c, "partials/stats-categories", h.categories(c))
+	return renderFragment(c, "partials/stats-categories", h.categories(c))
 }
 
 // Chart handles GET /admin/stats/chart?product=.
@@ -199,12 +215,12 @@ func (h *Admin) Chart(c *fiber.Ctx) error {
 	if err := checkKnown(rows, dashboardQuery{Product: q.Product}); err != nil {
 		return err
 	}
-	return render(c, "partials/stats-chart", h.chart(c, q, rows))
+	return renderFragment(c, "partials/stats-chart", h.chart(c, q, rows))
 }
 
 // Worker handles GET /admin/stats/worker.
 func (h *Admin) Worker(c *fiber.Ctx) error {
-	return render(c, "partials/worker-status", h.worker(c))
+	return renderFragment(c, "partials/worker-status", h.worker(c))
 }
 
 // Export handles GET /admin/export.csv?category=&q=&sort=&dir=: the products
