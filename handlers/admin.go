@@ -10,7 +10,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/etag"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"phoenix/store"
@@ -38,6 +37,10 @@ type Admin struct {
 	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
 	Poll       time.Duration // how often the page refreshes its fragments
 	LoginLimit int           // failed logins allowed per client address per minute
+	// CSRF guards login and logout; nil means CSRF(CSRFConfig{Secure:
+	// Sessions.Secure}), whose tokens live in this process only. Several
+	// replicas share SignedTokens instead.
+	CSRF fiber.Handler
 
 	last lastGood
 }
@@ -46,13 +49,25 @@ type Admin struct {
 // before: every route registered here after the login form, and every
 // unknown path, needs a session.
 func (h *Admin) Routes(r fiber.Router) {
+	protect := h.CSRF
+	if protect == nil {
+		protect = CSRF(CSRFConfig{Secure: h.Sessions.Secure})
+	}
+	// The limiter comes after CSRF, so a forged login spends no allowance;
+	// it counts every other refusal (wrong password: 401).
+	login := append([]fiber.Handler{protect}, LoginLimiter(LoginLimitConfig{
+		Max: cmp.Or(h.LoginLimit, defaultLoginLimit), Window: time.Minute,
+	})...)
 	r.Use(h.Sessions.Middleware())
-	r.Get("/login", h.LoginForm)
-	r.Post("/login", h.loginLimiter(), h.Login)
+	// CSRF per route, not r.Use: the polled fragments need no token and
+	// should not renew a cookie every two seconds. The pages that hold a
+	// form (login, dashboard with its logout button) mint it.
+	r.Get("/login", protect, h.LoginForm)
+	r.Post("/login", append(login, h.Login)...)
 	r.Use(h.requireSession)
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
-	r.Post("/logout", h.Logout)
-	r.Get("/admin", h.Dashboard)
+	r.Post("/logout", protect, h.Logout)
+	r.Get("/admin", protect, h.Dashboard)
 	r.Get("/admin/export.csv", h.Export)
 	stats := r.Group("/admin/stats", fragmentHeaders, etag.New())
 	stats.Get("/totals", h.Totals)
@@ -102,23 +117,6 @@ func (h *Admin) renderLogin(c *fiber.Ctx, next, msg string) error {
 	return render(c, "pages/login", loginPage{layoutData: h.layout(c, "Admin login"), Next: utils.CopyString(next), Message: msg})
 }
 
-// loginLimiter allows LoginLimit failed logins per client address per
-// minute; successful ones do not count. Its counts live in this process,
-// so each replica limits on its own.
-func (h *Admin) loginLimiter() fiber.Handler {
-	return limiter.New(limiter.Config{
-		Max:                    cmp.Or(h.LoginLimit, defaultLoginLimit),
-		Expiration:             time.Minute,
-		SkipSuccessfulRequests: true,
-		LimitReached: func(c *fiber.Ctx) error {
-			h.Log.Warn("admin login limited", "ip", c.IP())
-			c.Status(fiber.StatusTooManyRequests)
-			return h.renderLogin(c, localPath(c.FormValue("next"), "/admin"),
-				"Too many failed attempts. Try again in "+c.GetRespHeader(fiber.HeaderRetryAfter)+" seconds.")
-		},
-	})
-}
-
 // requireSession lets requests with a session through. Without one, a page
 // redirects to the login form and an htmx request gets HX-Redirect, so the
 // browser goes there instead of swapping a login form into a table.
@@ -135,6 +133,22 @@ func (h *Admin) requireSession(c *fiber.Ctx) error {
 	target := "/login"
 	if c.Method() == fiber.MethodGet {
 		target += "?next=" + url.QueryEscape(c.OriginalURL())
+	}
+	return c.Redirect(target, fiber.StatusSeeOther)
+}
+
+// renderFragment renders a statistics fragment for htmx. A request that
+// htmx did not make (the address typed or bookmarked) has no page to put
+// the fragment in: it goes to the dashboard with the same, already
+// validated, query, which shows that statistic inside the page.
+func renderFragment(c *fiber.Ctx, name string, data any) error {
+	c.Vary(hxRequest)
+	if isFragment(c) {
+		return c.Render(name, data)
+	}
+	target := "/admin"
+	if q := c.Request().URI().QueryString(); len(q) > 0 {
+		target += "?" + string(q)
 	}
 	return c.Redirect(target, fiber.StatusSeeOther)
 }
@@ -170,7 +184,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 
 // Totals handles GET /admin/stats/totals.
 func (h *Admin) Totals(c *fiber.Ctx) error {
-	return render(c, "partials/stats-totals", h.totals(c))
+	return renderFragment(c, "partials/stats-totals", h.totals(c))
 }
 
 // Products handles GET /admin/stats/products?category=&q=&sort=&dir=.
@@ -183,12 +197,12 @@ func (h *Admin) Products(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return render(c, "partials/stats-products", table)
+	return renderFragment(c, "partials/stats-products", table)
 }
 
 // Categories handles GET /admin/stats/categories.
 func (h *Admin) Categories(c *fiber.Ctx) error {
-	return render(c, "partials/stats-categories", h.categories(c))
+	return renderFragment(c, "partials/stats-categories", h.categories(c))
 }
 
 // Chart handles GET /admin/stats/chart?product=.
@@ -201,12 +215,12 @@ func (h *Admin) Chart(c *fiber.Ctx) error {
 	if err := checkKnown(rows, dashboardQuery{Product: q.Product}); err != nil {
 		return err
 	}
-	return render(c, "partials/stats-chart", h.chart(c, q, rows))
+	return renderFragment(c, "partials/stats-chart", h.chart(c, q, rows))
 }
 
 // Worker handles GET /admin/stats/worker.
 func (h *Admin) Worker(c *fiber.Ctx) error {
-	return render(c, "partials/worker-status", h.worker(c))
+	return renderFragment(c, "partials/worker-status", h.worker(c))
 }
 
 // Export handles GET /admin/export.csv?category=&q=&sort=&dir=: the products
@@ -235,7 +249,7 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 }
 
 func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
-	return layoutData{Title: title, Instance: h.Instance, Section: "admin", Path: c.Path()}
+	return layoutData{Title: title, Instance: h.Instance, Section: "admin", Path: c.Path(), CSRF: csrfToken(c)}
 }
 
 // fragment returns the polling settings of the fragment at path.

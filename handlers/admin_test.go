@@ -31,6 +31,7 @@ type adminFixture struct {
 	stats    *store.Stats
 	sessions *handlers.Sessions
 	admin    *handlers.Admin
+	token    string // a CSRF token the login form issued
 }
 
 func newAdmin(tb testing.TB) *adminFixture {
@@ -58,19 +59,36 @@ func newAdminOn(tb testing.TB, dbURL string) *adminFixture {
 		tb.Fatal(err)
 	}
 	(&handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}).Routes(app)
-	admin := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", StaleAfter: 30 * time.Second}
+	tokens, err := handlers.NewSignedTokens([]byte(testSecret), time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	csrf := handlers.CSRF(handlers.CSRFConfig{Storage: tokens, KeyGenerator: tokens.Generate})
+	admin := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", StaleAfter: 30 * time.Second, CSRF: csrf}
 	admin.Routes(app)
-	return &adminFixture{app: app, stats: stats, sessions: sessions, admin: admin}
+	f := &adminFixture{app: app, stats: stats, sessions: sessions, admin: admin}
+	resp, _ := f.get(tb, "/login", "", false)
+	for _, c := range resp.Cookies() {
+		if c.Name == "phoenix_csrf" {
+			f.token = c.Value
+		}
+	}
+	if f.token == "" {
+		tb.Fatalf("GET /login set no phoenix_csrf cookie: %v", resp.Header.Values("Set-Cookie"))
+	}
+	return f
 }
 
 // request is one test request: cookie "" means no session; htmx adds the
-// HX-Request header; header adds more.
+// HX-Request header; header adds more. A POST carries the fixture's CSRF
+// cookie and token unless noCSRF.
 type request struct {
 	method, target string
 	form           url.Values
 	cookie         string
 	htmx           bool
 	header         map[string]string
+	noCSRF         bool
 }
 
 func (f *adminFixture) do(tb testing.TB, r request) (*http.Response, string) {
@@ -88,6 +106,10 @@ func (f *adminFixture) do(tb testing.TB, r request) (*http.Response, string) {
 	}
 	if r.htmx {
 		req.Header.Set("HX-Request", "true")
+	}
+	if r.method == "POST" && !r.noCSRF {
+		req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: f.token})
+		req.Header.Set("X-CSRF-Token", f.token)
 	}
 	for k, v := range r.header {
 		req.Header.Set(k, v)
@@ -166,7 +188,12 @@ func TestAdmin_Login(t *testing.T) {
 		if resp.StatusCode != fiber.StatusSeeOther || resp.Header.Get("Location") != "/admin?sort=name" {
 			t.Fatalf("status %d to %q, want 303 to /admin?sort=name", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		set := resp.Header.Get("Set-Cookie")
+		var set string
+		for _, c := range resp.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, "phoenix_admin=") {
+				set = c
+			}
+		}
 		for _, want := range []string{"phoenix_admin=", "HttpOnly", "SameSite=Strict", "path=/"} {
 			if !strings.Contains(set, want) {
 				t.Errorf("Set-Cookie %q lacks %q", set, want)
@@ -240,7 +267,7 @@ func TestAdmin_LoginLimit(t *testing.T) {
 	if resp.StatusCode != fiber.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("sixth attempt: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if !strings.Contains(body, "Too many failed attempts") {
+	if !strings.Contains(body, "Too many failed logins") {
 		t.Errorf("429 page lacks its message")
 	}
 	right := request{method: "POST", target: "/login", form: url.Values{"password": {testPassword}}}

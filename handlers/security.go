@@ -33,6 +33,10 @@ type CSRFConfig struct {
 	// Storage keeps issued tokens. Several replicas must share it
 	// (store.NewKV over Redis); nil keeps them in this process only.
 	Storage fiber.Storage
+	// KeyGenerator mints tokens; nil: Fiber's random UUIDs. A storage that
+	// verifies tokens instead of remembering them (SignedTokens) needs its
+	// own generator.
+	KeyGenerator func() string
 	// Secure marks the cookie Secure (served over TLS or a TLS proxy).
 	Secure bool
 }
@@ -61,6 +65,7 @@ func CSRF(cfg CSRFConfig) fiber.Handler {
 		CookieSameSite: fiber.CookieSameSiteLaxMode,
 		Expiration:     csrfExpiration,
 		Storage:        storage,
+		KeyGenerator:   cfg.KeyGenerator,
 		ContextKey:     csrfContextKey,
 		Extractor:      csrfFromHeaderOrForm,
 		ErrorHandler: func(_ *fiber.Ctx, err error) error {

@@ -67,9 +67,11 @@ func NewSessions(password string, secret []byte, ttl time.Duration, secure bool)
 }
 
 // Middleware decrypts the request's cookies and encrypts the response's; a
-// cookie that fails authentication reads as empty.
+// cookie that fails authentication reads as empty. The CSRF cookie is left
+// alone: it must equal the token in the page (double submit), and its value
+// is no secret from the browser that holds it.
 func (s *Sessions) Middleware() fiber.Handler {
-	return encryptcookie.New(encryptcookie.Config{Key: s.cookieKey})
+	return encryptcookie.New(encryptcookie.Config{Key: s.cookieKey, Except: []string{csrfCookie}})
 }
 
 // CheckPassword compares in constant time. Hashing first makes the time

@@ -20,6 +20,7 @@ import (
 const (
 	minPasswordLen = 8
 	sessionTTL     = 12 * time.Hour
+	csrfTTL        = 24 * time.Hour // a login form left open this long must be reloaded
 	maxMigrateWait = 30 * time.Second
 )
 
@@ -127,6 +128,14 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		stats.Close()
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
+	// Signed CSRF tokens: every admin replica with the same secret accepts
+	// them, and the admin needs no Redis for them.
+	tokens, err := handlers.NewSignedTokens([]byte(ac.secret), csrfTTL)
+	if err != nil {
+		stats.Close()
+		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+	}
+	csrf := handlers.CSRF(handlers.CSRFConfig{Storage: tokens, KeyGenerator: tokens.Generate, Secure: ac.secureCookies})
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
 		Instance: instanceName(e), Section: "admin",
@@ -137,7 +146,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
-	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter}).Routes(app)
+	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf}).Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
 		stats.Close()

@@ -33,8 +33,10 @@ const (
 func rolesOf(tb testing.TB, cmd string) []string {
 	tb.Helper()
 	switch cmd {
-	case "shop", "all", "dev":
+	case "shop", "dev":
 		return []string{"shop"}
+	case "all":
+		return []string{"shop", "worker", "admin"}
 	}
 	tb.Fatalf("rolesOf: unknown command %q", cmd)
 	return nil
@@ -64,11 +66,12 @@ type phoenixProc struct {
 func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixProc {
 	tb.Helper()
 	all := map[string]string{
-		"PHOENIX_SHOP_ADDR":  "127.0.0.1:0",
-		"PHOENIX_ADMIN_ADDR": "127.0.0.1:0",
-		"PHOENIX_LOG_FORMAT": "text",
-		"PHOENIX_LOG_LEVEL":  "debug",
-		"PHOENIX_INSTANCE":   "e2e",
+		"PHOENIX_SHOP_ADDR":   "127.0.0.1:0",
+		"PHOENIX_ADMIN_ADDR":  "127.0.0.1:0",
+		"PHOENIX_WORKER_ADDR": "127.0.0.1:0",
+		"PHOENIX_LOG_FORMAT":  "text",
+		"PHOENIX_LOG_LEVEL":   "debug",
+		"PHOENIX_INSTANCE":    "e2e",
 	}
 	maps.Copy(all, vars)
 	p := &phoenixProc{tb: tb, cmd: cmd, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}
