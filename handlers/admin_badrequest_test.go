@@ -69,7 +69,7 @@ func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 func pgState(tb testing.TB, stats *store.Stats) string {
 	tb.Helper()
 	var out strings.Builder
-	for _, table := range []string{"products", "like_events", "product_counters", "like_buckets", "shopper_counters", "totals", "worker_status"} {
+	for _, table := range []string{"products", "like_events", "product_counters", "like_buckets", "totals", "worker_status"} {
 		var n int64
 		var sum string
 		err := stats.DB().QueryRowContext(context.Background(),

@@ -67,7 +67,7 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 		return nil, err
 	}
 	layout := func(c *fiber.Ctx, title string) layoutData {
-		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path()}
+		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path(), CSRF: csrfToken(c)}
 	}
 	rt := readTimeout
 	if cfg.ReadTimeout > 0 {
