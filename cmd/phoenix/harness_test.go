@@ -35,6 +35,8 @@ func rolesOf(tb testing.TB, cmd string) []string {
 	switch cmd {
 	case "shop", "all", "dev":
 		return []string{"shop"}
+	case "admin":
+		return []string{"admin"}
 	}
 	tb.Fatalf("rolesOf: unknown command %q", cmd)
 	return nil
