@@ -1,12 +1,7 @@
 package worker
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,62 +87,8 @@ func TestSync_RedisRestart(t *testing.T) {
 	assertExact(t, e, ids, n)
 }
 
-// buildPhoenix builds the phoenix binary into a temporary folder.
-func buildPhoenix(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go tool not found to build phoenix: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "phoenix")
-	out, err := exec.Command(goBin, "build", "-o", bin, "../cmd/phoenix").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build phoenix: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// workerProcess is phoenix worker running as a child process.
-type workerProcess struct {
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	done chan error
-}
-
-func startWorkerProcess(t *testing.T, bin string, env []string) *workerProcess {
-	t.Helper()
-	p := &workerProcess{cmd: exec.Command(bin, "worker"), logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("worker %d output:\n%s", p.cmd.Process.Pid, p.logs)
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its error.
-func (p *workerProcess) wait(t *testing.T, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		return err
-	case <-time.After(timeout):
-		t.Fatalf("worker %d still running after %s", p.cmd.Process.Pid, timeout)
-		return nil
-	}
-}
-
 func TestSync_KillNine(t *testing.T) {
-	bin := buildPhoenix(t)
+	bin := storetest.Phoenix(t)
 	rdb, prefix := storetest.Redis(t)
 	dbURL := storetest.Postgres(t)
 	e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, dbURL)}
@@ -166,15 +107,9 @@ func TestSync_KillNine(t *testing.T) {
 			"PHOENIX_LOG_FORMAT=text",
 		}
 	}
-	first := startWorkerProcess(t, bin, env("first"))
+	first := storetest.Start(t, bin, env("first"), "worker")
 	waitStored(t, e.stats, 1, 30*time.Second)
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var exit *exec.ExitError
-	if err := first.wait(t, 10*time.Second); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("first worker: got %v, want killed by SIGKILL", err)
-	}
+	first.Kill9(t)
 	stored := eventsStored(t, e.stats)
 	if stored >= n {
 		t.Fatalf("drain finished (%d of %d) before the kill; the test proves nothing", stored, n)
@@ -182,15 +117,15 @@ func TestSync_KillNine(t *testing.T) {
 	t.Logf("killed with %d of %d events stored", stored, n)
 
 	// A new worker (another name) claims what the dead one left pending.
-	second := startWorkerProcess(t, bin, env("second"))
+	second := storetest.Start(t, bin, env("second"), "worker")
 	waitDrained(t, e, n, 60*time.Second)
 	assertExact(t, e, ids, n)
 
 	// SIGTERM: the worker finishes its batch and exits 0.
-	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := second.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := second.wait(t, 20*time.Second); err != nil {
+	if err := second.Wait(t, 20*time.Second); err != nil {
 		t.Fatalf("second worker after SIGTERM: %v, want exit 0", err)
 	}
 }

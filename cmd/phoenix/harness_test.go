@@ -37,6 +37,8 @@ func rolesOf(tb testing.TB, cmd string) []string {
 		return []string{"shop"}
 	case "all":
 		return []string{"shop", "worker", "admin"}
+	case "admin":
+		return []string{"admin"}
 	}
 	tb.Fatalf("rolesOf: unknown command %q", cmd)
 	return nil

@@ -131,6 +131,8 @@ type loadSummary struct {
 	// Expected is, per product, the number of shoppers whose last confirmed
 	// state is "liked" (counting only this run's shoppers).
 	Expected map[string]int64 `json:"expected"`
+	// shoppers is what each shopper saw, for audits of single answers.
+	shoppers []*shopperResult
 }
 
 func (s loadSummary) print(w io.Writer) {
@@ -157,6 +159,14 @@ type shopperResult struct {
 	uncertain int64
 	liked     map[string]bool // confirmed state per product
 	unsure    map[string]bool // products whose state is unknown
+	answers   map[string]*answers
+	jar       http.CookieJar // holds the shopper's id cookie
+}
+
+// answers counts what the shop told one shopper about one product: Likes
+// and Unlikes it saved, and those it refused (any other status).
+type answers struct {
+	likes, unlikes, refused int64
 }
 
 func (g *loadgen) run(ctx context.Context, progress func(loadProgress)) (loadSummary, error) {
@@ -251,7 +261,8 @@ func (g *loadgen) shop(ctx context.Context, tickets <-chan time.Time, sent, fail
 	jar, _ := cookiejar.New(nil) // New never fails without options
 	client := &http.Client{Transport: g.client, Jar: jar, Timeout: g.cfg.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	r := &shopperResult{errors: map[string]int64{}, liked: map[string]bool{}, unsure: map[string]bool{}}
+	r := &shopperResult{errors: map[string]int64{}, liked: map[string]bool{}, unsure: map[string]bool{},
+		answers: map[string]*answers{}, jar: jar}
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	token, fetched := "", false
 	for due := range tickets {
@@ -278,6 +289,11 @@ func (g *loadgen) shop(ctx context.Context, tickets <-chan time.Time, sent, fail
 				action = "unlike"
 			}
 			status, body, err = g.post(ctx, client, "/products/"+product+"/"+action, token)
+			a := r.answers[product]
+			if a == nil {
+				a = &answers{}
+				r.answers[product] = a
+			}
 			switch {
 			case err != nil:
 				r.unsure[product] = true
@@ -286,11 +302,16 @@ func (g *loadgen) shop(ctx context.Context, tickets <-chan time.Time, sent, fail
 				r.liked[product] = like
 				if like {
 					r.likes++
+					a.likes++
 				} else {
 					r.unlikes++
+					a.unlikes++
 				}
 			case status == http.StatusForbidden:
 				fetched = false // fetch a fresh token with the next page view
+				a.refused++
+			case status != http.StatusOK:
+				a.refused++
 			}
 		}
 		if ctx.Err() != nil {
@@ -357,7 +378,7 @@ func errorKind(status int, err error) string {
 }
 
 func summarize(results []*shopperResult, elapsed time.Duration) loadSummary {
-	s := loadSummary{Seconds: elapsed.Seconds(), Errors: map[string]int64{}, Expected: map[string]int64{}}
+	s := loadSummary{Seconds: elapsed.Seconds(), Errors: map[string]int64{}, Expected: map[string]int64{}, shoppers: results}
 	var all []time.Duration
 	for _, r := range results {
 		all = append(all, r.latencies...)

@@ -7,6 +7,7 @@
 //	phoenix admin     the admin dashboard (login, live statistics), PostgreSQL only
 //	phoenix all       every role in one process
 //	phoenix dev       all, plus private Redis and PostgreSQL servers
+//	phoenix audit     compares the Likes in Redis and PostgreSQL per product
 //
 // Every flag falls back to a PHOENIX_* environment variable.
 package main
@@ -55,6 +56,7 @@ func commands() []command {
 		{"admin", "serve the admin dashboard (login, live statistics, export); needs PostgreSQL", runAdmin},
 		{"all", "run every role in one process", runAll},
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
+		{"audit", "compare the Likes in Redis and PostgreSQL per product; non-zero exit on a mismatch", runAudit},
 		{"loadgen", "simulated shoppers against a running shop, with progress and a summary", runLoadgen},
 		{"healthcheck", "ask this container's roles whether they are alive (for HEALTHCHECK)", runHealthcheck},
 	}

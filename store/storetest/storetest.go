@@ -54,6 +54,8 @@ type servers struct {
 	pgErr   error
 
 	seq atomic.Int64 // makes key prefixes and database names unique
+
+	phoenix phoenixBinary // built on first use by Phoenix
 }
 
 var shared servers
@@ -91,7 +93,7 @@ func (s *servers) stop() error {
 		errs = append(errs, s.pg.Stop())
 		s.pg = nil
 	}
-	for _, dir := range []string{s.redisDir, s.pgDir} {
+	for _, dir := range []string{s.redisDir, s.pgDir, s.phoenix.dir} {
 		if dir != "" {
 			errs = append(errs, os.RemoveAll(dir))
 		}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"phoenix/store"
+	"phoenix/worker"
+)
+
+// auditPoll is how often phoenix audit -wait reads again.
+const auditPoll = 250 * time.Millisecond
+
+// auditConfig is the settings of phoenix audit.
+type auditConfig struct {
+	redis    redisConfig
+	database databaseConfig
+	group    string
+	wait     time.Duration
+	all      bool
+}
+
+// runAudit compares every product's Likes in Redis and PostgreSQL. It exits
+// non-zero when they differ once the backlog is drained, or when the
+// backlog does not drain (or the servers do not answer) within -wait.
+func runAudit(ctx context.Context, e *env, args []string) error {
+	f := newFlags("audit", e)
+	var c auditConfig
+	c.redis.register(f)
+	c.database.register(f)
+	f.String(&c.group, "worker-group", "PHOENIX_WORKER_GROUP", worker.DefaultGroup, "consumer group shared by the workers")
+	f.DurationVar(&c.wait, "wait", 0, "wait up to this long for the workers to drain the backlog (0: read once)")
+	f.BoolVar(&c.all, "all", false, "list every product, not only those that differ")
+	checks := append(c.redis.checks(), c.database.checks()...)
+	checks = append(checks, func() error {
+		if c.wait < 0 {
+			return errors.New("-wait: must not be negative")
+		}
+		return nil
+	})
+	if err := f.parse(args, checks...); err != nil {
+		return err
+	}
+	likes, err := store.OpenLikes(ctx, c.redis.url, c.redis.prefix)
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	}
+	defer likes.Close()
+	stats, err := store.OpenStats(ctx, c.database.url)
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
+	}
+	defer stats.Close()
+
+	a, err := waitAudit(ctx, likes, stats, c.group, c.wait)
+	if err != nil {
+		return err
+	}
+	printAudit(e.stdout, a, c.all)
+	bad := len(a.Mismatches())
+	switch {
+	case !a.Final():
+		return fmt.Errorf("audit not final: %d events still waiting (%d undelivered, %d pending); try -wait 60s",
+			a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)
+	case bad > 0:
+		return fmt.Errorf("audit failed: %d of %d products differ", bad, len(a.Rows))
+	}
+	return nil
+}
+
+// waitAudit audits until the result is final or wait has passed, and
+// returns the last result. Servers that do not answer are waited for too.
+func waitAudit(ctx context.Context, likes *store.Likes, stats *store.Stats, group string, wait time.Duration) (store.Audit, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		a, err := store.RunAudit(ctx, likes, stats, group)
+		if err == nil && a.Final() {
+			return a, nil
+		}
+		if time.Now().After(deadline) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return a, errors.Join(err, ctx.Err())
+		case <-time.After(auditPoll):
+		}
+	}
+}
+
+// printAudit writes the audit as a table: the products that differ (or
+// all), the totals and a verdict line.
+func printAudit(w io.Writer, a store.Audit, all bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres events\t")
+	row := func(r store.AuditRow) {
+		fmt.Fprintf(tw, "%s\t%d\t%+d\t%d\t%d\t  %s\n", r.ProductID, r.Live, r.Waiting, r.Counter, r.Events, r.Problem())
+	}
+	bad := a.Mismatches()
+	if all {
+		for _, r := range a.Rows {
+			row(r)
+		}
+	} else {
+		for _, r := range bad {
+			row(r)
+		}
+	}
+	row(a.Totals())
+	tw.Flush()
+	switch {
+	case !a.Final():
+		fmt.Fprintf(w, "not final: %d events waiting (%d undelivered, %d pending)", a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)
+		if !a.Stable {
+			fmt.Fprint(w, "; Likes arrived while reading")
+		}
+		if a.Partial {
+			fmt.Fprint(w, "; backlog too long to split by product")
+		}
+		fmt.Fprintln(w)
+	case len(bad) > 0:
+		fmt.Fprintf(w, "MISMATCH: %d of %d products differ (backlog drained)\n", len(bad), len(a.Rows))
+	default:
+		t := a.Totals()
+		fmt.Fprintf(w, "exact: %d products, %d likes in Redis and PostgreSQL, backlog drained\n", len(a.Rows), t.Live)
+	}
+}

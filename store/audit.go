@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+)
+
+// auditScanLimit bounds how many waiting stream entries an audit reads to
+// split the backlog by product; a larger backlog is summed only in part.
+const auditScanLimit = 100000
+
+// AuditRow is one product's numbers in every place a Like lives.
+type AuditRow struct {
+	ProductID string
+	Live      int64 // the live count in Redis
+	Waiting   int64 // net likes in stream entries the workers have not acknowledged
+	Counter   int64 // product_counters.likes in PostgreSQL
+	Events    int64 // likes minus unlikes in PostgreSQL's like_events
+}
+
+// OK reports whether the numbers agree: PostgreSQL's counter equals its own
+// events, and with the waiting events it makes the live count.
+func (r AuditRow) OK() bool { return r.Counter == r.Events && r.Counter+r.Waiting == r.Live }
+
+// Audit compares the shop's Likes in Redis with the admin's in PostgreSQL.
+type Audit struct {
+	Rows    []AuditRow // every product seen anywhere, sorted by id
+	Backlog Backlog    // the consumer group's unacknowledged entries
+	// Partial is set when the backlog was too long to read in full, so
+	// Waiting holds only part of it.
+	Partial bool
+	// Stable is set when no Like happened while the audit read (the stream's
+	// last id did not move), so Redis and PostgreSQL were read at one moment.
+	Stable bool
+}
+
+// Final reports whether the audit is conclusive: read at one moment, with
+// nothing left waiting, so every difference is a real one.
+func (a Audit) Final() bool { return a.Stable && a.Backlog.Total() == 0 }
+
+// Mismatches returns the rows whose numbers disagree.
+func (a Audit) Mismatches() []AuditRow {
+	var out []AuditRow
+	for _, r := range a.Rows {
+		if !r.OK() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Totals sums the rows.
+func (a Audit) Totals() AuditRow {
+	t := AuditRow{ProductID: "total"}
+	for _, r := range a.Rows {
+		t.Live += r.Live
+		t.Waiting += r.Waiting
+		t.Counter += r.Counter
+		t.Events += r.Events
+	}
+	return t
+}
+
+// RunAudit reads Redis, then PostgreSQL, then Redis again. When the stream
+// did not move in between and the group had acknowledged everything, every
+// event the shop wrote before the first read was committed before the
+// PostgreSQL read, so the comparison is exact. Under live load, call it
+// again until Final.
+func RunAudit(ctx context.Context, likes *Likes, stats *Stats, group string) (Audit, error) {
+	before, err := likes.auditRead(ctx, group)
+	if err != nil {
+		return Audit{}, err
+	}
+	stored, err := stats.auditCounts(ctx)
+	if err != nil {
+		return Audit{}, err
+	}
+	after, err := likes.auditRead(ctx, group)
+	if err != nil {
+		return Audit{}, err
+	}
+	a := Audit{Backlog: before.backlog, Partial: before.partial, Stable: before.lastID == after.lastID}
+	ids := map[string]bool{}
+	for id := range before.live {
+		ids[id] = true
+	}
+	for id := range before.waiting {
+		ids[id] = true
+	}
+	for id := range stored {
+		ids[id] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		r := AuditRow{ProductID: id, Live: before.live[id], Waiting: before.waiting[id],
+			Counter: stored[id].counter, Events: stored[id].events}
+		if r == (AuditRow{ProductID: id}) {
+			continue // a product liked and unliked again everywhere
+		}
+		a.Rows = append(a.Rows, r)
+	}
+	return a, nil
+}
+
+// redisAudit is one reading of the shop's side.
+type redisAudit struct {
+	live    map[string]int64
+	waiting map[string]int64 // net likes per product in unacknowledged entries
+	backlog Backlog
+	partial bool
+	lastID  string // the stream's last generated id; "" when there is no stream
+}
+
+// auditRead reads the live counts, the group's backlog and the stream's last
+// id in one MULTI, then splits the backlog by product. The split is read
+// after the MULTI; it matters only while a backlog exists, when the audit
+// is not final anyway.
+func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
+	pipe := s.rdb.TxPipeline()
+	counts := pipe.HGetAll(ctx, s.CountsKey())
+	exists := pipe.Exists(ctx, s.StreamKey())
+	length := pipe.XLen(ctx, s.StreamKey())
+	// Without a stream, both XINFOs fail ("no such key"); that is read
+	// from exists, and their errors are ignored.
+	info := pipe.XInfoStream(ctx, s.StreamKey())
+	groups := pipe.XInfoGroups(ctx, s.StreamKey())
+	_, _ = pipe.Exec(ctx)
+	for _, c := range []redis.Cmder{counts, exists, length} {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return redisAudit{}, fmt.Errorf("%w: audit redis: %v", ErrUnavailable, err)
+		}
+	}
+	r := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}}
+	for id, v := range counts.Val() {
+		r.live[id] = parseCount(v)
+	}
+	if exists.Val() == 0 {
+		return r, nil
+	}
+	for _, c := range []redis.Cmder{info, groups} {
+		if err := c.Err(); err != nil {
+			return redisAudit{}, fmt.Errorf("%w: audit stream: %v", ErrUnavailable, err)
+		}
+	}
+	r.lastID = info.Val().LastGeneratedID
+	var g *redis.XInfoGroup
+	for i := range groups.Val() {
+		if groups.Val()[i].Name == group {
+			g = &groups.Val()[i]
+		}
+	}
+	if g == nil {
+		// No worker has read the stream yet: all of it is waiting.
+		r.backlog = Backlog{Undelivered: length.Val()}
+		return r, s.addWaiting(ctx, &r, "-", nil)
+	}
+	r.backlog = Backlog{Undelivered: g.Lag, Pending: g.Pending}
+	if g.Lag < 0 {
+		r.backlog.Undelivered = max(length.Val()-g.Pending, 0)
+	}
+	if r.backlog.Total() == 0 {
+		return r, nil
+	}
+	pending, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: s.StreamKey(), Group: group, Start: "-", End: "+", Count: auditScanLimit,
+	}).Result()
+	if err != nil {
+		return redisAudit{}, fmt.Errorf("%w: audit pending: %v", ErrUnavailable, err)
+	}
+	ids := make([]string, len(pending))
+	for i, p := range pending {
+		ids[i] = p.ID
+	}
+	r.partial = int64(len(pending)) < g.Pending
+	return r, s.addWaiting(ctx, &r, "("+g.LastDeliveredID, ids)
+}
+
+// addWaiting adds to r.waiting the entries after from (undelivered) and the
+// pending entries with the given ids.
+func (s *Likes) addWaiting(ctx context.Context, r *redisAudit, from string, pending []string) error {
+	add := func(msgs []redis.XMessage) {
+		for _, m := range msgs {
+			e, err := ParseEvent(m.ID, m.Values)
+			if err != nil {
+				continue // parked by the worker, counted nowhere
+			}
+			if e.Action == ActionLike {
+				r.waiting[e.ProductID]++
+			} else {
+				r.waiting[e.ProductID]--
+			}
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(pending))
+	for i, id := range pending {
+		cmds[i] = pipe.XRange(ctx, s.StreamKey(), id, id)
+	}
+	undelivered := pipe.XRangeN(ctx, s.StreamKey(), from, "+", auditScanLimit)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%w: audit backlog: %v", ErrUnavailable, err)
+	}
+	for _, c := range cmds {
+		add(c.Val())
+	}
+	add(undelivered.Val())
+	if int64(len(undelivered.Val())) == auditScanLimit {
+		r.partial = true
+	}
+	return nil
+}
+
+// storedCounts is one product's numbers in PostgreSQL.
+type storedCounts struct {
+	counter, events int64
+}
+
+// auditCounts reads, in one snapshot, every product's counter and the net
+// likes of its stored events. Summing the events costs a scan of
+// like_events: fine for an audit, which is why the dashboard never does it.
+func (s *Stats) auditCounts(ctx context.Context) (map[string]storedCounts, error) {
+	out := map[string]storedCounts{}
+	err := s.readOnly(ctx, func(tx *sqlx.Tx) error {
+		var counters []struct {
+			ID    string `db:"product_id"`
+			Likes int64  `db:"likes"`
+		}
+		if err := tx.SelectContext(ctx, &counters, `SELECT product_id, likes FROM product_counters`); err != nil {
+			return err
+		}
+		var events []struct {
+			ID  string `db:"product_id"`
+			Net int64  `db:"net"`
+		}
+		if err := tx.SelectContext(ctx, &events, `
+SELECT product_id, SUM(CASE action WHEN 'like' THEN 1 ELSE -1 END) AS net
+FROM like_events GROUP BY product_id`); err != nil {
+			return err
+		}
+		for _, c := range counters {
+			out[c.ID] = storedCounts{counter: c.Likes}
+		}
+		for _, e := range events {
+			sc := out[e.ID]
+			sc.events = e.Net
+			out[e.ID] = sc
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit postgres: %v", ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// readOnly runs fn in a read-only REPEATABLE READ transaction: one
+// snapshot for all its statements.
+func (s *Stats) readOnly(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	return fn(tx)
+}
+
+// Problem says in words how the row's numbers disagree ("" when they agree).
+func (r AuditRow) Problem() string {
+	var p []string
+	if r.Counter != r.Events {
+		p = append(p, fmt.Sprintf("counter %+d vs events", r.Counter-r.Events))
+	}
+	if d := r.Counter + r.Waiting - r.Live; d != 0 {
+		p = append(p, fmt.Sprintf("postgres+waiting %+d vs redis", d))
+	}
+	return strings.Join(p, "; ")
+}
