@@ -23,7 +23,7 @@ type errorPage struct {
 func ErrorHandler(log *slog.Logger, layout func(*fiber.Ctx, string) layoutData) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status, msg := classify(err)
-		attrs := []any{"status", status, "method", c.Method(), "path", c.Path(), "err", err}
+		attrs := []any{"request_id", requestID(c), "status", status, "method", c.Method(), "path", c.Path(), "err", err}
 		if status >= 500 {
 			log.Error("request failed", attrs...)
 		} else {
