@@ -92,6 +92,9 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableIPValidation:      true,
 	})
+	// A response written during shutdown says "Connection: close", so that
+	// clients do not send another request on a connection about to close.
+	app.Server().CloseOnShutdown = true
 	// Outermost: every request gets an id and one log line, panics included.
 	app.Use(requestIDs(), observe(cfg.Log, cfg.Metrics))
 	app.Use(recover.New())

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/gofiber/fiber/v2/utils"
 )
 
 // requestIDKey is where Fiber's requestid middleware leaves the request id.
@@ -46,7 +47,9 @@ func observe(log *slog.Logger, m *Metrics) fiber.Handler {
 			// Only a middleware saw it: no route matched.
 			route = "unmatched"
 		}
-		method := c.Method()
+		// Copied: Fiber reuses the buffer behind c.Method(), and the
+		// metrics keep their label values.
+		method := utils.CopyString(c.Method())
 		m.request(route, method, status, d)
 		level := slog.LevelInfo
 		if status < 400 && (strings.HasPrefix(route, "/assets") || route == "/healthz" || route == "/readyz") {
