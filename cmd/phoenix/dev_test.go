@@ -108,3 +108,32 @@ func TestPhoenixDev(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopbackDefaults: phoenix dev listens on loopback unless an address
+// is set by flag or environment.
+func TestLoopbackDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want [2]string // shop, metrics
+	}{
+		{"defaults", nil, nil, [2]string{"127.0.0.1:8080", "127.0.0.1:9090"}},
+		{"environment", map[string]string{"PHOENIX_SHOP_ADDR": ":8080"}, nil, [2]string{":8080", "127.0.0.1:9090"}},
+		{"flag", nil, []string{"-metrics-addr", "0.0.0.0:9191"}, [2]string{"127.0.0.1:8080", "0.0.0.0:9191"}},
+		{"metrics off", map[string]string{"PHOENIX_METRICS_ADDR": "off"}, nil, [2]string{"127.0.0.1:8080", "off"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFlags("dev", &env{getenv: func(k string) string { return tt.env[k] }, stderr: io.Discard})
+			var cfg allConfig
+			cfg.register(f, "text")
+			if err := f.parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			loopbackDefaults(f, map[string]*string{"shop-addr": &cfg.shop.addr, "metrics-addr": &cfg.ops.metricsAddr})
+			if got := [2]string{cfg.shop.addr, cfg.ops.metricsAddr}; got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -618,3 +618,26 @@ func sameCounts(a, b map[string]int64) bool {
 	}
 	return true
 }
+
+// TestPhoenixShop_OwnMetrics: a role run on its own serves its own metrics
+// on its own endpoint, and nothing of the other roles.
+func TestPhoenixShop_OwnMetrics(t *testing.T) {
+	vars, _ := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	get(t, p.url("shop", "/"))
+	resp, body := get(t, p.url("metrics", "/metrics"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", resp.StatusCode)
+	}
+	if n, _ := metricValue(body, "phoenix_http_requests_total", `role="shop"`, `route="/"`, `status="200"`); n != 1 {
+		t.Errorf("shop GET / counted %v times, want 1", n)
+	}
+	for _, absent := range []string{`role="admin"`, `role="worker"`, "phoenix_worker_"} {
+		if strings.Contains(body, absent) {
+			t.Errorf("a lone shop's metrics show %s", absent)
+		}
+	}
+	if resp, _ := get(t, p.url("shop", "/metrics")); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the public port = %d, want 404", resp.StatusCode)
+	}
+}
