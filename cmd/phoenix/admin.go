@@ -127,7 +127,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, ac.secureCookies)
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	app, err := handlers.NewApp(handlers.AppConfig{
@@ -135,7 +135,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),
 	})
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
@@ -143,7 +143,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter}).Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
@@ -182,5 +182,7 @@ func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats)
 }
 
 func (a *adminRole) close() {
-	a.stats.Close()
+	if err := a.stats.Close(); err != nil {
+		a.log.Warn("close postgres", "err", err)
+	}
 }

@@ -122,10 +122,12 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	if errors.Is(err, store.ErrUnavailable) {
 		log.Warn("postgres unreachable at start", "err", err)
 	} else if err != nil {
-		likes.Close()
+		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
 	}
-	r := &workerRole{likes: likes, stats: stats}
+	// A server holding just the log until the real one is made, so that
+	// close can log on the failure paths below.
+	r := &workerRole{likes: likes, stats: stats, server: &server{log: log}}
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: instanceName(e),
 		Metrics: handlers.NewMetrics(o.reg, "worker"),
@@ -160,6 +162,10 @@ func (r *workerRole) run(ctx context.Context) error {
 }
 
 func (r *workerRole) close() {
-	r.stats.Close()
-	r.likes.Close()
+	if err := r.stats.Close(); err != nil {
+		r.log.Warn("close postgres", "err", err)
+	}
+	if err := r.likes.Close(); err != nil {
+		r.log.Warn("close redis", "err", err)
+	}
 }
