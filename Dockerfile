@@ -16,7 +16,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/phoenix ./cmd/phoe
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/phoenix /phoenix
 USER nonroot:nonroot
-EXPOSE 8080 8081 8082
+EXPOSE 8080 8081 8082 9090
 ENV PHOENIX_LOG_FORMAT=json
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["/phoenix", "healthcheck"]
 ENTRYPOINT ["/phoenix"]

@@ -144,7 +144,7 @@ func (h *Admin) requireSession(c *fiber.Ctx) error {
 func renderFragment(c *fiber.Ctx, name string, data any) error {
 	c.Vary(hxRequest)
 	if isFragment(c) {
-		return c.Render(name, data)
+		return execute(c, name, data)
 	}
 	target := "/admin"
 	if q := c.Request().URI().QueryString(); len(q) > 0 {

@@ -51,6 +51,8 @@ type AppConfig struct {
 	// peer's address is the client's, and no forwarded header is trusted.
 	ProxyHeader    string
 	TrustedProxies []string
+	// Metrics records every request; nil: none.
+	Metrics *Metrics
 	// ReadTimeout overrides the default read timeout (tests of slow clients).
 	ReadTimeout time.Duration
 }
@@ -90,6 +92,11 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableIPValidation:      true,
 	})
+	// A response written during shutdown says "Connection: close", so that
+	// clients do not send another request on a connection about to close.
+	app.Server().CloseOnShutdown = true
+	// Outermost: every request gets an id and one log line, panics included.
+	app.Use(requestIDs(), observe(cfg.Log, cfg.Metrics))
 	app.Use(recover.New())
 	app.Use(securityHeaders(cfg.Secure))
 	app.Use("/assets", filesystem.New(filesystem.Config{

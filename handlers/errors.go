@@ -23,7 +23,7 @@ type errorPage struct {
 func ErrorHandler(log *slog.Logger, layout func(*fiber.Ctx, string) layoutData) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status, msg := classify(err)
-		attrs := []any{"status", status, "method", c.Method(), "path", c.Path(), "err", err}
+		attrs := []any{"request_id", requestID(c), "status", status, "method", c.Method(), "path", c.Path(), "err", err}
 		if status >= 500 {
 			log.Error("request failed", attrs...)
 		} else {
@@ -35,7 +35,7 @@ func ErrorHandler(log *slog.Logger, layout func(*fiber.Ctx, string) layoutData) 
 		if isFragment(c) {
 			c.Set(hxRetarget, "#flash")
 			c.Set(hxReswap, "innerHTML")
-			err = c.Render("partials/error", data)
+			err = execute(c, "partials/error", data)
 		} else {
 			err = renderPage(c, "pages/error", data)
 		}

@@ -4,18 +4,28 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics counts and times HTTP requests, and counts Likes. Every series
-// carries a constant "role" label, so that the shop and the admin of one
-// process can share one registry (and one scrape endpoint) in phoenix all.
+// carries a constant "role" label, so that the roles of one process can
+// share one registry (and one scrape endpoint) in phoenix all.
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	likes    *prometheus.CounterVec
 }
+
+// Like outcomes, the "outcome" label of phoenix_likes_total.
+const (
+	likeAccepted    = "accepted"      // the state changed and an event was appended
+	likeUnchanged   = "unchanged"     // already in that state (a double click)
+	likeCSRF        = "refused_csrf"  // no valid CSRF token or a cross-site request
+	likeLimited     = "refused_limit" // over the rate limit
+	likeUnavailable = "unavailable"   // Redis could not be reached: nothing saved
+	likeInvalid     = "invalid"       // unknown product, no shopper cookie, junk
+	likeFailed      = "error"         // any other server error
+)
 
 // NewMetrics registers the HTTP metrics of one role with reg.
 func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
@@ -29,35 +39,25 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
 		likes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoenix_likes_total", Help: "Like and Unlike requests by action and outcome (accepted, unchanged, refused).", ConstLabels: labels,
+			Name:        "phoenix_likes_total",
+			Help:        "Like and Unlike requests by action and outcome (accepted, unchanged, refused_csrf, refused_limit, unavailable, invalid, error).",
+			ConstLabels: labels,
 		}, []string{"action", "outcome"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.likes)
 	return m
 }
 
-// Middleware records every request under its route pattern (never the raw
-// path, which would let clients create unbounded series).
-func (m *Metrics) Middleware(c *fiber.Ctx) error {
-	start := time.Now()
-	err := c.Next()
-	status := c.Response().StatusCode()
-	if err != nil {
-		// The error handler has not run yet; predict its status.
-		status, _ = classify(err)
+// request records one finished request under its route pattern (never the
+// raw path, which would let clients create unbounded series); m may be nil.
+func (m *Metrics) request(route, method string, status int, d time.Duration) {
+	if m != nil {
+		m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 	}
-	route := c.Route().Path
-	if c.Route().Method == "USE" && status == fiber.StatusNotFound {
-		// Only a middleware saw it (say, the shopper cookie): no route matched.
-		route = "unmatched"
-	}
-	method := c.Method()
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-	return err
 }
 
-// like counts one Like or Unlike by its outcome; m may be nil in tests.
+// like counts one Like or Unlike by its outcome; m may be nil.
 func (m *Metrics) like(action, outcome string) {
 	if m != nil {
 		m.likes.WithLabelValues(action, outcome).Inc()

@@ -39,9 +39,23 @@ func isFragment(c *fiber.Ctx) bool {
 func render(c *fiber.Ctx, name string, data any) error {
 	c.Vary(hxRequest)
 	if isFragment(c) {
-		return c.Render(name, data)
+		return execute(c, name, data)
 	}
 	return renderPage(c, name, data)
+}
+
+// execute renders one template as the HTML answer. It calls the engine
+// directly: Fiber's Ctx.Render builds a lookup table on its first use
+// without a lock, a data race when the first requests render at once.
+func execute(c *fiber.Ctx, name string, data any) error {
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	if err := c.App().Config().Views.Render(buf, name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	c.Type("html", "utf-8")
+	c.Response().SetBody(buf.B) // copies: buf goes back to the pool
+	return nil
 }
 
 // page is what layouts/base renders: the layout fields and the page's HTML.
@@ -71,7 +85,7 @@ func renderPage(c *fiber.Ctx, name string, data any) error {
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	// The page was rendered by html/template, so its output is safe HTML.
-	return c.Render("layouts/base", page{layoutData: l.layout(), Content: template.HTML(buf.B)}) // #nosec G203 -- html/template output
+	return execute(c, "layouts/base", page{layoutData: l.layout(), Content: template.HTML(buf.B)}) // #nosec G203 -- html/template output
 }
 
 // Assets maps asset names to cache-busting URLs ("/assets/css/phoenix.css?v=1a2b3c4d").

@@ -34,6 +34,8 @@ type Shop struct {
 	CSRF fiber.Handler
 	// LikeLimit rate-limits Like and Unlike (see LikeLimit); nil: none.
 	LikeLimit fiber.Handler
+	// Metrics counts Likes by outcome; nil: not counted.
+	Metrics *Metrics
 }
 
 // Routes registers the shop's pages and actions.
@@ -53,8 +55,39 @@ func (h *Shop) Routes(r fiber.Router) {
 	r.Get("/likes", h.identify, protect, h.MyLikes)
 	// The limit comes after CSRF and the product check, so neither a forged
 	// request nor a junk id spends an allowance or touches Redis.
-	r.Post("/products/:id/like", h.identify, protect, h.known, limit, h.Like)
-	r.Post("/products/:id/unlike", h.identify, protect, h.known, limit, h.Unlike)
+	// countLike comes first, so that refusals by any step are counted.
+	r.Post("/products/:id/like", h.countLike(store.ActionLike), h.identify, protect, h.known, limit, h.Like)
+	r.Post("/products/:id/unlike", h.countLike(store.ActionUnlike), h.identify, protect, h.known, limit, h.Unlike)
+}
+
+// likeOutcomeKey is where setLike says whether the Like changed anything.
+const likeOutcomeKey = "like_outcome"
+
+// countLike counts each Like or Unlike by its outcome: accepted or
+// unchanged as setLike reports it, else by the status of the refusal.
+func (h *Shop) countLike(a store.Action) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		err := c.Next()
+		outcome, _ := c.Locals(likeOutcomeKey).(string)
+		if err != nil {
+			switch status, _ := classify(err); {
+			case status == fiber.StatusForbidden:
+				outcome = likeCSRF
+			case status == fiber.StatusTooManyRequests:
+				outcome = likeLimited
+			case status == fiber.StatusServiceUnavailable:
+				outcome = likeUnavailable
+			case status < 500:
+				outcome = likeInvalid
+			default:
+				outcome = likeFailed
+			}
+		}
+		if outcome != "" {
+			h.Metrics.like(string(a), outcome)
+		}
+		return err
+	}
 }
 
 // productView is one product with its Like state, as the card, the product
@@ -118,7 +151,7 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	}
 	if isFragment(c) && c.Get(hxTarget) == "product-grid" {
 		c.Vary(hxRequest, hxTarget)
-		return c.Render("partials/product-grid", page)
+		return execute(c, "partials/product-grid", page)
 	}
 	return render(c, "pages/catalog", page)
 }
@@ -171,13 +204,18 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 	if err != nil {
 		return err
 	}
+	if res.Changed {
+		c.Locals(likeOutcomeKey, likeAccepted)
+	} else {
+		c.Locals(likeOutcomeKey, likeUnchanged)
+	}
 	if !isFragment(c) {
 		return c.Redirect(localPath(c.FormValue("next"), "/products/"+p.ID), fiber.StatusSeeOther)
 	}
 	c.Vary(hxRequest)
 	// like-result is the button plus an out-of-band swap that clears a
 	// "could not save" notice left by an earlier failed click.
-	return c.Render("partials/like-result", productView{
+	return execute(c, "partials/like-result", productView{
 		Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked,
 		Next: localPath(c.FormValue("next"), "/products/"+p.ID), CSRF: csrfToken(c),
 	})

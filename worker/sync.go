@@ -62,6 +62,10 @@ type Sync struct {
 	// (DefaultHeartbeatEvery).
 	HeartbeatEvery time.Duration
 
+	// Metrics receives batch sizes and durations, events synced, backlog
+	// and lag; nil: none.
+	Metrics *Metrics
+
 	// Migrate applies the database migrations at start.
 	Migrate bool
 	// Products, when set, is written to the products table at start, so
@@ -273,9 +277,11 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	}); err != nil {
 		return nil
 	}
+	w.Metrics.parkedEntries(len(b.Malformed))
 	if len(b.Events) == 0 {
 		return nil
 	}
+	start := w.now()
 	var applied int
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
 		var err error
@@ -301,6 +307,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	w.synced += int64(applied)
 	w.lastBatchAt = w.now()
 	w.lag = w.now().Sub(latest(b.Events))
+	w.Metrics.batch(len(b.Events), applied, w.now().Sub(start), w.lag)
 	if applied < len(b.Events) {
 		w.Log.Info("replayed events ignored", "count", len(b.Events)-applied)
 	}
@@ -334,6 +341,7 @@ func (w *Sync) recordStatus(ctx context.Context) {
 	if backlog.Total() == 0 {
 		w.lag = 0
 	}
+	w.Metrics.status(backlog.Total(), w.lag)
 	st := store.WorkerReport{
 		Consumer: w.Consumer, LastBatchAt: w.lastBatchAt, Synced: w.synced,
 		Backlog: backlog.Total(), Lag: w.lag,

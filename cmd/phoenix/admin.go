@@ -85,27 +85,30 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 	f := newFlags("admin", e)
 	var (
 		lc logConfig
+		oc opsConfig
 		dc databaseConfig
 		ac adminConfig
 	)
 	lc.register(f, "json")
+	oc.register(f)
 	dc.register(f)
 	dc.registerMigrate(f)
 	ac.register(f)
 	f.Bool(&ac.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure (set when served over TLS or behind a TLS proxy)")
-	if err := f.parse(args, append(dc.checks(), ac.checks()...)...); err != nil {
+	if err := f.parse(args, append(append(oc.checks(), dc.checks()...), ac.checks()...)...); err != nil {
 		return err
 	}
 	log, err := lc.logger(e.stderr)
 	if err != nil {
 		return err
 	}
-	admin, err := openAdmin(ctx, e, log, dc, ac)
+	reg := newRegistry()
+	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay})
 	if err != nil {
 		return err
 	}
 	defer admin.close()
-	return admin.run(ctx)
+	return runRoles(ctx, e, log, oc, reg, admin.run)
 }
 
 // adminRole is a running admin: its PostgreSQL store and its HTTP server.
@@ -115,7 +118,7 @@ type adminRole struct {
 	migrate bool
 }
 
-func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig) (*adminRole, error) {
+func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig, o ops) (*adminRole, error) {
 	stats, err := store.OpenStats(ctx, dc.url)
 	if errors.Is(err, store.ErrUnavailable) {
 		// The dashboard says so and recovers by itself when PostgreSQL is back.
@@ -125,7 +128,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, ac.secureCookies)
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	// Signed CSRF tokens: every admin replica with the same secret accepts
@@ -138,10 +141,10 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	csrf := handlers.CSRF(handlers.CSRFConfig{Storage: tokens, KeyGenerator: tokens.Generate, Secure: ac.secureCookies})
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
-		Instance: instanceName(e), Section: "admin",
+		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),
 	})
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
@@ -149,10 +152,10 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf}).Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
-	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log}
+	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
 	return &adminRole{server: srv, stats: stats, migrate: dc.migrate}, nil
 }
 
@@ -188,5 +191,7 @@ func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats)
 }
 
 func (a *adminRole) close() {
-	a.stats.Close()
+	if err := a.stats.Close(); err != nil {
+		a.log.Warn("close postgres", "err", err)
+	}
 }

@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"log/slog"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // allConfig is the settings of every role, for phoenix all and phoenix dev.
 type allConfig struct {
 	log      logConfig
+	ops      opsConfig
 	redis    redisConfig
 	shop     shopConfig
 	database databaseConfig
@@ -19,6 +18,7 @@ type allConfig struct {
 
 func (c *allConfig) register(f *flags, logFormat string) {
 	c.log.register(f, logFormat)
+	c.ops.register(f)
 	c.redis.register(f)
 	c.shop.register(f)
 	c.database.register(f)
@@ -28,7 +28,8 @@ func (c *allConfig) register(f *flags, logFormat string) {
 }
 
 func (c *allConfig) checks() []func() error {
-	checks := append(c.redis.checks(), c.shop.checks()...)
+	checks := append(c.ops.checks(), c.redis.checks()...)
+	checks = append(checks, c.shop.checks()...)
 	checks = append(checks, c.database.checks()...)
 	checks = append(checks, c.worker.checks()...)
 	return append(checks, c.admin.checks()...)
@@ -48,29 +49,28 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	return startAll(ctx, e, log, cfg)
 }
 
-// startAll runs every role in this process until ctx is done. A role that
-// fails stops the others.
+// startAll runs every role in this process until ctx is done, with one
+// metrics registry and scrape endpoint for all. A role that fails stops the
+// others.
 func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
-	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop)
+	reg := newRegistry()
+	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay}
+	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop, o)
 	if err != nil {
 		return err
 	}
 	defer shop.close()
 	cfg.worker.catalog = cfg.shop.catalog
-	worker, err := openWorker(ctx, e, log, cfg.redis, cfg.database, cfg.worker)
+	worker, err := openWorker(ctx, e, log, cfg.redis, cfg.database, cfg.worker, o)
 	if err != nil {
 		return err
 	}
 	defer worker.close()
 	cfg.admin.secureCookies = cfg.shop.secureCookies // one PHOENIX_SECURE_COOKIES for every role
-	admin, err := openAdmin(ctx, e, log, cfg.database, cfg.admin)
+	admin, err := openAdmin(ctx, e, log, cfg.database, cfg.admin, o)
 	if err != nil {
 		return err
 	}
 	defer admin.close()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return shop.run(gctx) })
-	g.Go(func() error { return worker.run(gctx) })
-	g.Go(func() error { return admin.run(gctx) })
-	return g.Wait()
+	return runRoles(ctx, e, log, cfg.ops, reg, shop.run, worker.run, admin.run)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -29,6 +30,10 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	loopbackDefaults(f, map[string]*string{
+		"shop-addr": &cfg.shop.addr, "admin-addr": &cfg.admin.addr,
+		"worker-addr": &cfg.worker.addr, "metrics-addr": &cfg.ops.metricsAddr,
+	})
 	generated := cfg.admin.generateSecrets()
 	for _, check := range cfg.checks() {
 		if err := check(); err != nil {
@@ -63,10 +68,46 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.redis.url = rdb.URL()
 	cfg.database.url = pg.URL("phoenix")
-	if generated {
-		_, port, _ := net.SplitHostPort(cfg.admin.addr) // checked above
-		fmt.Fprintf(e.stdout, "\n  Admin dashboard: http://localhost:%s/admin\n  Admin password:  %s\n  (generated for this run; set PHOENIX_ADMIN_PASSWORD to choose your own)\n\n",
-			port, cfg.admin.password)
+	return startAll(ctx, devBanner(e, cfg.admin.password, generated), log, cfg)
+}
+
+// loopbackDefaults makes each listen address that was not set (by flag or
+// environment) listen on loopback only: a development server with a
+// printed password has no business on every interface.
+func loopbackDefaults(f *flags, addrs map[string]*string) {
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for name, p := range addrs {
+		if host, port, err := net.SplitHostPort(*p); !set[name] && err == nil && host == "" {
+			*p = net.JoinHostPort("127.0.0.1", port)
+		}
 	}
-	return startAll(ctx, e, log, cfg)
+}
+
+// devBanner returns e with a started callback that also prints where each
+// server is, once it listens; the admin's password when dev made it up.
+func devBanner(e *env, password string, generated bool) *env {
+	de := *e
+	de.started = func(role, addr string) {
+		if e.started != nil {
+			e.started(role, addr)
+		}
+		host, port, _ := net.SplitHostPort(addr) // a listener's own address
+		if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
+			host = "localhost"
+		}
+		base := "http://" + net.JoinHostPort(host, port)
+		switch role {
+		case "shop":
+			fmt.Fprintf(e.stdout, "  Shop:            %s/\n", base)
+		case "admin":
+			fmt.Fprintf(e.stdout, "  Admin dashboard: %s/admin\n", base)
+			if generated {
+				fmt.Fprintf(e.stdout, "  Admin password:  %s\n  (generated for this run; set PHOENIX_ADMIN_PASSWORD to choose your own)\n", password)
+			}
+		case "metrics":
+			fmt.Fprintf(e.stdout, "  Metrics:         %s/metrics\n", base)
+		}
+	}
+	return &de
 }

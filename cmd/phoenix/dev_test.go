@@ -16,8 +16,9 @@ import (
 
 var likeButton = regexp.MustCompile(`aria-pressed="(true|false)"[^>]*>\s*<span class="like-icon"[^<]*</span>\s*<span class="like-label">[^<]*</span>\s*<span class="like-count" title="likes">(\d+)</span>`)
 
-// productLike reads the Like button of a product page: pressed and count.
-func productLike(t *testing.T, client *http.Client, pageURL string) (bool, int) {
+// productLike reads the Like button of a product page: pressed, count and
+// the CSRF token of its form.
+func productLike(t *testing.T, client *http.Client, pageURL string) (bool, int, string) {
 	t.Helper()
 	resp, err := client.Get(pageURL)
 	if err != nil {
@@ -33,7 +34,11 @@ func productLike(t *testing.T, client *http.Client, pageURL string) (bool, int) 
 		t.Fatalf("GET %s = %d without a readable Like button", pageURL, resp.StatusCode)
 	}
 	n, _ := strconv.Atoi(m[2])
-	return m[1] == "true", n
+	token := ""
+	if tm := csrfField.FindStringSubmatch(b.String()); tm != nil {
+		token = tm[1]
+	}
+	return m[1] == "true", n, token
 }
 
 // processesIn lists the live processes whose working folder or command line
@@ -74,17 +79,17 @@ func TestPhoenixDev(t *testing.T) {
 	for run := 1; run <= 2; run++ {
 		p := startPhoenix(t, "dev", vars)
 		page := p.url("shop", "/products/"+id)
-		pressed, n := productLike(t, client, page)
+		pressed, n, token := productLike(t, client, page)
 		if run == 1 {
 			if pressed || n != 0 {
 				t.Fatalf("run 1: fresh data folder shows pressed=%v count=%d", pressed, n)
 			}
-			resp, err := client.PostForm(p.url("shop", "/products/"+id+"/like"), url.Values{"next": {"/products/" + id}})
+			resp, err := client.PostForm(p.url("shop", "/products/"+id+"/like"), url.Values{"next": {"/products/" + id}, "csrf": {token}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			pressed, n = productLike(t, client, page)
+			pressed, n, _ = productLike(t, client, page)
 		}
 		if !pressed || n != 1 {
 			t.Errorf("run %d: Like shows pressed=%v count=%d, want pressed with 1", run, pressed, n)
@@ -101,5 +106,34 @@ func TestPhoenixDev(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// TestLoopbackDefaults: phoenix dev listens on loopback unless an address
+// is set by flag or environment.
+func TestLoopbackDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want [2]string // shop, metrics
+	}{
+		{"defaults", nil, nil, [2]string{"127.0.0.1:8080", "127.0.0.1:9090"}},
+		{"environment", map[string]string{"PHOENIX_SHOP_ADDR": ":8080"}, nil, [2]string{":8080", "127.0.0.1:9090"}},
+		{"flag", nil, []string{"-metrics-addr", "0.0.0.0:9191"}, [2]string{"127.0.0.1:8080", "0.0.0.0:9191"}},
+		{"metrics off", map[string]string{"PHOENIX_METRICS_ADDR": "off"}, nil, [2]string{"127.0.0.1:8080", "off"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFlags("dev", &env{getenv: func(k string) string { return tt.env[k] }, stderr: io.Discard})
+			var cfg allConfig
+			cfg.register(f, "text")
+			if err := f.parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			loopbackDefaults(f, map[string]*string{"shop-addr": &cfg.shop.addr, "metrics-addr": &cfg.ops.metricsAddr})
+			if got := [2]string{cfg.shop.addr, cfg.ops.metricsAddr}; got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -410,14 +410,20 @@ func TestFault_RedisRestart(t *testing.T) {
 // adminLogin logs in to the admin and returns the session cookie header.
 func adminLogin(t *testing.T, admin *phoenixProc) string {
 	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.PostForm(admin.url("admin", "/login"), url.Values{"password": {faultPassword}, "next": {"/admin"}})
+	jar, _ := cookiejar.New(nil) // never fails without options
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// The login form carries the CSRF token (and its cookie).
+	token, err := fetchCSRF(c, admin.url("admin", "/login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.PostForm(admin.url("admin", "/login"), url.Values{"password": {faultPassword}, "next": {"/admin"}, "csrf": {token}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	var cookies []string
-	for _, ck := range resp.Cookies() {
+	for _, ck := range jar.Cookies(resp.Request.URL) {
 		cookies = append(cookies, ck.Name+"="+ck.Value)
 	}
 	if resp.StatusCode != http.StatusSeeOther || len(cookies) == 0 {

@@ -68,12 +68,14 @@ type phoenixProc struct {
 func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixProc {
 	tb.Helper()
 	all := map[string]string{
-		"PHOENIX_SHOP_ADDR":   "127.0.0.1:0",
-		"PHOENIX_ADMIN_ADDR":  "127.0.0.1:0",
-		"PHOENIX_WORKER_ADDR": "127.0.0.1:0",
-		"PHOENIX_LOG_FORMAT":  "text",
-		"PHOENIX_LOG_LEVEL":   "debug",
-		"PHOENIX_INSTANCE":    "e2e",
+		"PHOENIX_SHOP_ADDR":  "127.0.0.1:0",
+		"PHOENIX_ADMIN_ADDR": "127.0.0.1:0",
+		// Every role's addresses: parallel tests must not share a port.
+		"PHOENIX_WORKER_ADDR":  "127.0.0.1:0",
+		"PHOENIX_METRICS_ADDR": "127.0.0.1:0",
+		"PHOENIX_LOG_FORMAT":   "text",
+		"PHOENIX_LOG_LEVEL":    "debug",
+		"PHOENIX_INSTANCE":     "e2e",
 	}
 	maps.Copy(all, vars)
 	p := &phoenixProc{tb: tb, cmd: cmd, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}

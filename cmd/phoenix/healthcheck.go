@@ -59,7 +59,7 @@ func check(ctx context.Context, client *http.Client, addr, path string) error {
 	if err != nil {
 		return fmt.Errorf("healthcheck %s: %w", url, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // only the status matters
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck %s: status %d", url, resp.StatusCode)
 	}

@@ -263,6 +263,7 @@ func (g *loadgen) shop(ctx context.Context, tickets <-chan time.Time, sent, fail
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r := &shopperResult{errors: map[string]int64{}, liked: map[string]bool{}, unsure: map[string]bool{},
 		answers: map[string]*answers{}, jar: jar}
+	// #nosec G404 -- a simulated shopper's choices need no unpredictability.
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	token, fetched := "", false
 	for due := range tickets {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 )
 
 // newRegistry returns the process's metrics registry, with the Go runtime
@@ -74,4 +75,75 @@ func (m *metricsServer) run(ctx context.Context) error {
 		return fmt.Errorf("metrics: serve: %w", err)
 	}
 	return nil
+}
+
+// opsConfig is the operational settings every process has, once however
+// many roles it runs.
+type opsConfig struct {
+	metricsAddr string
+	drainDelay  time.Duration
+}
+
+// maxDrainDelay keeps a drain delay inside Kubernetes' default grace period
+// (30s) with room for the shutdown itself.
+const maxDrainDelay = 20 * time.Second
+
+func (c *opsConfig) register(f *flags) {
+	f.String(&c.metricsAddr, "metrics-addr", "PHOENIX_METRICS_ADDR", ":9090", "Prometheus /metrics listen address (off: no metrics server)")
+	f.Duration(&c.drainDelay, "drain-delay", "PHOENIX_DRAIN_DELAY", 0,
+		"on SIGTERM, fail /readyz and keep serving this long before closing, so load balancers stop routing first")
+}
+
+func (c *opsConfig) checks() []func() error {
+	addr := checkAddr("PHOENIX_METRICS_ADDR", &c.metricsAddr)
+	return []func() error{
+		func() error {
+			if c.metricsAddr == "off" {
+				return nil
+			}
+			return addr()
+		},
+		func() error {
+			if c.drainDelay < 0 || c.drainDelay > maxDrainDelay {
+				return fmt.Errorf("PHOENIX_DRAIN_DELAY: %s is not between 0s and %s", c.drainDelay, maxDrainDelay)
+			}
+			return nil
+		},
+	}
+}
+
+// ops is what each role takes from its process: the registry its metrics
+// go to and how long its server drains.
+type ops struct {
+	reg        prometheus.Registerer
+	drainDelay time.Duration
+}
+
+// runRoles opens the metrics server, runs the roles until ctx is done and
+// serves metrics until every role has stopped, so that a scrape during the
+// shutdown still answers. A role that fails (or the metrics server) stops
+// the others.
+func runRoles(ctx context.Context, e *env, log *slog.Logger, oc opsConfig, reg *prometheus.Registry, roles ...func(context.Context) error) error {
+	ms, err := listenMetrics(oc.metricsAddr, reg, e, log)
+	if err != nil {
+		return fmt.Errorf("PHOENIX_METRICS_ADDR: %w", err)
+	}
+	rctx, stopRoles := context.WithCancel(ctx)
+	defer stopRoles()
+	mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	mdone := make(chan error, 1)
+	go func() {
+		err := ms.run(mctx)
+		if err != nil {
+			stopRoles()
+		}
+		mdone <- err
+	}()
+	g, gctx := errgroup.WithContext(rctx)
+	for _, role := range roles {
+		g.Go(func() error { return role(gctx) })
+	}
+	err = g.Wait()
+	stopMetrics()
+	return errors.Join(err, <-mdone)
 }

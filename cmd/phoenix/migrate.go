@@ -46,7 +46,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	stats, err := store.OpenStats(ctx, dc.url)
 	if err != nil {
 		if stats != nil {
-			stats.Close()
+			_ = stats.Close() // the open error is the one to report
 		}
 		return fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
 	}

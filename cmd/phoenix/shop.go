@@ -115,25 +115,28 @@ func runShop(ctx context.Context, e *env, args []string) error {
 	f := newFlags("shop", e)
 	var (
 		lc logConfig
+		oc opsConfig
 		rc redisConfig
 		sc shopConfig
 	)
 	lc.register(f, "json")
+	oc.register(f)
 	rc.register(f)
 	sc.register(f)
-	if err := f.parse(args, append(rc.checks(), sc.checks()...)...); err != nil {
+	if err := f.parse(args, append(append(oc.checks(), rc.checks()...), sc.checks()...)...); err != nil {
 		return err
 	}
 	log, err := lc.logger(e.stderr)
 	if err != nil {
 		return err
 	}
-	shop, err := openShop(ctx, e, log, rc, sc)
+	reg := newRegistry()
+	shop, err := openShop(ctx, e, log, rc, sc, ops{reg: reg, drainDelay: oc.drainDelay})
 	if err != nil {
 		return err
 	}
 	defer shop.close()
-	return shop.run(ctx)
+	return runRoles(ctx, e, log, oc, reg, shop.run)
 }
 
 // shopRole is a running shop: its Redis store and its HTTP server.
@@ -142,7 +145,7 @@ type shopRole struct {
 	likes *store.Likes
 }
 
-func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc shopConfig) (*shopRole, error) {
+func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc shopConfig, o ops) (*shopRole, error) {
 	catalog, err := store.LoadCatalog(sc.catalog)
 	if err != nil {
 		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
@@ -154,10 +157,11 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	} else if err != nil {
 		return nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
 	}
+	metrics := handlers.NewMetrics(o.reg, "shop")
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
 		Instance: instanceName(e), Section: "shop", Secure: sc.secureCookies,
-		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(),
+		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(), Metrics: metrics,
 	})
 	if err != nil {
 		_ = likes.Close() // the error that stopped start-up is the one to report
@@ -172,13 +176,14 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 		CSRF: handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(rdb, rc.prefix+"csrf:"), Secure: sc.secureCookies}),
 		LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, rc.prefix+"rate:"),
 			store.PerSecond(sc.likeRatePerShopper), store.PerSecond(sc.likeRatePerIP)),
+		Metrics: metrics,
 	}).Routes(app)
 	ln, err := listen("shop", sc.addr, e)
 	if err != nil {
 		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
-	return &shopRole{server: &server{role: "shop", app: app, ln: ln, health: health, log: log}, likes: likes}, nil
+	return &shopRole{server: &server{role: "shop", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}, likes: likes}, nil
 }
 
 func (s *shopRole) close() {

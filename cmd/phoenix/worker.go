@@ -68,17 +68,19 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 	f := newFlags("worker", e)
 	var (
 		lc logConfig
+		oc opsConfig
 		rc redisConfig
 		dc databaseConfig
 		wc workerConfig
 	)
 	lc.register(f, "json")
+	oc.register(f)
 	rc.register(f)
 	dc.register(f)
 	dc.registerMigrate(f)
 	wc.register(f, e)
 	f.String(&wc.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
-	checks := append(append(rc.checks(), dc.checks()...), wc.checks()...)
+	checks := append(append(append(oc.checks(), rc.checks()...), dc.checks()...), wc.checks()...)
 	if err := f.parse(args, checks...); err != nil {
 		return err
 	}
@@ -86,12 +88,13 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := openWorker(ctx, e, log, rc, dc, wc)
+	reg := newRegistry()
+	w, err := openWorker(ctx, e, log, rc, dc, wc, ops{reg: reg, drainDelay: oc.drainDelay})
 	if err != nil {
 		return err
 	}
 	defer w.close()
-	return w.run(ctx)
+	return runRoles(ctx, e, log, oc, reg, w.run)
 }
 
 // workerRole is a running worker: its stores, its sync loop and its health
@@ -103,7 +106,7 @@ type workerRole struct {
 	sync  *worker.Sync
 }
 
-func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, dc databaseConfig, wc workerConfig) (*workerRole, error) {
+func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, dc databaseConfig, wc workerConfig, o ops) (*workerRole, error) {
 	catalog, err := store.LoadCatalog(wc.catalog)
 	if err != nil {
 		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
@@ -119,12 +122,15 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	if errors.Is(err, store.ErrUnavailable) {
 		log.Warn("postgres unreachable at start", "err", err)
 	} else if err != nil {
-		likes.Close()
+		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
 	}
-	r := &workerRole{likes: likes, stats: stats}
+	// A server holding just the log until the real one is made, so that
+	// close can log on the failure paths below.
+	r := &workerRole{likes: likes, stats: stats, server: &server{log: log}}
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: instanceName(e),
+		Metrics: handlers.NewMetrics(o.reg, "worker"),
 	})
 	if err != nil {
 		r.close()
@@ -137,11 +143,11 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 		r.close()
 		return nil, err
 	}
-	r.server = &server{role: "worker", app: app, ln: ln, health: health, log: log}
+	r.server = &server{role: "worker", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
 	r.sync = &worker.Sync{
 		Likes: likes, Stats: stats, Log: log.With("role", "worker"),
 		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
-		Migrate: dc.migrate, Products: catalog.Products(),
+		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg),
 	}
 	return r, nil
 }
@@ -156,6 +162,10 @@ func (r *workerRole) run(ctx context.Context) error {
 }
 
 func (r *workerRole) close() {
-	r.stats.Close()
-	r.likes.Close()
+	if err := r.stats.Close(); err != nil {
+		r.log.Warn("close postgres", "err", err)
+	}
+	if err := r.likes.Close(); err != nil {
+		r.log.Warn("close redis", "err", err)
+	}
 }

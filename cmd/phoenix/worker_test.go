@@ -37,6 +37,7 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 		"PHOENIX_SHOP_ADDR":             "127.0.0.1:0",
 		"PHOENIX_ADMIN_ADDR":            "127.0.0.1:0",
 		"PHOENIX_WORKER_ADDR":           "127.0.0.1:0",
+		"PHOENIX_METRICS_ADDR":          "off",
 		"PHOENIX_WORKER_BLOCK":          "50ms",
 		"PHOENIX_ADMIN_PASSWORD":        "a-long-test-password-for-phoenix",
 		"PHOENIX_SECRET":                "a-test-secret-that-is-at-least-32-bytes-long",

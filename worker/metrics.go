@@ -1,0 +1,77 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics is what a Sync reports to Prometheus: its batches, the events it
+// synced, and how far behind the stream it is.
+type Metrics struct {
+	batchSize     prometheus.Histogram
+	batchDuration prometheus.Histogram
+	synced        prometheus.Counter
+	replayed      prometheus.Counter
+	parked        prometheus.Counter
+	backlog       prometheus.Gauge
+	lag           prometheus.Gauge
+}
+
+// NewMetrics registers the worker's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "phoenix_worker_batch_size", Help: "Events per committed batch.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000},
+		}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "phoenix_worker_batch_duration_seconds", Help: "Time to write a batch to PostgreSQL and acknowledge it in Redis.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		synced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phoenix_worker_events_synced_total", Help: "Like events written to PostgreSQL.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phoenix_worker_events_replayed_total", Help: "Events delivered again and ignored because PostgreSQL already had them.",
+		}),
+		parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phoenix_worker_events_parked_total", Help: "Malformed stream entries moved to the dead-letter stream.",
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phoenix_worker_backlog_events", Help: "Stream entries not yet synced by the group (undelivered plus pending), as last read.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phoenix_worker_lag_seconds", Help: "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty.",
+		}),
+	}
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.lag)
+	return m
+}
+
+// batch records one committed and acknowledged batch; m may be nil.
+func (m *Metrics) batch(events, applied int, d, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.batchSize.Observe(float64(events))
+	m.batchDuration.Observe(d.Seconds())
+	m.synced.Add(float64(applied))
+	m.replayed.Add(float64(events - applied))
+	m.lag.Set(lag.Seconds())
+}
+
+// parkedEntries counts malformed entries moved aside; m may be nil.
+func (m *Metrics) parkedEntries(n int) {
+	if m != nil && n > 0 {
+		m.parked.Add(float64(n))
+	}
+}
+
+// status records the backlog and lag as the status record reads them.
+func (m *Metrics) status(backlog int64, lag time.Duration) {
+	if m != nil {
+		m.backlog.Set(float64(backlog))
+		m.lag.Set(lag.Seconds())
+	}
+}
