@@ -51,6 +51,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 // startAll runs every role in this process until ctx is done. A role that
 // fails stops the others.
 func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
+	cfg.shop.secret = cfg.admin.secret // one PHOENIX_SECRET for every role
 	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop)
 	if err != nil {
 		return err
