@@ -79,7 +79,16 @@ func TestPhoenixDev(t *testing.T) {
 			if pressed || n != 0 {
 				t.Fatalf("run 1: fresh data folder shows pressed=%v count=%d", pressed, n)
 			}
-			resp, err := client.PostForm(p.url("shop", "/products/"+id+"/like"), url.Values{"next": {"/products/" + id}})
+			// The form's CSRF field, as the page's no-JS form carries it.
+			var token string
+			if u, err := url.Parse(page); err == nil {
+				for _, c := range jar.Cookies(u) {
+					if c.Name == "phoenix_csrf" {
+						token = c.Value
+					}
+				}
+			}
+			resp, err := client.PostForm(p.url("shop", "/products/"+id+"/like"), url.Values{"next": {"/products/" + id}, "csrf": {token}})
 			if err != nil {
 				t.Fatal(err)
 			}
