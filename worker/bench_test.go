@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
@@ -192,7 +191,7 @@ func BenchmarkCopy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stmt, err := tx.Prepare(pq.CopyIn("like_events", "stream_id", "product_id", "shopper_id", "action", "at"))
+	stmt, err := tx.Prepare("COPY like_events (stream_id, product_id, shopper_id, action, at) FROM STDIN")
 	if err != nil {
 		b.Fatal(err)
 	}
