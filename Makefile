@@ -24,5 +24,10 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(GOSEC) -quiet ./...
 
+# Measures on this machine and rewrites BENCHMARKS.md (about 10 minutes).
+bench:
+	@.ci/ensure-packages redis-server postgres wrk
+	$(GO) run ./cmd/bench
+
 clean:
 	rm -f phoenix

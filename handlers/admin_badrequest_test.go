@@ -42,11 +42,11 @@ func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tokens, err := handlers.NewSignedTokens([]byte(testSecret), time.Hour)
+	tokens, err := handlers.NewSignedTokens([]byte(testSecret))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Storage: tokens, KeyGenerator: tokens.Generate})
+	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens})
 	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", CSRF: csrf}).Routes(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -59,11 +59,11 @@ func newAdminOn(tb testing.TB, dbURL string) *adminFixture {
 		tb.Fatal(err)
 	}
 	(&handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}).Routes(app)
-	tokens, err := handlers.NewSignedTokens([]byte(testSecret), time.Hour)
+	tokens, err := handlers.NewSignedTokens([]byte(testSecret))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Storage: tokens, KeyGenerator: tokens.Generate})
+	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens})
 	admin := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", StaleAfter: 30 * time.Second, CSRF: csrf}
 	admin.Routes(app)
 	f := &adminFixture{app: app, stats: stats, sessions: sessions, admin: admin}

@@ -79,3 +79,43 @@ func BenchmarkShop_Like(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkShop_Browse measures catalog pages (48 products with their
+// counts) through a live shop: the full page and the htmx grid fragment.
+func BenchmarkShop_Browse(b *testing.B) {
+	for _, fragment := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fragment=%v", fragment), func(b *testing.B) {
+			s := startShop(b)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			defer client.CloseIdleConnections()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, err := http.NewRequest("GET", "http://"+s.addr+"/", nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					req.Header.Set("Cookie", "phoenix_shopper=0123456789abcdef0123456789abcdef; phoenix_csrf="+s.token)
+					if fragment {
+						req.Header.Set("HX-Request", "true")
+						req.Header.Set("HX-Target", "product-grid")
+					}
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
+		})
+	}
+}

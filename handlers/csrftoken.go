@@ -6,95 +6,109 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Signed token layout: expiry (unix seconds, 8 bytes) | random nonce | MAC.
-const (
-	tokenNonceLen = 16
-	tokenMACLen   = 16 // HMAC-SHA256 truncated to 128 bits
-	tokenLen      = 8 + tokenNonceLen + tokenMACLen
-)
-
-// SignedTokens is a fiber.Storage for Fiber's CSRF middleware that stores
-// nothing: its Generate mints tokens that carry their own expiry and an
-// HMAC under a key derived from PHOENIX_SECRET, and Get accepts exactly the
-// tokens that verify and have not expired. Every replica that shares the
-// secret therefore accepts every other replica's tokens, a restart keeps
-// them valid, and no shared storage is needed. That suits the admin, which
-// has no Redis; the shop keeps its tokens in Redis.
+// SignedTokens makes CSRF tokens (see CSRFConfig.Signed) that carry their own proof of issue,
+// random.expiry.mac, with mac an HMAC-SHA256 under a key derived from
+// PHOENIX_SECRET. Its method set is fiber.Storage's: Get verifies the token
+// instead of looking it up, Set and Delete do nothing. Every replica that
+// shares the secret accepts every other's tokens without a shared store, so
+// a protected Like costs no Redis round trip for CSRF (it cost two: Fiber's
+// Get, then its Set to extend the token), and anonymous page views no
+// longer leave a key in Redis each.
 //
-// The price: a token cannot be revoked before it expires, and Fiber's
-// "extend on use" (Set) cannot move the expiry. Neither matters here: the
-// token must still equal the HttpOnly cookie (double submit), and a token
-// past its expiry is replaced by a fresh one on the next page load.
-//
-// Use it as the CSRF storage together with its Generate as the key
-// generator (CSRFConfig.Storage and CSRFConfig.KeyGenerator).
+// Fiber's middleware still does everything else: the token in the header or
+// form must equal the cookie's (double submit) and, over HTTPS, the Referer
+// must be this host; CSRF adds the Origin check. What is lost is revocation
+// of a single token, which Phoenix never does.
 type SignedTokens struct {
-	TTL time.Duration    // how long a token is valid
-	Now func() time.Time // the clock; tests move it
-
 	key []byte
+	ttl time.Duration
+	now func() time.Time
 }
 
-// NewSignedTokens derives the signing key from secret (HKDF-SHA256 with its
-// own label, so it differs from the session cookie's key).
-func NewSignedTokens(secret []byte, ttl time.Duration) (*SignedTokens, error) {
+// csrfTokenInfo separates the CSRF key from the other keys derived from
+// the same secret (the admin's cookie key).
+const csrfTokenInfo = "phoenix csrf token v1"
+
+// NewSignedTokens derives the token key from secret (HKDF-SHA256), so the
+// secret itself never signs.
+func NewSignedTokens(secret []byte) (*SignedTokens, error) {
+	return newSignedTokens(secret, csrfExpiration)
+}
+
+func newSignedTokens(secret []byte, ttl time.Duration) (*SignedTokens, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("secret is %d bytes, want at least %d", len(secret), MinSecretLen)
 	}
-	if ttl <= 0 {
-		return nil, fmt.Errorf("token lifetime %v, want a positive duration", ttl)
-	}
-	key, err := hkdf.Key(sha256.New, secret, nil, "phoenix csrf token v1", 32)
+	key, err := hkdf.Key(sha256.New, secret, nil, csrfTokenInfo, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive csrf key: %w", err)
 	}
-	return &SignedTokens{TTL: ttl, Now: time.Now, key: key}, nil
+	return &SignedTokens{key: key, ttl: ttl, now: time.Now}, nil
 }
 
-// Generate mints a token valid for TTL from now.
-func (s *SignedTokens) Generate() string {
-	var b [tokenLen]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(s.Now().Add(s.TTL).Unix()))
-	_, _ = rand.Read(b[8 : 8+tokenNonceLen]) // never fails (crypto/rand)
-	copy(b[8+tokenNonceLen:], s.mac(b[:8+tokenNonceLen]))
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// generate is the middleware's KeyGenerator: 128 random bits, the expiry
+// in unix seconds, and the MAC of both.
+func (s *SignedTokens) generate() string {
+	payload := rand.Text() + "." + strconv.FormatInt(s.now().Add(s.ttl).Unix(), 10)
+	return payload + "." + s.mac(payload)
 }
 
-func (s *SignedTokens) mac(msg []byte) []byte {
+func (s *SignedTokens) mac(payload string) string {
 	m := hmac.New(sha256.New, s.key)
-	m.Write(msg)
-	return m.Sum(nil)[:tokenMACLen]
+	m.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Get returns a non-nil value for a token that Generate minted under the
-// same secret and that has not expired, and nil otherwise. It never returns
-// an error: CSRF treats a failed read as "accept" (see lenientStorage), so an
-// unknown token must read as missing, not as failed.
+// expiry returns the expiry of a token this key issued, or false for a
+// token it did not issue (or one that is malformed).
+func (s *SignedTokens) expiry(token string) (time.Time, bool) {
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 || len(token) > 128 {
+		return time.Time{}, false
+	}
+	payload := token[:i]
+	if !hmac.Equal([]byte(token[i+1:]), []byte(s.mac(payload))) {
+		return time.Time{}, false
+	}
+	j := strings.LastIndexByte(payload, '.')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	secs, err := strconv.ParseInt(payload[j+1:], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(secs, 0), true
+}
+
+// stale reports whether a token should be replaced on the next page view:
+// it is not ours, or it is past half its life. Tokens cannot be extended
+// in place (their expiry is signed), so page views renew them instead, and
+// a page opened less than half a lifetime ago keeps working.
+func (s *SignedTokens) stale(token string) bool {
+	exp, ok := s.expiry(token)
+	return !ok || exp.Sub(s.now()) < s.ttl/2
+}
+
+// Get answers a non-nil value for a valid, unexpired token and nil (unknown)
+// for any other.
 func (s *SignedTokens) Get(token string) ([]byte, error) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(b) != tokenLen {
-		return nil, nil
+	if exp, ok := s.expiry(token); ok && s.now().Before(exp) {
+		return []byte{'+'}, nil
 	}
-	body, sum := b[:8+tokenNonceLen], b[8+tokenNonceLen:]
-	if !hmac.Equal(sum, s.mac(body)) {
-		return nil, nil
-	}
-	exp := int64(binary.BigEndian.Uint64(b[:8]))
-	if s.Now().Unix() >= exp {
-		return nil, nil
-	}
-	return []byte{'+'}, nil
+	return nil, nil
 }
 
-// Set does nothing: the token carries its own validity.
+// Set does nothing: a token needs no record.
 func (s *SignedTokens) Set(string, []byte, time.Duration) error { return nil }
 
-// Delete does nothing: a signed token cannot be revoked before it expires.
+// Delete does nothing: Phoenix never revokes single tokens.
 func (s *SignedTokens) Delete(string) error { return nil }
 
 // Reset does nothing.

@@ -30,13 +30,14 @@ const csrfRefused = "This form has expired or did not come from this site. Reloa
 
 // CSRFConfig configures CSRF.
 type CSRFConfig struct {
-	// Storage keeps issued tokens. Several replicas must share it
-	// (store.NewKV over Redis); nil keeps them in this process only.
+	// Signed, when set (NewSignedTokens(PHOENIX_SECRET)), makes tokens
+	// that every replica sharing the secret verifies without a store;
+	// Storage is then unused.
+	Signed *SignedTokens
+	// Storage keeps issued tokens when there is no Secret. Several replicas
+	// must share it (store.NewKV over Redis); nil keeps them in this
+	// process only.
 	Storage fiber.Storage
-	// KeyGenerator mints tokens; nil: Fiber's random UUIDs. A storage that
-	// verifies tokens instead of remembering them (SignedTokens) needs its
-	// own generator.
-	KeyGenerator func() string
 	// Secure marks the cookie Secure (served over TLS or a TLS proxy).
 	Secure bool
 }
@@ -53,11 +54,19 @@ type CSRFConfig struct {
 // behind a trusted TLS proxy) Fiber's middleware also demands a Referer of
 // this very host. Over plain HTTP it cannot: browsers drop Referer there.
 func CSRF(cfg CSRFConfig) fiber.Handler {
-	var storage fiber.Storage
-	if cfg.Storage != nil {
+	var (
+		storage fiber.Storage
+		keygen  func() string
+		signed  = cfg.Signed
+	)
+	switch {
+	case signed != nil:
+		storage, keygen = signed, signed.generate
+	case cfg.Storage != nil:
 		storage = lenientStorage{cfg.Storage}
 	}
 	token := csrf.New(csrf.Config{
+		KeyGenerator:   keygen,
 		CookieName:     csrfCookie,
 		CookiePath:     "/",
 		CookieSecure:   cfg.Secure,
@@ -65,7 +74,6 @@ func CSRF(cfg CSRFConfig) fiber.Handler {
 		CookieSameSite: fiber.CookieSameSiteLaxMode,
 		Expiration:     csrfExpiration,
 		Storage:        storage,
-		KeyGenerator:   cfg.KeyGenerator,
 		ContextKey:     csrfContextKey,
 		Extractor:      csrfFromHeaderOrForm,
 		ErrorHandler: func(_ *fiber.Ctx, err error) error {
@@ -73,8 +81,15 @@ func CSRF(cfg CSRFConfig) fiber.Handler {
 		},
 	})
 	return func(c *fiber.Ctx) error {
-		if !safeMethod(c.Method()) && !sameOrigin(c) {
+		safe := safeMethod(c.Method())
+		if !safe && !sameOrigin(c) {
 			return fiber.NewError(fiber.StatusForbidden, csrfRefused+" (cross-site request)")
+		}
+		if safe && signed != nil {
+			if t := c.Cookies(csrfCookie); t != "" && signed.stale(t) {
+				// Forget it, so that the middleware issues a fresh one.
+				c.Request().Header.DelCookie(csrfCookie)
+			}
 		}
 		return token(c)
 	}

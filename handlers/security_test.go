@@ -48,8 +48,18 @@ func likeRequest(id string, form url.Values, cookies map[string]string, header m
 	return req
 }
 
+// TestShop_CSRF runs the same checks against both kinds of tokens: signed
+// with PHOENIX_SECRET (production), and kept in Redis (no secret set).
 func TestShop_CSRF(t *testing.T) {
-	f := newShop(t)
+	t.Run("signed", func(t *testing.T) { testCSRF(t, newShop(t)) })
+	t.Run("stored in redis", func(t *testing.T) {
+		testCSRF(t, newShop(t, func(s *shopSetup) {
+			s.shop.CSRF = handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(s.rdb, s.prefix+"csrf:")})
+		}))
+	})
+}
+
+func testCSRF(t *testing.T, f *shopFixture) {
 	if f.token == "" {
 		t.Fatal("GET / set no phoenix_csrf cookie")
 	}

@@ -48,7 +48,8 @@ type shopSetup struct {
 }
 
 // newShopOn builds a shop with production-like protections (CSRF tokens
-// and rate limits in Redis); opts change the setup before the app is built.
+// signed with the shared secret, rate limits in Redis); opts change the
+// setup before the app is built.
 func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*shopSetup)) *shopFixture {
 	tb.Helper()
 	catalog, err := store.DefaultCatalog()
@@ -57,11 +58,15 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	likes := store.NewLikes(rdb, prefix)
+	signed, err := handlers.NewSignedTokens([]byte(testSecret))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	s := shopSetup{
 		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"},
 		shop: &handlers.Shop{
 			Likes: likes, Catalog: catalog, Log: log, Instance: "test-1",
-			CSRF:      handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(rdb, prefix+"csrf:")}),
+			CSRF:      handlers.CSRF(handlers.CSRFConfig{Signed: signed}),
 			LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, prefix+"rate:"), store.PerSecond(10), store.Rate{}),
 		},
 		rdb: rdb, prefix: prefix,

@@ -171,3 +171,44 @@ func fillStream(b *testing.B, e *env, n int) {
 		}
 	}
 }
+
+// BenchmarkCopy is the drain's yardstick: b.N event rows written to
+// like_events with COPY in one transaction, the fastest way into
+// PostgreSQL, on the same kind of private server (fsync on). The worker
+// does more per event (counters, buckets, de-duplication), so a fair
+// target is a fraction of this rate, measured in the same run.
+func BenchmarkCopy(b *testing.B) {
+	ctx := context.Background()
+	pg := storetest.PostgresServer(b)
+	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
+		b.Fatal(err)
+	}
+	stats := openStats(b, pg.URL("phoenix"))
+	db := stats.DB()
+	at := time.Now()
+	b.ResetTimer()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, err := tx.Prepare("COPY like_events (stream_id, product_id, shopper_id, action, at) FROM STDIN")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range b.N {
+		if _, err := stmt.Exec(fmt.Sprintf("%d-0", i), products[i%len(products)], fmt.Sprintf("%032x", i%100000), "like", at); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := stmt.Exec(); err != nil {
+		b.Fatal(err)
+	}
+	if err := stmt.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -20,7 +20,6 @@ import (
 const (
 	minPasswordLen = 8
 	sessionTTL     = 12 * time.Hour
-	csrfTTL        = 24 * time.Hour // a login form left open this long must be reloaded
 	maxMigrateWait = 30 * time.Second
 )
 
@@ -133,12 +132,12 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	// Signed CSRF tokens: every admin replica with the same secret accepts
 	// them, and the admin needs no Redis for them.
-	tokens, err := handlers.NewSignedTokens([]byte(ac.secret), csrfTTL)
+	tokens, err := handlers.NewSignedTokens([]byte(ac.secret))
 	if err != nil {
 		stats.Close()
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Storage: tokens, KeyGenerator: tokens.Generate, Secure: ac.secureCookies})
+	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: ac.secureCookies})
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
 		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),

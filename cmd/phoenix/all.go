@@ -53,6 +53,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 // metrics registry and scrape endpoint for all. A role that fails stops the
 // others.
 func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
+	cfg.shop.secret = cfg.admin.secret // one PHOENIX_SECRET for every role
 	reg := newRegistry()
 	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay}
 	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop, o)

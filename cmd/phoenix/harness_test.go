@@ -218,6 +218,8 @@ func sharedRedis(tb testing.TB) (map[string]string, *store.Likes) {
 	vars := map[string]string{
 		"PHOENIX_REDIS_URL":    "redis://" + rdb.Options().Addr + "/0",
 		"PHOENIX_REDIS_PREFIX": prefix,
+		// As in production: CSRF tokens signed, not stored in Redis.
+		"PHOENIX_SECRET": "e2e-secret-0123456789abcdef0123456789abcdef",
 	}
 	return vars, store.NewLikes(rdb, prefix)
 }

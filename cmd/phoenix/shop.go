@@ -44,6 +44,15 @@ type shopConfig struct {
 	// Likes a second allowed per shopper and per client address, with
 	// bursts of twice that; 0 disables the limit.
 	likeRatePerShopper, likeRatePerIP int
+	// secret is PHOENIX_SECRET, which signs CSRF tokens so that no Redis
+	// round trip checks them. The admin registers that flag too, so
+	// runShop registers it itself and phoenix all copies the admin's.
+	// Empty: tokens are kept in Redis instead.
+	secret string
+}
+
+func (c *shopConfig) registerSecret(f *flags) {
+	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that signs CSRF tokens (unset: tokens are stored in Redis, two more round trips per Like)")
 }
 
 func (c *shopConfig) register(f *flags) {
@@ -62,6 +71,12 @@ func (c *shopConfig) checks() []func() error {
 		checkAddr("PHOENIX_SHOP_ADDR", &c.addr),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_SHOPPER", &c.likeRatePerShopper),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_IP", &c.likeRatePerIP),
+		func() error {
+			if c.secret != "" && len(c.secret) < handlers.MinSecretLen {
+				return fmt.Errorf("PHOENIX_SECRET: shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
+			}
+			return nil
+		},
 	}, c.proxy.checks()...)
 }
 
@@ -123,6 +138,7 @@ func runShop(ctx context.Context, e *env, args []string) error {
 	oc.register(f)
 	rc.register(f)
 	sc.register(f)
+	sc.registerSecret(f)
 	if err := f.parse(args, append(append(oc.checks(), rc.checks()...), sc.checks()...)...); err != nil {
 		return err
 	}
@@ -170,10 +186,21 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
 	health.Routes(app)
 	rdb := likes.Client()
+	// Every shop replica accepts every other's CSRF tokens: signed with the
+	// shared secret, or else kept in the shared Redis.
+	csrfConfig := handlers.CSRFConfig{Storage: store.NewKV(rdb, rc.prefix+"csrf:"), Secure: sc.secureCookies}
+	if sc.secret != "" {
+		if csrfConfig.Signed, err = handlers.NewSignedTokens([]byte(sc.secret)); err != nil {
+			_ = likes.Close() // the error that stopped start-up is the one to report
+			return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+		}
+	} else {
+		log.Warn("PHOENIX_SECRET unset: CSRF tokens are kept in Redis")
+	}
 	(&handlers.Shop{
 		Likes: likes, Catalog: catalog, Log: log, Instance: instanceName(e), SecureCookie: sc.secureCookies,
-		// Tokens and limits live in Redis, so every shop replica shares them.
-		CSRF: handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(rdb, rc.prefix+"csrf:"), Secure: sc.secureCookies}),
+		// Limits live in Redis, so every shop replica shares them.
+		CSRF: handlers.CSRF(csrfConfig),
 		LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, rc.prefix+"rate:"),
 			store.PerSecond(sc.likeRatePerShopper), store.PerSecond(sc.likeRatePerIP)),
 		Metrics: metrics,

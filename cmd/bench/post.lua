@@ -1,0 +1,2 @@
+-- wrk script: a bodiless POST, as the Like button sends.
+wrk.method = "POST"
