@@ -33,7 +33,7 @@ type SignedTokens struct {
 
 // csrfTokenInfo separates the CSRF key from the other keys derived from
 // the same secret (the admin's cookie key).
-const csrfTokenInfo = "phoenix csrf token v1"
+const csrfTokenInfo = "phoenix csrf token v1" // #nosec G101 -- an HKDF label, not a credential
 
 // NewSignedTokens derives the token key from secret (HKDF-SHA256), so the
 // secret itself never signs.

@@ -134,7 +134,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	// them, and the admin needs no Redis for them.
 	tokens, err := handlers.NewSignedTokens([]byte(ac.secret))
 	if err != nil {
-		stats.Close()
+		_ = stats.Close() // the secret's error is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: ac.secureCookies})

@@ -111,7 +111,7 @@ func printAudit(w io.Writer, a store.Audit, all bool) {
 		}
 	}
 	row(a.Totals())
-	tw.Flush()
+	_ = tw.Flush() // a failed write to the terminal leaves nothing to do
 	switch {
 	case !a.Final():
 		fmt.Fprintf(w, "not final: %d events waiting (%d undelivered, %d pending)", a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)

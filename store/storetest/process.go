@@ -40,7 +40,7 @@ func Phoenix(tb testing.TB) string {
 		}
 		path := filepath.Join(b.dir, "phoenix")
 		// By import path, so it builds from any package of the module.
-		out, err := osexec.Command(goBin, "build", "-o", path, "phoenix/cmd/phoenix").CombinedOutput()
+		out, err := osexec.Command(goBin, "build", "-o", path, "phoenix/cmd/phoenix").CombinedOutput() // #nosec G204 -- the go tool building this module
 		if err != nil {
 			b.err = fmt.Errorf("build phoenix: %w\n%s", err, out)
 			return
@@ -65,7 +65,7 @@ type Process struct {
 // Cleanup kills it if still running and prints its output when tb failed.
 func Start(tb testing.TB, bin string, env []string, args ...string) *Process {
 	tb.Helper()
-	p := &Process{Cmd: osexec.Command(bin, args...), logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &Process{Cmd: osexec.Command(bin, args...), logs: &syncBuffer{}, done: make(chan error, 1)} // #nosec G204 -- the test's own phoenix binary
 	p.Cmd.Env = append(os.Environ(), env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.logs, p.logs
 	if err := p.Cmd.Start(); err != nil {
