@@ -101,6 +101,7 @@ func TestSync_KillNine(t *testing.T) {
 			"PHOENIX_REDIS_PREFIX=" + strings.TrimSuffix(e.likes.StreamKey(), "events"),
 			"PHOENIX_DATABASE_URL=" + dbURL,
 			"PHOENIX_WORKER_ADDR=127.0.0.1:0",
+			"PHOENIX_METRICS_ADDR=127.0.0.1:0", // parallel test binaries must not share a port
 			"PHOENIX_WORKER_CONSUMER=" + consumer,
 			"PHOENIX_WORKER_BATCH=200",
 			"PHOENIX_WORKER_CLAIM_IDLE=1s",

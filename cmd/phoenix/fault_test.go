@@ -101,7 +101,8 @@ func (r *faultRig) startWorker(t *testing.T) {
 	for k, v := range r.vars {
 		env = append(env, k+"="+v)
 	}
-	env = append(env, "PHOENIX_LOG_FORMAT=text")
+	// Parallel test binaries must not share the default metrics port.
+	env = append(env, "PHOENIX_LOG_FORMAT=text", "PHOENIX_METRICS_ADDR=127.0.0.1:0")
 	r.worker = storetest.Start(t, r.bin, env, "worker")
 }
 

@@ -76,6 +76,9 @@ func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixPro
 		"PHOENIX_LOG_FORMAT":   "text",
 		"PHOENIX_LOG_LEVEL":    "debug",
 		"PHOENIX_INSTANCE":     "e2e",
+		// CSRF tokens signed with the secret, as in production; tokens kept
+		// in Redis would not survive the Redis outage tests.
+		"PHOENIX_SECRET": "an-e2e-secret-that-is-at-least-32-bytes",
 	}
 	maps.Copy(all, vars)
 	p := &phoenixProc{tb: tb, cmd: cmd, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}
