@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -36,6 +37,8 @@ type Shop struct {
 	LikeLimit fiber.Handler
 	// Metrics counts Likes by outcome; nil: not counted.
 	Metrics *Metrics
+
+	cards cards // product cards, cut up once (see cards)
 }
 
 // Routes registers the shop's pages and actions.
@@ -107,7 +110,8 @@ type catalogPage struct {
 	Category    string
 	Query       string
 	Products    []productView
-	Unavailable bool // counts could not be read
+	Cards       template.HTML // Products' cards
+	Unavailable bool          // counts could not be read
 }
 
 type productPage struct {
@@ -119,6 +123,7 @@ type productPage struct {
 type likesPage struct {
 	layoutData
 	Products    []productView
+	Cards       template.HTML // Products' cards
 	Unavailable bool
 }
 
@@ -141,12 +146,17 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	}
 	products := h.Catalog.Search(category, query)
 	views, ok := h.views(c, products)
+	cards, err := h.cards.render(c.App().Config().Views, h.Catalog, views)
+	if err != nil {
+		return err
+	}
 	page := catalogPage{
 		layoutData:  h.layout(c, "Auto parts"),
 		Categories:  h.Catalog.Categories(),
 		Category:    utils.CopyString(category),
 		Query:       utils.CopyString(query),
 		Products:    views,
+		Cards:       cards,
 		Unavailable: !ok,
 	}
 	if isFragment(c) && c.Get(hxTarget) == "product-grid" {
@@ -180,6 +190,9 @@ func (h *Shop) MyLikes(c *fiber.Ctx) error {
 		}
 	}
 	page.Products, _ = h.views(c, products)
+	if page.Cards, err = h.cards.render(c.App().Config().Views, h.Catalog, page.Products); err != nil {
+		return err
+	}
 	return render(c, "pages/likes", page)
 }
 
