@@ -3,6 +3,7 @@ package handlers
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -209,11 +210,11 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 	if err != nil {
 		return err
 	}
-	set := h.Likes.Like
-	if a == store.ActionUnlike {
-		set = h.Likes.Unlike
+	limits, _ := c.Locals(likeLimitKey).(store.Charge)
+	res, err := h.Likes.Set(c.UserContext(), shopperID(c), p.ID, a, limits)
+	if limited := (*store.LimitedError)(nil); errors.As(err, &limited) {
+		return tooManyLikes(c, limited)
 	}
-	res, err := set(c.UserContext(), shopperID(c), p.ID)
 	if err != nil {
 		return err
 	}
