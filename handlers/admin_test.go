@@ -435,6 +435,43 @@ func TestAdmin_ETag(t *testing.T) {
 	})
 }
 
+// TestAdmin_DataETag checks the ETag taken from the data's version: each
+// input of a fragment that changes without a Like event (a worker
+// heartbeat, a renamed product) still changes it.
+func TestAdmin_DataETag(t *testing.T) {
+	f := newAdmin(t)
+	seed(t, f.stats)
+	cookie := f.login(t)
+	tagOf := func(u string) string {
+		t.Helper()
+		resp, _ := f.get(t, u, cookie, true)
+		tag := resp.Header.Get("ETag")
+		if !strings.HasPrefix(tag, `W/"d`) {
+			t.Fatalf("%s: ETag %q, want a data version tag", u, tag)
+		}
+		return tag
+	}
+	for _, tt := range []struct {
+		name, target string
+		change       func()
+	}{
+		{"heartbeat", "/admin/stats/worker", func() { storetest.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(time.Second), 0, 1) }},
+		{"renamed product", "/admin/stats/products", func() { storetest.AddProduct(t, f.stats.DB(), "wiper", "Rear wiper blade", "Visibility") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tag := tagOf(tt.target)
+			if other := tagOf("/admin/stats/totals"); other == tag {
+				t.Errorf("%s and the totals share the tag %s", tt.target, tag)
+			}
+			tt.change()
+			resp, _ := f.do(t, request{method: "GET", target: tt.target, cookie: cookie, htmx: true, header: map[string]string{"If-None-Match": tag}})
+			if resp.StatusCode != fiber.StatusOK || resp.Header.Get("ETag") == tag {
+				t.Errorf("after the change: status %d, ETag %q (was %q); want 200 and a new tag", resp.StatusCode, resp.Header.Get("ETag"), tag)
+			}
+		})
+	}
+}
+
 func TestAdmin_Export(t *testing.T) {
 	f := newAdmin(t)
 	seed(t, f.stats)

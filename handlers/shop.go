@@ -3,10 +3,13 @@ package handlers
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -36,6 +39,9 @@ type Shop struct {
 	LikeLimit fiber.Handler
 	// Metrics counts Likes by outcome; nil: not counted.
 	Metrics *Metrics
+
+	cards   cards    // product cards, cut up once (see cards)
+	filters sync.Map // category -> its filter's HTML without a search (see filter)
 }
 
 // Routes registers the shop's pages and actions.
@@ -107,7 +113,9 @@ type catalogPage struct {
 	Category    string
 	Query       string
 	Products    []productView
-	Unavailable bool // counts could not be read
+	Cards       template.HTML // Products' cards
+	Filter      template.HTML // partials/category-filter
+	Unavailable bool          // counts could not be read
 }
 
 type productPage struct {
@@ -119,6 +127,7 @@ type productPage struct {
 type likesPage struct {
 	layoutData
 	Products    []productView
+	Cards       template.HTML // Products' cards
 	Unavailable bool
 }
 
@@ -141,19 +150,47 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	}
 	products := h.Catalog.Search(category, query)
 	views, ok := h.views(c, products)
+	cards, err := h.cards.render(c.App().Config().Views, h.Catalog, views)
+	if err != nil {
+		return err
+	}
 	page := catalogPage{
 		layoutData:  h.layout(c, "Auto parts"),
 		Categories:  h.Catalog.Categories(),
 		Category:    utils.CopyString(category),
 		Query:       utils.CopyString(query),
 		Products:    views,
+		Cards:       cards,
 		Unavailable: !ok,
 	}
 	if isFragment(c) && c.Get(hxTarget) == "product-grid" {
 		c.Vary(hxRequest, hxTarget)
 		return execute(c, "partials/product-grid", page)
 	}
+	if page.Filter, err = h.filter(c, page); err != nil {
+		return err
+	}
 	return render(c, "pages/catalog", page)
+}
+
+// filter renders the category filter of page. Without a search it depends
+// on the (validated) category alone, so it is rendered once per category:
+// its links were a tenth of a catalog page's CPU.
+func (h *Shop) filter(c *fiber.Ctx, page catalogPage) (template.HTML, error) {
+	if page.Query == "" {
+		if f, ok := h.filters.Load(page.Category); ok {
+			return f.(template.HTML), nil
+		}
+	}
+	var b strings.Builder
+	if err := c.App().Config().Views.Render(&b, "partials/category-filter", page); err != nil {
+		return "", fmt.Errorf("render partials/category-filter: %w", err)
+	}
+	f := template.HTML(b.String()) // #nosec G203 -- html/template output
+	if page.Query == "" {
+		h.filters.Store(page.Category, f)
+	}
+	return f, nil
 }
 
 // Product handles GET /products/:id.
@@ -180,6 +217,9 @@ func (h *Shop) MyLikes(c *fiber.Ctx) error {
 		}
 	}
 	page.Products, _ = h.views(c, products)
+	if page.Cards, err = h.cards.render(c.App().Config().Views, h.Catalog, page.Products); err != nil {
+		return err
+	}
 	return render(c, "pages/likes", page)
 }
 
@@ -196,11 +236,11 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 	if err != nil {
 		return err
 	}
-	set := h.Likes.Like
-	if a == store.ActionUnlike {
-		set = h.Likes.Unlike
+	limits, _ := c.Locals(likeLimitKey).(store.Charge)
+	res, err := h.Likes.Set(c.UserContext(), shopperID(c), p.ID, a, limits)
+	if limited := (*store.LimitedError)(nil); errors.As(err, &limited) {
+		return tooManyLikes(c, limited)
 	}
-	res, err := set(c.UserContext(), shopperID(c), p.ID)
 	if err != nil {
 		return err
 	}

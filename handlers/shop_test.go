@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"html/template"
 	"io"
 	"log/slog"
 	"maps"
@@ -191,6 +192,26 @@ func TestShop_Browse(t *testing.T) {
 			if in := strings.Contains(body, `id="product-`+p.ID+`"`); in != (p.Category == first.Category) {
 				t.Errorf("product %s in grid = %v", p.ID, in)
 			}
+		}
+	})
+	t.Run("category filter", func(t *testing.T) {
+		// Twice each: the second answer comes from the filter cache.
+		for range 2 {
+			for _, cat := range append([]string{""}, f.catalog.Categories()...) {
+				_, body := f.do(t, "GET", "/?category="+url.QueryEscape(cat), nil, false)
+				want := `hx-push-url="true" aria-current="page">All</a>`
+				if cat != "" {
+					want = `hx-push-url="true" aria-current="page">` + template.HTMLEscapeString(cat) + `</a>`
+				}
+				// Two: the site nav's Catalog link, and the filter's.
+				if strings.Count(body, `aria-current="page"`) != 2 || !strings.Contains(body, want) {
+					t.Errorf("category %q: the filter does not mark it alone as current", cat)
+				}
+			}
+		}
+		_, body := f.do(t, "GET", "/?q=pads&category="+url.QueryEscape(first.Category), nil, false)
+		if !strings.Contains(body, "&amp;q=pads") {
+			t.Errorf("with a search, the filter's links lose it")
 		}
 	})
 	t.Run("search", func(t *testing.T) {

@@ -38,10 +38,7 @@ type Catalog struct {
 	categories []string
 }
 
-var (
-	idPattern    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-	imagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*\.svg$`)
-)
+var imagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*\.svg$`)
 
 // Limits on catalog fields, so an operator's file cannot bloat every page.
 const (
@@ -55,8 +52,25 @@ const (
 
 // ValidID reports whether id has the shape of a product id. Handlers use it to
 // reject junk before touching any store.
+// It is ^[a-z0-9]+(-[a-z0-9]+)*$ of at most maxIDLen bytes, written out
+// because the worker checks every event's id: the regexp was 3 % of its
+// CPU (FuzzValidID compares the two).
 func ValidID(id string) bool {
-	return len(id) <= maxIDLen && idPattern.MatchString(id)
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	dash := true // no dash first, none after a dash
+	for i := range len(id) {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			dash = false
+		case c == '-' && !dash:
+			dash = true
+		default:
+			return false
+		}
+	}
+	return !dash // and none last
 }
 
 // DefaultCatalog returns the embedded catalog.
@@ -192,8 +206,9 @@ func (c *Catalog) Search(category, query string) []Product {
 		if category != "" && p.Category != category {
 			continue
 		}
-		text := strings.ToLower(p.Name + " " + p.Category + " " + p.Description)
-		if containsAll(text, words) {
+		// Without words every product matches: skip lower-casing its text
+		// (5 % of a catalog page's CPU).
+		if len(words) == 0 || containsAll(strings.ToLower(p.Name+" "+p.Category+" "+p.Description), words) {
 			out = append(out, p)
 		}
 	}

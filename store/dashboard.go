@@ -172,3 +172,32 @@ func (s *Stats) WorkerStatus(ctx context.Context) ([]WorkerStatus, error) {
 	}
 	return rows, nil
 }
+
+// Version is what the dashboard's read queries depend on, read in one small
+// query: the worker changes Totals with every batch it syncs and Heartbeat
+// with every status it writes, and a catalog update changes Products. Equal
+// versions (at the same minute, as the queries' time windows move by the
+// minute) give equal answers, so the admin can answer "not modified" without
+// running them.
+type Version struct {
+	Totals    Totals    // Likes, Shoppers, Events (LikedProducts is not read)
+	Heartbeat time.Time // the latest worker status update; zero if none
+	Products  string    // number of catalog rows and their latest update
+}
+
+// Version returns the data version.
+func (s *Stats) Version(ctx context.Context) (Version, error) {
+	const q = `SELECT COALESCE(t.likes, 0), COALESCE(t.shoppers, 0), COALESCE(t.events, 0),
+		COALESCE((SELECT max(updated_at) FROM worker_status), 'epoch'),
+		(SELECT count(*) || '@' || COALESCE(max(updated_at)::text, '') FROM products)
+		FROM (SELECT true AS id) one LEFT JOIN totals t ON t.id`
+	var v Version
+	err := s.db.QueryRowContext(ctx, q).Scan(&v.Totals.Likes, &v.Totals.Shoppers, &v.Totals.Events, &v.Heartbeat, &v.Products)
+	if err != nil {
+		return Version{}, fmt.Errorf("data version: %w", err)
+	}
+	if v.Heartbeat.Equal(time.Unix(0, 0)) {
+		v.Heartbeat = time.Time{}
+	}
+	return v, nil
+}

@@ -3,6 +3,8 @@ package store_test
 import (
 	"encoding/json"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -56,13 +58,19 @@ func FuzzParseCatalog(f *testing.F) {
 }
 
 // FuzzValidID checks that an id accepted by ValidID is safe in a URL path
-// and a Redis key: short, lower-case letters, digits and inner dashes.
+// and a Redis key: short, lower-case letters, digits and inner dashes; and
+// that ValidID is the pattern it spells out.
 func FuzzValidID(f *testing.F) {
-	for _, s := range []string{"brake-pads", "a", "", "-a", "a-", "a--b", "A", "a/b", "a\x00", "ä"} {
+	for _, s := range []string{"brake-pads", "a", "", "-a", "a-", "a--b", "A", "a/b", "a\x00", "ä", "a-b-c9", "-", "a-b-", strings.Repeat("a", 65)} {
 		f.Add(s)
 	}
+	pattern := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	f.Fuzz(func(t *testing.T, id string) {
-		if !store.ValidID(id) {
+		want := len(id) <= 64 && pattern.MatchString(id)
+		if got := store.ValidID(id); got != want {
+			t.Fatalf("ValidID(%q) = %v, the pattern says %v", id, got, want)
+		}
+		if !want {
 			return
 		}
 		if id == "" || len(id) > 64 || id[0] == '-' || id[len(id)-1] == '-' {

@@ -69,7 +69,7 @@ func OpenLikes(ctx context.Context, url, prefix string) (*Likes, error) {
 
 // NewLikes wraps an existing client.
 func NewLikes(rdb *redis.Client, prefix string) *Likes {
-	return &Likes{rdb: rdb, prefix: prefix, like: redis.NewScript(likeLua), trim: redis.NewScript(trimLua), now: time.Now}
+	return &Likes{rdb: rdb, prefix: prefix, like: redis.NewScript(rateLimitLua + "\n" + likeLua), trim: redis.NewScript(trimLua), now: time.Now}
 }
 
 // Client returns the underlying Redis client (for the worker and rate limits).
@@ -99,23 +99,30 @@ func (s *Likes) StreamKey() string { return s.prefix + "events" }
 
 // Like records that shopper likes product. Liking twice changes nothing.
 func (s *Likes) Like(ctx context.Context, shopper, product string) (LikeResult, error) {
-	return s.set(ctx, shopper, product, ActionLike)
+	return s.Set(ctx, shopper, product, ActionLike, Charge{})
 }
 
 // Unlike withdraws shopper's Like of product. Unliking twice changes nothing.
 func (s *Likes) Unlike(ctx context.Context, shopper, product string) (LikeResult, error) {
-	return s.set(ctx, shopper, product, ActionUnlike)
+	return s.Set(ctx, shopper, product, ActionUnlike, Charge{})
 }
 
-func (s *Likes) set(ctx context.Context, shopper, product string, a Action) (LikeResult, error) {
-	keys := []string{s.shopperKey(shopper), s.CountsKey(), s.StreamKey()}
+// Set likes or unlikes product for shopper after charging the rate limits
+// of limits, all in one round trip. Over a limit it changes nothing and
+// returns a *LimitedError.
+func (s *Likes) Set(ctx context.Context, shopper, product string, a Action, limits Charge) (LikeResult, error) {
+	keys := append([]string{s.shopperKey(shopper), s.CountsKey(), s.StreamKey()}, limits.keys...)
 	at := strconv.FormatInt(s.now().UnixMilli(), 10)
-	res, err := s.like.Run(ctx, s.rdb, keys, product, shopper, string(a), at).Int64Slice()
+	args := append([]any{product, shopper, string(a), at}, limits.args...)
+	res, err := s.like.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return LikeResult{}, fmt.Errorf("%w: %s %s: %v", ErrUnavailable, a, product, err)
 	}
 	if len(res) != 2 {
 		return LikeResult{}, fmt.Errorf("%s %s: unexpected script result %v", a, product, res)
+	}
+	if res[0] == -1 {
+		return LikeResult{}, &LimitedError{RetryAfter: time.Duration(res[1]) * time.Microsecond}
 	}
 	return LikeResult{Liked: a == ActionLike, Count: res[1], Changed: res[0] == 1}, nil
 }

@@ -677,6 +677,7 @@ func (b *bench) goBenchmarks(context.Context) error {
 		{"Worker drain: 1,000,000 events from Redis into PostgreSQL (fsync on), and a COPY of the same rows",
 			"./worker/", "BenchmarkSync_Drain/fsync=true/workers=1/batch=1000$|BenchmarkCopy", "1000000x", ""},
 		{"Stats refresh: every read query of one dashboard refresh", "./store/", "BenchmarkStats_Refresh", "2s", ""},
+		{"Admin stats fragment (products table, 500 products) and its 304, server time through app.Test", "./handlers/", "BenchmarkAdmin_Stats", "2s", ""},
 		{"Shop handlers in process (Go client; catalog pages and Likes by protection)", "./handlers/", "BenchmarkShop_Browse|BenchmarkShop_Like", "2s", ""},
 	} {
 		args := []string{"test", g.pkg, "-run", "^$", "-bench", g.pattern, "-benchtime", g.benchtime, "-benchmem", "-count", strconv.Itoa(b.runs)}

@@ -9,6 +9,14 @@
 -- who like something (0 -> 1 and 1 -> 0) without a row per shopper.
 -- Only a real change touches the counter and the stream, so repeating a
 -- request (a double click, a client retry) never counts twice.
+-- KEYS[4...], ARGV[5...] (optional) rate limits to charge first, as
+-- ratelimit.lua's charge reads them (the store prepends that file): over a
+-- limit nothing changes and the result is {-1, retry after in µs}. One round
+-- trip for the limits and the Like.
+if #KEYS > 3 then
+  local allowed = charge(4, 5)
+  if allowed[1] == 0 then return {-1, allowed[2]} end
+end
 local changed
 if ARGV[3] == 'like' then
   changed = redis.call('SADD', KEYS[1], ARGV[1])

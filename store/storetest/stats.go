@@ -15,7 +15,7 @@ import (
 func AddProduct(tb testing.TB, db *sqlx.DB, id, name, category string) {
 	tb.Helper()
 	exec(tb, db, `INSERT INTO products (id, name, category, price_cents) VALUES ($1, $2, $3, 1000)
-		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category`, id, name, category)
+		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category, updated_at = now()`, id, name, category)
 }
 
 // AddLikes records likes Likes and unlikes Unlikes of product at time at:
