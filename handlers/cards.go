@@ -183,19 +183,18 @@ func cut(s string) (cardForm, map[cardSlot]int) {
 	var form cardForm
 	found := map[cardSlot]int{}
 	for {
-		at, which := -1, -1
-		for j, m := range marks {
+		at, text, slot := -1, "", slotNone
+		for _, m := range marks {
 			if i := strings.Index(s, m.text); i >= 0 && (at < 0 || i < at) {
-				at, which = i, j
+				at, text, slot = i, m.text, m.slot
 			}
 		}
 		if at < 0 {
 			return append(form, cardPart{text: s}), found
 		}
-		m := marks[which]
-		form = append(form, cardPart{text: s[:at], slot: m.slot})
-		found[m.slot]++
-		s = s[at+len(m.text):]
+		form = append(form, cardPart{text: s[:at], slot: slot})
+		found[slot]++
+		s = s[at+len(text):]
 	}
 }
 
