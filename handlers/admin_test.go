@@ -114,16 +114,7 @@ func (f *adminFixture) do(tb testing.TB, r request) (*http.Response, string) {
 	for k, v := range r.header {
 		req.Header.Set(k, v)
 	}
-	resp, err := f.app.Test(req, -1)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return resp, string(b)
+	return serve(tb, f.app, req)
 }
 
 func (f *adminFixture) get(tb testing.TB, target, cookie string, htmx bool) (*http.Response, string) {

@@ -24,16 +24,7 @@ import (
 // send runs req through the app and returns the answer and its body.
 func (f *shopFixture) send(tb testing.TB, req *http.Request) (*http.Response, string) {
 	tb.Helper()
-	resp, err := f.app.Test(req, -1)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return resp, string(b)
+	return serve(tb, f.app, req)
 }
 
 func likeRequest(id string, form url.Values, cookies map[string]string, header map[string]string) *http.Request {

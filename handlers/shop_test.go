@@ -85,6 +85,21 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 	return f
 }
 
+// serve runs req through app and returns the answer and its whole body.
+func serve(tb testing.TB, app *fiber.App, req *http.Request) (*http.Response, string) {
+	tb.Helper()
+	resp, err := app.Test(req, -1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp, string(b)
+}
+
 // csrfToken fetches a page as testShopper and returns the CSRF token that
 // came with it, as a browser would keep it in its cookie jar ("" if none).
 func (f *shopFixture) csrfToken(tb testing.TB) string {
@@ -134,16 +149,7 @@ func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, 
 	if unsafe && (htmx || form == nil) {
 		req.Header.Set("X-CSRF-Token", f.token)
 	}
-	resp, err := f.app.Test(req, -1)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return resp, string(b)
+	return serve(tb, f.app, req)
 }
 
 func (f *shopFixture) streamLen(tb testing.TB) int64 {
@@ -179,12 +185,7 @@ func TestShop_Browse(t *testing.T) {
 		req := httptest.NewRequest("GET", "/?category="+url.QueryEscape(first.Category), nil)
 		req.Header.Set("HX-Request", "true")
 		req.Header.Set("HX-Target", "product-grid")
-		resp, err := f.app.Test(req, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		body := string(b)
+		_, body := serve(t, f.app, req)
 		if strings.Contains(body, "<html") || !strings.HasPrefix(strings.TrimSpace(body), `<section id="product-grid"`) {
 			t.Fatalf("want only the grid, got %.200s", body)
 		}
