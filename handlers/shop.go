@@ -249,15 +249,15 @@ func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
 	} else {
 		c.Locals(likeOutcomeKey, likeUnchanged)
 	}
+	next := localPath(c.FormValue("next"), "/products/"+p.ID)
 	if !isFragment(c) {
-		return c.Redirect(localPath(c.FormValue("next"), "/products/"+p.ID), fiber.StatusSeeOther)
+		return c.Redirect(next, fiber.StatusSeeOther)
 	}
 	c.Vary(hxRequest)
 	// like-result is the button plus an out-of-band swap that clears a
 	// "could not save" notice left by an earlier failed click.
 	return execute(c, "partials/like-result", productView{
-		Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked,
-		Next: localPath(c.FormValue("next"), "/products/"+p.ID), CSRF: csrfToken(c),
+		Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked, Next: next, CSRF: csrfToken(c),
 	})
 }
 
