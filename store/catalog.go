@@ -185,6 +185,23 @@ func (c *Catalog) Product(id string) (Product, bool) {
 	return c.products[i], true
 }
 
+// InOrder returns the catalog's products among ids, in catalog order,
+// at a cost that grows with ids, not with the catalog.
+func (c *Catalog) InOrder(ids []string) []Product {
+	at := make([]int, 0, len(ids))
+	for _, id := range ids {
+		if i, ok := c.byID[id]; ok {
+			at = append(at, i)
+		}
+	}
+	slices.Sort(at)
+	out := make([]Product, len(at))
+	for j, i := range at {
+		out[j] = c.products[i]
+	}
+	return out
+}
+
 // IDs returns every product id in catalog order.
 func (c *Catalog) IDs() []string {
 	ids := make([]string, len(c.products))

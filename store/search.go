@@ -49,10 +49,8 @@ func newSearchIndex(products []Product) *searchIndex {
 	}
 	for i, p := range products {
 		n := int32(i) // #nosec G115 -- at most maxProducts
-		x.names[i] = Fold(p.Name)
-		// Fields joined by a newline, which no query word contains, so
-		// that a word cannot match across two fields.
-		x.texts[i] = x.names[i] + "\n" + Fold(p.Category) + "\n" + Fold(p.Description)
+		x.names[i] = Fold(p.searchName())
+		x.texts[i] = Fold(p.searchText())
 		x.all[i] = n
 		x.byCategory[p.Category] = append(x.byCategory[p.Category], n)
 		t := x.texts[i]
@@ -69,6 +67,14 @@ func newSearchIndex(products []Product) *searchIndex {
 	}
 	return x
 }
+
+// searchName is what ranks a product in a search: its name.
+func (p Product) searchName() string { return p.Name }
+
+// searchText is what a search looks in: the name, category and description,
+// joined by newlines, which no query word contains, so that a word cannot
+// match across two fields.
+func (p Product) searchText() string { return p.searchName() + "\n" + p.Category + "\n" + p.Description }
 
 func trigram(s string) uint32 { return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2]) }
 
