@@ -74,7 +74,9 @@ func (p Product) searchName() string { return p.Name }
 // searchText is what a search looks in: the name, category and description,
 // joined by newlines, which no query word contains, so that a word cannot
 // match across two fields.
-func (p Product) searchText() string { return p.searchName() + "\n" + p.Category + "\n" + p.Description }
+func (p Product) searchText() string {
+	return p.searchName() + "\n" + p.Category + "\n" + p.Description
+}
 
 func trigram(s string) uint32 { return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2]) }
 
