@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/andybalholm/brotli"
 
@@ -33,15 +32,19 @@ func main() {
 }
 
 func run(dir string) error {
-	return fs.WalkDir(os.DirFS(dir), ".", func(path string, d fs.DirEntry, err error) error {
+	root, err := os.OpenRoot(dir) // reads and writes stay inside dir
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		if !handlers.Precompressible(path) {
 			return nil
 		}
-		full := filepath.Join(dir, path)
-		data, err := os.ReadFile(full) // #nosec G304 -- walks the folder the developer names
+		data, err := root.ReadFile(path)
 		if err != nil {
 			return err
 		}
@@ -63,7 +66,7 @@ func run(dir string) error {
 			}
 		}
 		for ext, b := range map[string][]byte{".br": br.Bytes(), ".gz": gz.Bytes()} {
-			if err := os.WriteFile(full+ext, b, 0o644); err != nil { // #nosec G306 -- a source file of the repository
+			if err := root.WriteFile(path+ext, b, 0o644); err != nil { // #nosec G306 -- a source file of the repository
 				return err
 			}
 		}
