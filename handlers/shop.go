@@ -166,17 +166,17 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	category, query = utils.CopyString(category), utils.CopyString(query)
 	results := h.Catalog.Search(category, query)
-	pages := max(1, (results.Len()+catalogPageSize-1)/catalogPageSize)
-	if number > pages {
-		return fiber.NewError(fiber.StatusNotFound, fmt.Sprintf("There is no page %d: these parts end at page %d.", number, pages))
+	pg := newPager(category, query, number, results.Len())
+	if number > pg.Pages {
+		return fiber.NewError(fiber.StatusNotFound, fmt.Sprintf("There is no page %d: these parts end at page %d.", number, pg.Pages))
 	}
 	views, ok := h.views(c, results.Slice((number-1)*catalogPageSize, number*catalogPageSize))
 	cards, err := h.cards.render(c.App().Config().Views, views)
 	if err != nil {
 		return err
 	}
-	category, query = utils.CopyString(category), utils.CopyString(query)
 	page := catalogPage{
 		layoutData:  h.layout(c, "Auto parts"),
 		Categories:  h.Catalog.Categories(),
@@ -184,11 +184,8 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 		Query:       query,
 		Products:    views,
 		Cards:       cards,
-		Pager:       pager{Number: number, Pages: pages, Total: int64(results.Len())},
+		Pager:       pg,
 		Unavailable: !ok,
-	}
-	if number < pages {
-		page.Pager.Next = catalogURL(category, query, number+1)
 	}
 	c.Vary(hxRequest, hxTarget)
 	if isFragment(c) {
@@ -196,12 +193,10 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 		case targetGrid:
 			return execute(c, "partials/product-grid", page)
 		case targetCards:
-			page.Pager.More = true
+			// Below the cards already shown, a way back makes no sense.
+			page.Pager.More, page.Pager.Prev = true, ""
 			return execute(c, "partials/more-cards", page)
 		}
-	}
-	if number > 1 {
-		page.Pager.Prev = catalogURL(category, query, number-1)
 	}
 	if page.Filter, err = h.filter(c, page); err != nil {
 		return err
@@ -239,6 +234,18 @@ func parsePage(s string) (int, bool) {
 	}
 	n, err := strconv.Atoi(s)
 	return n, err == nil && n >= 1
+}
+
+// newPager places page number among the pages of total results.
+func newPager(category, query string, number, total int) pager {
+	p := pager{Number: number, Pages: max(1, (total+catalogPageSize-1)/catalogPageSize), Total: int64(total)}
+	if number > 1 {
+		p.Prev = catalogURL(category, query, number-1)
+	}
+	if number < p.Pages {
+		p.Next = catalogURL(category, query, number+1)
+	}
+	return p
 }
 
 // catalogURL is the link to one page of the catalog, keeping the category
