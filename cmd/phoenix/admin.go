@@ -114,6 +114,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 type adminRole struct {
 	*server
 	stats   *store.Stats
+	dash    *handlers.Admin
 	migrate bool
 }
 
@@ -148,14 +149,16 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
-	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf}).Routes(app)
+	dash := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
+		Live: &handlers.Live{Listen: stats.Listen}}
+	dash.Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &adminRole{server: srv, stats: stats, migrate: dc.migrate}, nil
+	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -165,6 +168,9 @@ func (a *adminRole) run(ctx context.Context) error {
 	if a.migrate {
 		g.Go(func() error { migrateUntilDone(gctx, a.log, a.stats); return nil })
 	}
+	// The live streams end with ctx, before the server's shutdown waits
+	// for open connections.
+	g.Go(func() error { return a.dash.RunLive(gctx) })
 	g.Go(func() error { return a.server.run(gctx) })
 	return g.Wait()
 }
