@@ -44,7 +44,7 @@ type Live struct {
 	Recheck       time.Duration // re-read the version this often without a notification
 
 	mu        sync.Mutex
-	running   bool
+	stopped   bool          // RunLive has returned
 	version   string        // the data version last read
 	changed   chan struct{} // closed, and replaced, when version changes
 	done      chan struct{} // closed when RunLive returns
@@ -70,14 +70,12 @@ var liveFragments = []string{"worker", "totals", "chart", "categories", "product
 // stream, so that a shutdown does not wait for them.
 func (h *Admin) RunLive(ctx context.Context) error {
 	l := h.Live
-	l.mu.Lock()
-	l.running, l.changed, l.done = true, make(chan struct{}), make(chan struct{})
-	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
-		l.running = false
+		defer l.mu.Unlock()
+		l.setUp()
+		l.stopped = true
 		close(l.done)
-		l.mu.Unlock()
 	}()
 	notes := make(chan struct{}, 1)
 	g, gctx := errgroup.WithContext(ctx)
@@ -128,6 +126,7 @@ func (h *Admin) readVersion(ctx context.Context) {
 	l := h.Live
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.setUp()
 	if v != l.version {
 		l.version = v
 		close(l.changed)
@@ -170,6 +169,7 @@ func (h *Admin) Stream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
+	c.Context().SetConnectionClose()  // the connection ends with the stream; see clientGone
 	conn, views := c.Context().Conn(), c.App().Config().Views
 	ctx := context.WithoutCancel(c.UserContext()) // the handler's ctx ends when it returns
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -191,7 +191,7 @@ func (l *Live) admit(session string) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case !l.running:
+	case l.stopped:
 		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "Live updates are not available right now; the page polls instead.")
 	case l.open >= cmp.Or(l.MaxStreams, defaultMaxStreams):
 		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "Too many live dashboards are open on this server; the page polls instead.")
@@ -213,6 +213,14 @@ func (l *Live) admit(session string) (release func(), err error) {
 	}, nil
 }
 
+// setUp makes the channels on first use, so that a stream may open before
+// RunLive starts (it waits for the first version). Call it with mu held.
+func (l *Live) setUp() {
+	if l.changed == nil {
+		l.changed, l.done = make(chan struct{}), make(chan struct{})
+	}
+}
+
 // Open returns the number of open streams.
 func (l *Live) Open() int {
 	l.mu.Lock()
@@ -225,6 +233,7 @@ func (l *Live) Open() int {
 func (l *Live) current() (version string, changed, done <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.setUp()
 	return l.version, l.changed, l.done
 }
 
@@ -233,6 +242,8 @@ func (l *Live) current() (version string, changed, done <-chan struct{}) {
 // carries only the fragments that differ.
 func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn, views fiber.Views, q dashboardQuery, since string) {
 	l := h.Live
+	gone := clientGone(conn)
+	defer gone.stop()
 	heartbeat := time.NewTicker(cmp.Or(l.Heartbeat, defaultSSEHeartbeat))
 	defer heartbeat.Stop()
 	flush := func() bool {
@@ -275,8 +286,43 @@ func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn,
 			}
 		case <-done:
 			return
+		case <-gone.c:
+			return
 		}
 	}
+}
+
+// gone tells when the client has closed its side of a stream.
+type gone struct {
+	c    chan struct{}
+	conn net.Conn
+	wg   sync.WaitGroup
+}
+
+// clientGone reads the stream's connection, on which a browser sends
+// nothing more, so that a closed EventSource (a tab closed, the dashboard
+// swapped for a filtered one) frees its place at once rather than at the
+// next failed write.
+func clientGone(conn net.Conn) *gone {
+	g := &gone{c: make(chan struct{}), conn: conn}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer close(g.c)
+		var b [1]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return g
+}
+
+// stop ends the reader and waits for it.
+func (g *gone) stop() {
+	_ = g.conn.SetReadDeadline(time.Now())
+	g.wg.Wait()
 }
 
 // writeEvent writes one fragment as an event; each line of the HTML is a
