@@ -169,7 +169,7 @@ func (h *Admin) Stream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
-	c.Context().SetConnectionClose()  // the connection ends with the stream; see clientGone
+	c.Context().SetConnectionClose() // the connection ends with the stream; see clientGone
 	conn, views := c.Context().Conn(), c.App().Config().Views
 	ctx := context.WithoutCancel(c.UserContext()) // the handler's ctx ends when it returns
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
