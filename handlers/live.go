@@ -252,7 +252,7 @@ func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn,
 		_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		return w.Flush() == nil
 	}
-	fmt.Fprintf(w, "retry: %d\n\n", sseRetry.Milliseconds())
+	_, _ = fmt.Fprintf(w, "retry: %d\n\n", sseRetry.Milliseconds()) // an error sticks; flush reports it
 	if !flush() {
 		return
 	}
@@ -280,7 +280,7 @@ func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn,
 		select {
 		case <-changed:
 		case <-heartbeat.C:
-			w.WriteString(": keep-alive\n\n")
+			_, _ = w.WriteString(": keep-alive\n\n") // an error sticks; flush reports it
 			if !flush() {
 				return
 			}
@@ -326,15 +326,18 @@ func (g *gone) stop() {
 }
 
 // writeEvent writes one fragment as an event; each line of the HTML is a
-// data line, which the browser joins back with newlines.
+// data line, which the browser joins back with newlines. A write error
+// sticks to w, and the flush after reports it.
 func writeEvent(w *bufio.Writer, e sseEvent, id string) {
-	fmt.Fprintf(w, "id: %s\nevent: %s\n", id, e.name)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "id: %s\nevent: %s\n", id, e.name)
 	for line := range bytes.Lines(e.html) {
-		w.WriteString("data: ")
-		w.Write(bytes.TrimRight(line, "\r\n"))
-		w.WriteByte('\n')
+		b.WriteString("data: ")
+		b.Write(bytes.TrimRight(line, "\r\n"))
+		b.WriteByte('\n')
 	}
-	w.WriteByte('\n')
+	b.WriteByte('\n')
+	_, _ = w.Write(b.Bytes())
 }
 
 // fragmentsAt renders the dashboard's fragments at q, once per data
