@@ -34,12 +34,14 @@ type adminFixture struct {
 	token    string // a CSRF token the login form issued
 }
 
-func newAdmin(tb testing.TB) *adminFixture {
+func newAdmin(tb testing.TB, opts ...func(*handlers.Admin)) *adminFixture {
 	tb.Helper()
-	return newAdminOn(tb, storetest.Postgres(tb))
+	return newAdminOn(tb, storetest.Postgres(tb), opts...)
 }
 
-func newAdminOn(tb testing.TB, dbURL string) *adminFixture {
+// newAdminOn builds the fixture on dbURL; opts change the admin before its
+// routes are registered.
+func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adminFixture {
 	tb.Helper()
 	stats, err := store.OpenStats(context.Background(), dbURL)
 	if err != nil {
@@ -65,6 +67,9 @@ func newAdminOn(tb testing.TB, dbURL string) *adminFixture {
 	}
 	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens})
 	admin := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", StaleAfter: 30 * time.Second, CSRF: csrf}
+	for _, o := range opts {
+		o(admin)
+	}
 	admin.Routes(app)
 	f := &adminFixture{app: app, stats: stats, sessions: sessions, admin: admin}
 	resp, _ := f.get(tb, "/login", "", false)

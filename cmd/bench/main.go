@@ -344,6 +344,8 @@ func (b *bench) http(ctx context.Context) error {
 		// Limits sized for many shoppers behind one address (the load
 		// generator): both rules are checked on every Like, none binds.
 		"PHOENIX_LIKE_RATE_PER_SHOPPER=10", "PHOENIX_LIKE_RATE_PER_IP=1000000",
+		// One session opens every measured live stream.
+		"PHOENIX_LIVE_STREAMS=" + strconv.Itoa(liveStreams+10), "PHOENIX_LIVE_STREAMS_PER_SESSION=" + strconv.Itoa(liveStreams+10),
 	}
 	phx, err := b.start(ctx, "http://"+shopAddr+"/readyz", b.phoenix, env, "all")
 	if err != nil {
@@ -423,6 +425,17 @@ func (b *bench) http(ctx context.Context) error {
 		return err
 	}
 
+	// Like → fragment received by a live dashboard, under the same load.
+	liveProbes, err := fetchShoppers(base, 200)
+	if err != nil {
+		return err
+	}
+	live, err := liveFreshness(ctx, phx, base, "http://"+adminAddr, "bench-password-123", shoppers, liveProbes,
+		ids[0], catalog.Products()[0].Name, ids[1:], 5000, liveStreams, 15*time.Second)
+	if err != nil {
+		return err
+	}
+
 	binInfo, err := os.Stat(b.phoenix)
 	if err != nil {
 		return err
@@ -453,6 +466,14 @@ func (b *bench) http(ctx context.Context) error {
 		"The admin page polls every 2 s on top of this (target p99 < 1 s + the poll interval).\n\n",
 		5000, 15*time.Second, ms(fresh.probe.pct(50)), ms(fresh.probe.pct(99)), ms(fresh.probe.pct(100)), len(fresh.probe.lat),
 		len(fresh.load.lat), fresh.load.errors)
+	fmt.Fprintf(w, "## Live dashboard (cmd/bench)\n\nFrom a Like's 200 to the admin's Server-Sent Events client receiving "+
+		"the products fragment that counts it, under %d Likes/s sustained for %s (as above; the stream filtered to the probe's "+
+		"product): p50 %s, p99 **%s**, max %s over %d probes, %d probe errors; load: %d requests, %d errors (target p99 < 1 s).\n\n",
+		5000, 15*time.Second, ms(live.probe.pct(50)), ms(live.probe.pct(99)), ms(live.probe.pct(100)), len(live.probe.lat),
+		live.probe.errors, len(live.load.lat), live.load.errors)
+	fmt.Fprintf(w, "Cost of open dashboards: %d idle live streams add %.1f KB of RSS each; `phoenix all` idle uses %.4f CPU "+
+		"seconds per second without them and %.4f with them (10 s each, no data changing).\n\n",
+		live.streams, live.rssPerStreamKB, live.cpuIdle, live.cpuStreams)
 	fmt.Fprintf(w, "## Footprint\n\n| what | value |\n|---|---:|\n| phoenix binary (stripped) | %.1f MB |\n"+
 		"| `phoenix all` RSS, idle after start | %.1f MB |\n| `phoenix all` RSS, peak under the Like load | %.1f MB |\n\n",
 		float64(binInfo.Size())/1e6, float64(idleRSS)/1024, float64(peakRSS)/1024)
@@ -527,6 +548,9 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 // shopper is one simulated shopper's cookies and CSRF token.
 type shopper struct{ cookie, token string }
+
+// liveStreams is how many idle live streams the bench opens.
+const liveStreams = 200
 
 // fetchShoppers visits the catalog as n new shoppers and keeps what each
 // was given.
