@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -30,6 +29,7 @@ type cards struct {
 	once     sync.Once
 	products map[string]*productCards
 	attr     *template.Template
+	num      func(int64) string // how the card's language writes its count
 }
 
 // productCards holds one product's cut-up card, built on first use so that a
@@ -91,6 +91,21 @@ func (k *cards) init(catalog *store.Catalog) {
 	})
 }
 
+// langCards holds the cards of each language (*Locale -> *cards): a card
+// holds text in its language, so each is cut once per language.
+type langCards struct{ m sync.Map }
+
+// render writes the cards of products, which all come from catalog, as
+// HTML in the request's language.
+func (lc *langCards) render(c *fiber.Ctx, catalog *store.Catalog, products []productView) (template.HTML, error) {
+	l := langOf(c)
+	k, ok := lc.m.Load(l.Locale)
+	if !ok {
+		k, _ = lc.m.LoadOrStore(l.Locale, &cards{num: l.Count})
+	}
+	return k.(*cards).render(l.views, catalog, products)
+}
+
 // render writes the cards of views, which all come from catalog, as HTML.
 func (k *cards) render(views fiber.Views, catalog *store.Catalog, products []productView) (template.HTML, error) {
 	k.init(catalog)
@@ -125,8 +140,7 @@ func (k *cards) render(views fiber.Views, catalog *store.Catalog, products []pro
 			case slotCSRF:
 				b.WriteString(csrfHTML)
 			case slotCount:
-				var n [20]byte
-				b.Write(strconv.AppendInt(n[:0], v.Count, 10))
+				b.WriteString(k.num(v.Count))
 			}
 		}
 	}
@@ -140,12 +154,13 @@ func (k *cards) form(views fiber.Views, v productView) cardForm {
 	if pc == nil {
 		return nil
 	}
-	pc.once.Do(func() { pc.forms = cutCards(views, v.Product) })
+	pc.once.Do(func() { pc.forms = cutCards(views, v.Product, k.num(markCount)) })
 	return pc.forms[cardFormIndex(v.Liked, v.CountKnown, v.CSRF != "")]
 }
 
-// cutCards renders every form of p's card with markers and cuts them up.
-func cutCards(views fiber.Views, p store.Product) [8]cardForm {
+// cutCards renders every form of p's card with markers and cuts them up;
+// count is markCount as the template writes it.
+func cutCards(views fiber.Views, p store.Product, count string) [8]cardForm {
 	var forms [8]cardForm
 	for _, liked := range []bool{false, true} {
 		for _, known := range []bool{false, true} {
@@ -164,7 +179,7 @@ func cutCards(views fiber.Views, p store.Product) [8]cardForm {
 				if err := renderCard(&b, views, v); err != nil {
 					continue // left nil: the template reports the error per request
 				}
-				form, got := cut(b.String())
+				form, got := cut(b.String(), count)
 				if fmt.Sprint(got) == fmt.Sprint(want) {
 					forms[cardFormIndex(liked, known, withCSRF)] = form
 				}
@@ -174,12 +189,13 @@ func cutCards(views fiber.Views, p store.Product) [8]cardForm {
 	return forms
 }
 
-// cut splits s at the markers and counts the slots found.
-func cut(s string) (cardForm, map[cardSlot]int) {
+// cut splits s at the markers, count being markCount as written in s, and
+// counts the slots found.
+func cut(s, count string) (cardForm, map[cardSlot]int) {
 	marks := []struct {
 		text string
 		slot cardSlot
-	}{{markNext, slotNext}, {markCSRF, slotCSRF}, {strconv.FormatInt(markCount, 10), slotCount}}
+	}{{markNext, slotNext}, {markCSRF, slotCSRF}, {count, slotCount}}
 	var form cardForm
 	found := map[cardSlot]int{}
 	for {

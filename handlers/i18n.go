@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,8 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 	"golang.org/x/text/number"
+
+	"phoenix/store"
 )
 
 // langCookie remembers the language a visitor picked with the switcher.
@@ -248,12 +249,24 @@ func (l *Locale) Clock(t time.Time) string {
 	return t.Format("15:04:05 UTC")
 }
 
+// text is T for a message id written in the code: NewLocales checked
+// that every language has it, so it fails only for a mistyped id, and
+// then shows the id, which the tests look for on every page.
+func (l *Locale) text(id string, args ...any) string {
+	s, err := l.T(id, args...)
+	if err != nil {
+		return id
+	}
+	return s
+}
+
 // userError is a refusal a user reads: a status and a message id (with
 // its arguments) that the error handler translates.
 type userError struct {
 	status int
 	id     string
 	args   []any
+	cause  error // for the log; nil when the message says it all
 }
 
 // refuse returns the userError for status and message id.
@@ -262,11 +275,17 @@ func refuse(status int, id string, args ...any) error {
 }
 
 func (e *userError) Error() string {
-	if len(e.args) == 0 {
-		return e.id
+	s := e.id
+	if len(e.args) > 0 {
+		s += " " + fmt.Sprint(e.args...)
 	}
-	return e.id + " " + fmt.Sprint(e.args...)
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
 }
+
+func (e *userError) Unwrap() error { return e.cause }
 
 // localeKey is where the locale middleware leaves the request's language.
 const localeKey = "locale"
@@ -274,7 +293,8 @@ const localeKey = "locale"
 // lang is a Locale with the templates that speak it.
 type lang struct {
 	*Locale
-	views fiber.Views
+	views   fiber.Views
+	locales *Locales // all of them, for the switcher
 }
 
 // langOf returns the language the request is served in.
@@ -330,6 +350,7 @@ func langFuncs(l *Locale) map[string]any {
 		"pct":    l.Percent,
 		"clock":  l.Clock,
 		"lang":   func() string { return l.Code },
-		"choice": func(n int) string { return strconv.Itoa(n) },
+		// tr picks a catalog text in this language, else its English.
+		"tr": func(n store.Names, english string) string { return n.In(l.Code, english) },
 	}
 }

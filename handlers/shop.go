@@ -40,8 +40,8 @@ type Shop struct {
 	// Metrics counts Likes by outcome; nil: not counted.
 	Metrics *Metrics
 
-	cards   cards    // product cards, cut up once (see cards)
-	filters sync.Map // category -> its filter's HTML without a search (see filter)
+	cards   langCards // product cards, cut up once per language (see cards)
+	filters sync.Map  // filterKey -> the filter's HTML without a search (see filter)
 }
 
 // Routes registers the shop's pages and actions.
@@ -76,7 +76,7 @@ func (h *Shop) countLike(a store.Action) fiber.Handler {
 		err := c.Next()
 		outcome, _ := c.Locals(likeOutcomeKey).(string)
 		if err != nil {
-			switch status, _ := classify(err); {
+			switch status, _, _ := classify(err); {
 			case status == fiber.StatusForbidden:
 				outcome = likeCSRF
 			case status == fiber.StatusTooManyRequests:
@@ -109,13 +109,15 @@ type productView struct {
 
 type catalogPage struct {
 	layoutData
-	Categories  []string
-	Category    string
-	Query       string
-	Products    []productView
-	Cards       template.HTML // Products' cards
-	Filter      template.HTML // partials/category-filter
-	Unavailable bool          // counts could not be read
+	Categories []string
+	// CategoryI18n names the categories in other languages.
+	CategoryI18n map[string]store.Names
+	Category     string
+	Query        string
+	Products     []productView
+	Cards        template.HTML // Products' cards
+	Filter       template.HTML // partials/category-filter
+	Unavailable  bool          // counts could not be read
 }
 
 type productPage struct {
@@ -132,7 +134,7 @@ type likesPage struct {
 }
 
 func (h *Shop) layout(c *fiber.Ctx, title string) layoutData {
-	return layoutData{Title: title, Instance: h.Instance, Section: "shop", Path: c.Path(), CSRF: csrfToken(c)}
+	return newLayout(c, title, h.Instance, "shop")
 }
 
 // Browse handles GET / : the product grid, filtered by ?category= and ?q=.
@@ -140,28 +142,29 @@ func (h *Shop) layout(c *fiber.Ctx, title string) layoutData {
 func (h *Shop) Browse(c *fiber.Ctx) error {
 	category, query := c.Query("category"), strings.TrimSpace(c.Query("q"))
 	if category != "" && !h.Catalog.HasCategory(category) {
-		return fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+		return refuse(fiber.StatusBadRequest, "error.unknown_category")
 	}
 	if len(query) > maxQueryLen {
-		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+		return refuse(fiber.StatusBadRequest, "error.query_too_long", maxQueryLen)
 	}
 	if !utf8.ValidString(query) || strings.ContainsFunc(query, isControl) {
-		return fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
+		return refuse(fiber.StatusBadRequest, "error.query_not_text")
 	}
 	products := h.Catalog.Search(category, query)
 	views, ok := h.views(c, products)
-	cards, err := h.cards.render(c.App().Config().Views, h.Catalog, views)
+	cards, err := h.cards.render(c, h.Catalog, views)
 	if err != nil {
 		return err
 	}
 	page := catalogPage{
-		layoutData:  h.layout(c, "Auto parts"),
-		Categories:  h.Catalog.Categories(),
-		Category:    utils.CopyString(category),
-		Query:       utils.CopyString(query),
-		Products:    views,
-		Cards:       cards,
-		Unavailable: !ok,
+		layoutData:   h.layout(c, langOf(c).text("catalog.title")),
+		Categories:   h.Catalog.Categories(),
+		CategoryI18n: h.Catalog.CategoryI18n(),
+		Category:     utils.CopyString(category),
+		Query:        utils.CopyString(query),
+		Products:     views,
+		Cards:        cards,
+		Unavailable:  !ok,
 	}
 	if isFragment(c) && c.Get(hxTarget) == "product-grid" {
 		c.Vary(hxRequest, hxTarget)
@@ -173,22 +176,31 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	return render(c, "pages/catalog", page)
 }
 
+// filterKey names a cached category filter.
+type filterKey struct {
+	lang     *Locale
+	category string
+}
+
 // filter renders the category filter of page. Without a search it depends
-// on the (validated) category alone, so it is rendered once per category:
-// its links were a tenth of a catalog page's CPU.
+// on the (validated) category and the language alone, so it is rendered
+// once per category and language: its links were a tenth of a catalog
+// page's CPU.
 func (h *Shop) filter(c *fiber.Ctx, page catalogPage) (template.HTML, error) {
+	l := langOf(c)
+	key := filterKey{l.Locale, page.Category}
 	if page.Query == "" {
-		if f, ok := h.filters.Load(page.Category); ok {
+		if f, ok := h.filters.Load(key); ok {
 			return f.(template.HTML), nil
 		}
 	}
 	var b strings.Builder
-	if err := c.App().Config().Views.Render(&b, "partials/category-filter", page); err != nil {
+	if err := l.views.Render(&b, "partials/category-filter", page); err != nil {
 		return "", fmt.Errorf("render partials/category-filter: %w", err)
 	}
 	f := template.HTML(b.String()) // #nosec G203 -- html/template output
 	if page.Query == "" {
-		h.filters.Store(page.Category, f)
+		h.filters.Store(key, f)
 	}
 	return f, nil
 }
@@ -200,13 +212,14 @@ func (h *Shop) Product(c *fiber.Ctx) error {
 		return err
 	}
 	views, ok := h.views(c, []store.Product{p})
-	return render(c, "pages/product", productPage{layoutData: h.layout(c, p.Name), Product: views[0], Unavailable: !ok})
+	title := p.NameI18n.In(langOf(c).Code, p.Name)
+	return render(c, "pages/product", productPage{layoutData: h.layout(c, title), Product: views[0], Unavailable: !ok})
 }
 
 // MyLikes handles GET /likes: the products the current shopper likes.
 func (h *Shop) MyLikes(c *fiber.Ctx) error {
 	_, liked, err := h.Likes.View(c.UserContext(), shopperID(c), nil)
-	page := likesPage{layoutData: h.layout(c, "My likes"), Unavailable: err != nil}
+	page := likesPage{layoutData: h.layout(c, langOf(c).text("likes.title")), Unavailable: err != nil}
 	if err != nil {
 		h.Log.Warn("likes unavailable", "err", err)
 	}
@@ -217,7 +230,7 @@ func (h *Shop) MyLikes(c *fiber.Ctx) error {
 		}
 	}
 	page.Products, _ = h.views(c, products)
-	if page.Cards, err = h.cards.render(c.App().Config().Views, h.Catalog, page.Products); err != nil {
+	if page.Cards, err = h.cards.render(c, h.Catalog, page.Products); err != nil {
 		return err
 	}
 	return render(c, "pages/likes", page)
@@ -273,7 +286,7 @@ func (h *Shop) known(c *fiber.Ctx) error {
 func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 	id := c.Params("id")
 	if !store.ValidID(id) {
-		return store.Product{}, fiber.NewError(fiber.StatusNotFound, "We could not find that part.")
+		return store.Product{}, refuse(fiber.StatusNotFound, "error.part_not_found")
 	}
 	p, ok := h.Catalog.Product(id)
 	if !ok {
@@ -313,7 +326,7 @@ func (h *Shop) identify(c *fiber.Ctx) error {
 	id := c.Cookies(shopperCookie)
 	if !validShopperID(id) {
 		if !safeMethod(c.Method()) {
-			return fiber.NewError(fiber.StatusBadRequest, "Your browser did not send the shop's cookie. Please allow cookies and reload the page.")
+			return refuse(fiber.StatusBadRequest, "error.no_cookie")
 		}
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {

@@ -64,7 +64,7 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 		tb.Fatal(err)
 	}
 	s := shopSetup{
-		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"},
+		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "shop"},
 		shop: &handlers.Shop{
 			Likes: likes, Catalog: catalog, Log: log, Instance: "test-1",
 			CSRF:      handlers.CSRF(handlers.CSRFConfig{Signed: signed}),

@@ -33,13 +33,6 @@ type Product struct {
 	CategoryI18n Names `json:"-" db:"-"`
 }
 
-// In returns p with its name and description in language code (BCP 47,
-// "zh-CN"), where the catalog has them.
-func (p Product) In(code string) Product {
-	p.Name, p.Description = p.NameI18n.In(code, p.Name), p.DescriptionI18n.In(code, p.Description)
-	return p
-}
-
 // Price formats the price for people, e.g. "$49.99".
 func (p Product) Price() string {
 	return fmt.Sprintf("$%d.%02d", p.PriceCents/100, p.PriceCents%100)
@@ -210,11 +203,9 @@ func checkText(field, value string, limit int) error {
 	return nil
 }
 
-// CategoryName returns category's name in language code, or the category
-// itself (its English name) where the catalog has none.
-func (c *Catalog) CategoryName(category, code string) string {
-	return c.categoryNames[category].In(code, category)
-}
+// CategoryI18n returns the categories' names in other languages, by
+// category. The map must not be modified.
+func (c *Catalog) CategoryI18n() map[string]Names { return c.categoryNames }
 
 // Products returns all products in catalog order. The slice must not be modified.
 func (c *Catalog) Products() []Product { return c.products }

@@ -37,9 +37,9 @@ type ProductStats struct {
 type CategoryStats struct {
 	Category     string `db:"category"`
 	CategoryI18n Names  `db:"category_i18n"` // the category's names in other languages
-	Products int64  `db:"products"`
-	Likes    int64  `db:"likes"`
-	LastHour int64  `db:"last_hour"`
+	Products     int64  `db:"products"`
+	Likes        int64  `db:"likes"`
+	LastHour     int64  `db:"last_hour"`
 }
 
 // Minute is one point of the likes-per-minute series.
