@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +100,7 @@ func TestLocale_Count(t *testing.T) {
 	tests := []struct {
 		in   int64
 		want string
-	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567, "1,234,567"}, {-4500, "−4,500"}}
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567, "1,234,567"}, {-4500, "−4,500"}, {math.MaxInt64, "9,223,372,036,854,775,807"}, {math.MinInt64, "−9,223,372,036,854,775,808"}}
 	for _, tt := range tests {
 		if got := en.Count(tt.in); got != tt.want {
 			t.Errorf("Count(%d) = %q, want %q", tt.in, got, tt.want)

@@ -145,6 +145,10 @@ func (v *viewSet) Render(w io.Writer, name string, data any, layout ...string) e
 // NewEngine parses the embedded templates once, with Phoenix's template
 // funcs, speaking l.
 func NewEngine(views fs.FS, assets *Assets, l *Locale) (*html.Engine, error) {
+	views, err := l.inline(views)
+	if err != nil {
+		return nil, err
+	}
 	e := html.NewFileSystem(http.FS(views), ".html")
 	for name, fn := range langFuncs(l) {
 		e.AddFunc(name, fn)
