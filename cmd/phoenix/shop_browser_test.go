@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"phoenix/store"
@@ -396,8 +397,11 @@ func TestShopBrowser_Language(t *testing.T) {
 	t.Run("Accept-Language", func(t *testing.T) {
 		b := newBrowser(t)
 		ctx := b.timeout()
-		if _, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
-			UserAgent: "Mozilla/5.0 (X11; Linux x86_64) phoenix-test", AcceptLanguage: "zh-CN,zh;q=0.9",
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+			Headers: network.Headers{"Accept-Language": "zh-CN,zh;q=0.9"},
 		}); err != nil {
 			t.Fatal(err)
 		}
