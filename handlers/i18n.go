@@ -230,18 +230,20 @@ func (l *Locale) format(v any) any {
 // digits by three, as English and Chinese do, it does so itself: the
 // printer costs seven allocations a number.
 func (l *Locale) Count(n int64) string {
-	sign, abs := "", uint64(n)
-	if n < 0 {
-		sign, abs = "−", uint64(-(n+1))+1 // no overflow at the most negative int64
-	}
 	if l.group == "" {
-		return sign + l.printer.Sprint(number.Decimal(abs))
+		if n < 0 {
+			return "−" + strings.TrimPrefix(l.printer.Sprint(number.Decimal(n)), "-")
+		}
+		return l.printer.Sprint(number.Decimal(n))
 	}
 	var buf [24]byte
-	digits := strconv.AppendUint(buf[:0], abs, 10)
+	digits := strconv.AppendInt(buf[:0], n, 10) // AppendInt, not -n: no overflow at the most negative int64
 	var b strings.Builder
-	b.Grow(len(sign) + len(digits) + len(digits)/3*len(l.group))
-	b.WriteString(sign)
+	b.Grow(len(digits) + len(digits)/3*len(l.group) + len("−"))
+	if digits[0] == '-' {
+		b.WriteString("−")
+		digits = digits[1:]
+	}
 	for i, d := range digits {
 		if i > 0 && (len(digits)-i)%3 == 0 {
 			b.WriteString(l.group)
