@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"bytes"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
@@ -30,7 +32,8 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 type layoutData struct {
 	Title    string
 	Instance string // which server answered, shown in the footer
-	CSRF     string // the CSRF token for forms and htmx headers, when CSRF is on
+	CSRF     string // the CSRF token for forms and htmx headers ("" when the page has no visitor)
+	Notice   string // a notice for the visitor, shown in #flash
 	Section  string // "shop" or "admin", for the navigation
 	Path     string // the current path, to mark the current nav link
 }
@@ -69,7 +72,8 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 		return nil, err
 	}
 	layout := func(c *fiber.Ctx, title string) layoutData {
-		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path(), CSRF: csrfToken(c)}
+		// Error pages carry no token: they hold no form.
+		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path()}
 	}
 	rt := readTimeout
 	if cfg.ReadTimeout > 0 {
@@ -98,12 +102,30 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	// Outermost: every request gets an id and one log line, panics included.
 	app.Use(requestIDs(), observe(cfg.Log, cfg.Metrics))
 	app.Use(recover.New())
-	app.Use(securityHeaders(cfg.Secure))
+	app.Use(securityHeaders(cfg.Secure), plainQuery)
 	app.Use("/assets", filesystem.New(filesystem.Config{
 		Root:   http.FS(cfg.Assets),
 		MaxAge: int((365 * 24 * time.Hour).Seconds()),
 	}))
 	return app, nil
+}
+
+// plainQuery refuses a query string whose names or values (decoded) are not
+// plain text: invalid UTF-8 or control characters, which no form of either
+// role produces and which could split a header or a log line further on.
+func plainQuery(c *fiber.Ctx) error {
+	bad := false
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
+		bad = bad || !plainText(k) || !plainText(v)
+	})
+	if bad {
+		return fiber.NewError(fiber.StatusBadRequest, "The address holds characters that are not plain text.")
+	}
+	return c.Next()
+}
+
+func plainText(b []byte) bool {
+	return utf8.Valid(b) && !bytes.ContainsFunc(b, isControl)
 }
 
 // securityHeaders sets the headers every answer carries; HSTS only when
