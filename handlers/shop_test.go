@@ -30,6 +30,7 @@ func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 type shopFixture struct {
 	app     *fiber.App
 	rdb     *redis.Client
+	prefix  string // of every key this shop writes
 	likes   *store.Likes
 	catalog *store.Catalog
 	cookie  string // testShopper's signed cookie, sent with every request
@@ -75,7 +76,7 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 		tb.Fatal(err)
 	}
 	s.shop.Routes(app)
-	f := &shopFixture{app: app, rdb: rdb, likes: likes, catalog: catalog, cookie: shoppers.SignedCookie(testShopper)}
+	f := &shopFixture{app: app, rdb: rdb, prefix: prefix, likes: likes, catalog: catalog, cookie: shoppers.SignedCookie(testShopper)}
 	f.token = f.csrfToken(tb)
 	return f
 }
