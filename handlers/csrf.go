@@ -125,10 +125,6 @@ func csrfFromHeaderOrForm(c *fiber.Ctx) string {
 	return ""
 }
 
-func safeMethod(m string) bool {
-	return m == fiber.MethodGet || m == fiber.MethodHead || m == fiber.MethodOptions || m == fiber.MethodTrace
-}
-
 // sameOrigin reports whether the request's Origin header names this site.
 // Without Origin, an HTTPS request needs a Referer of this host; an HTTP
 // one passes (old browsers, non-browser clients), and the token still has
