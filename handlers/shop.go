@@ -330,12 +330,14 @@ func (h *Shop) visit(c *fiber.Ctx) visit {
 			return h.welcome(c, utils.CopyString(cookie))
 		}
 	}
+	// While Redis is down the limit cannot be read. The id is issued all
+	// the same, so that the shopper's Like answers "try again" (503) and
+	// works once Redis is back, instead of asking for a reload.
 	var limited *store.LimitedError
 	if err := h.Likes.Admit(ctx, clientIP(c)); errors.As(err, &limited) {
 		return visit{notice: "Too many new visitors from your network right now, so you cannot like parts yet. Please reload in a few minutes."}
 	} else if err != nil {
-		h.Log.Warn("shopper not admitted", "err", err)
-		return visit{}
+		h.Log.Warn("new shopper not counted", "err", err)
 	}
 	id, err := h.Shoppers.issue()
 	if err != nil {

@@ -326,6 +326,10 @@ func TestShop_RedisDown(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "unavailable") || !strings.Contains(body, `id="product-`+p.ID+`"`) {
 		t.Errorf("catalog without Redis: status %d, want 200 with products and an unavailable notice", resp.StatusCode)
 	}
+	// A first visit still gets an id, so its Like says "try again" too.
+	if resp, _, cookie, token := f.visitAnew(t, "/"); resp.StatusCode != 200 || cookie == "" || token == "" {
+		t.Errorf("first visit without Redis: status %d, cookie %q, token %q; want 200 with both", resp.StatusCode, cookie, token)
+	}
 	resp, body = f.do(t, "POST", "/products/"+p.ID+"/like", nil, true)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Could not save your like") {
 		t.Errorf("like without Redis: status %d body %q, want 503 with a retry message", resp.StatusCode, body)
