@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 )
 
@@ -103,10 +101,8 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	app.Use(requestIDs(), observe(cfg.Log, cfg.Metrics))
 	app.Use(recover.New())
 	app.Use(securityHeaders(cfg.Secure), plainQuery)
-	app.Use("/assets", filesystem.New(filesystem.Config{
-		Root:   http.FS(cfg.Assets),
-		MaxAge: int((365 * 24 * time.Hour).Seconds()),
-	}))
+	app.Use(compression())
+	app.Use("/assets", assets.Serve)
 	return app, nil
 }
 
