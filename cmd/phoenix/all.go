@@ -24,6 +24,7 @@ func (c *allConfig) register(f *flags, logFormat string) {
 	c.database.register(f)
 	c.database.registerMigrate(f)
 	c.worker.register(f, f.e)
+	c.worker.backlog.register(f)
 	c.admin.register(f)
 }
 
@@ -32,6 +33,7 @@ func (c *allConfig) checks() []func() error {
 	checks = append(checks, c.shop.checks()...)
 	checks = append(checks, c.database.checks()...)
 	checks = append(checks, c.worker.checks()...)
+	checks = append(checks, c.worker.backlog.checks()...)
 	return append(checks, c.admin.checks()...)
 }
 
