@@ -29,9 +29,6 @@ type adminConfig struct {
 	password   string
 	secret     string
 	staleAfter time.Duration
-	// secureCookies is PHOENIX_SECURE_COOKIES. The shop registers that flag
-	// too, so runAdmin registers it itself and phoenix all copies the shop's.
-	secureCookies bool
 }
 
 func (c *adminConfig) register(f *flags) {
@@ -87,14 +84,15 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		oc opsConfig
 		dc databaseConfig
 		ac adminConfig
+		ec edgeConfig
 	)
 	lc.register(f, "json")
 	oc.register(f)
+	ec.register(f)
 	dc.register(f)
 	dc.registerMigrate(f)
 	ac.register(f)
-	f.Bool(&ac.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure (set when served over TLS or behind a TLS proxy)")
-	if err := f.parse(args, append(append(oc.checks(), dc.checks()...), ac.checks()...)...); err != nil {
+	if err := f.parse(args, append(append(append(oc.checks(), ec.checks()...), dc.checks()...), ac.checks()...)...); err != nil {
 		return err
 	}
 	log, err := lc.logger(e.stderr)
@@ -102,7 +100,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	reg := newRegistry()
-	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay})
+	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec})
 	if err != nil {
 		return err
 	}
@@ -125,7 +123,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	} else if err != nil {
 		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
 	}
-	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, ac.secureCookies)
+	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, o.edge.secure)
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
@@ -137,11 +135,11 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		_ = stats.Close() // the secret's error is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: ac.secureCookies})
-	app, err := handlers.NewApp(handlers.AppConfig{
+	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: o.edge.secure})
+	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
 		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),
-	})
+	}))
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
