@@ -23,7 +23,6 @@ import (
 const (
 	defaultPoll       = 2 * time.Second
 	defaultStaleAfter = 30 * time.Second
-	defaultLoginLimit = 5 // failed logins per address per minute
 	queryTimeout      = 2 * time.Second
 	chartMinutes      = 60
 	dbDown            = "the statistics database cannot be reached"
@@ -40,7 +39,10 @@ type Admin struct {
 	Instance   string
 	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
 	Poll       time.Duration // how often the page refreshes its fragments
-	LoginLimit int           // failed logins allowed per client address per minute
+	// Logins counts failed logins per client address across replicas.
+	Logins *store.Logins
+	// LoginMetrics counts failures and guessing alerts; nil: none.
+	LoginMetrics *LoginMetrics
 	// CSRF guards login and logout; nil means CSRF(CSRFConfig{Secure:
 	// Sessions.Secure}), whose tokens live in this process only. Several
 	// replicas share SignedTokens instead.
@@ -57,17 +59,13 @@ func (h *Admin) Routes(r fiber.Router) {
 	if protect == nil {
 		protect = CSRF(CSRFConfig{Secure: h.Sessions.Secure})
 	}
-	// The limiter comes after CSRF, so a forged login spends no allowance;
-	// it counts every other refusal (wrong password: 401).
-	login := append([]fiber.Handler{protect}, LoginLimiter(LoginLimitConfig{
-		Max: cmp.Or(h.LoginLimit, defaultLoginLimit), Window: time.Minute,
-	})...)
 	r.Use(h.Sessions.Middleware())
 	// CSRF per route, not r.Use: the polled fragments need no token and
 	// should not renew a cookie every two seconds. The pages that hold a
 	// form (login, dashboard with its logout button) mint it.
 	r.Get("/login", protect, h.LoginForm)
-	r.Post("/login", append(login, h.Login)...)
+	// CSRF first, so a forged login spends no allowance.
+	r.Post("/login", protect, h.Login)
 	r.Use(h.requireSession)
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
 	r.Post("/logout", protect, h.Logout)
@@ -99,11 +97,17 @@ func (h *Admin) LoginForm(c *fiber.Ctx) error {
 }
 
 // Login handles POST /login: the right password starts a session and goes
-// on to next; a wrong one answers 401, which the limiter counts.
+// on to next; a wrong one answers 401 and counts against the client's
+// limit; a client over it gets 429.
 func (h *Admin) Login(c *fiber.Ctx) error {
 	next := localPath(c.FormValue("next"), "/admin")
+	ctx, cancel := context.WithTimeout(c.UserContext(), loginTimeout)
+	defer cancel()
+	if err := h.checkLoginLimit(ctx, c); err != nil {
+		return err
+	}
 	if !h.Sessions.CheckPassword(c.FormValue("password")) {
-		h.Log.Warn("admin login failed", "ip", c.IP())
+		h.loginFailed(ctx, c)
 		c.Status(fiber.StatusUnauthorized)
 		return h.renderLogin(c, next, "Wrong password.")
 	}
