@@ -39,7 +39,8 @@ type Admin struct {
 	Instance   string
 	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
 	Poll       time.Duration // how often the page refreshes its fragments
-	// Logins counts failed logins per client address across replicas.
+	// Logins counts failed logins per client address across replicas;
+	// nil means store.NewLogins(Stats) with the default limits.
 	Logins *store.Logins
 	// LoginMetrics counts failures and guessing alerts; nil: none.
 	LoginMetrics *LoginMetrics
@@ -58,6 +59,9 @@ func (h *Admin) Routes(r fiber.Router) {
 	protect := h.CSRF
 	if protect == nil {
 		protect = CSRF(CSRFConfig{Secure: h.Sessions.Secure})
+	}
+	if h.Logins == nil {
+		h.Logins = store.NewLogins(h.Stats, store.LoginLimits{})
 	}
 	r.Use(h.Sessions.Middleware())
 	// CSRF per route, not r.Use: the polled fragments need no token and

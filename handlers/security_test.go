@@ -2,8 +2,6 @@ package handlers_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/store/storetest"

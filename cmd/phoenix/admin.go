@@ -18,7 +18,7 @@ import (
 
 // Admin settings' limits.
 const (
-	minPasswordLen = 8
+	minPasswordLen = 12
 	sessionTTL     = 12 * time.Hour
 	maxMigrateWait = 30 * time.Second
 )
@@ -29,12 +29,19 @@ type adminConfig struct {
 	password   string
 	secret     string
 	staleAfter time.Duration
+	// Failed logins a minute: per client address (then 429), and of all
+	// clients together (then a warning and a metric, no refusal).
+	loginLimit, loginAlert int
 }
 
 func (c *adminConfig) register(f *flags) {
 	f.String(&c.addr, "admin-addr", "PHOENIX_ADMIN_ADDR", ":8081", "admin listen address")
 	f.String(&c.password, "admin-password", "PHOENIX_ADMIN_PASSWORD", "", "the admin password (required)")
 	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that protects the admin session cookie (required)")
+	f.Int(&c.loginLimit, "admin-login-limit", "PHOENIX_ADMIN_LOGIN_LIMIT", 5,
+		"failed logins a minute allowed per client address (the proxy header's, behind a proxy); then 429")
+	f.Int(&c.loginAlert, "admin-login-alert", "PHOENIX_ADMIN_LOGIN_ALERT", 50,
+		"failed logins a minute of all clients together past which a warning is logged and phoenix_admin_login_guessing_alerts_total rises")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
 }
 
@@ -42,6 +49,8 @@ func (c *adminConfig) register(f *flags) {
 func (c *adminConfig) checks() []func() error {
 	return []func() error{
 		checkAddr("PHOENIX_ADMIN_ADDR", &c.addr),
+		checkPositive("PHOENIX_ADMIN_LOGIN_LIMIT", &c.loginLimit),
+		checkPositive("PHOENIX_ADMIN_LOGIN_ALERT", &c.loginAlert),
 		func() error {
 			if utf8.RuneCountInString(c.password) < minPasswordLen {
 				return fmt.Errorf("PHOENIX_ADMIN_PASSWORD: missing or shorter than %d characters", minPasswordLen)
@@ -146,7 +155,11 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
-	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf}).Routes(app)
+	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
+	(&handlers.Admin{
+		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
+		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
+	}).Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
