@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/store/storetest"

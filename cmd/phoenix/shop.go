@@ -35,7 +35,7 @@ func (c *redisConfig) checks() []func() error {
 
 // shopConfig is the shop role's own settings.
 type shopConfig struct {
-	addr          string
+	addr    string
 	catalog string
 	// Likes a second allowed per shopper and per client address, with
 	// bursts of twice that; 0 disables the limit.
