@@ -66,7 +66,7 @@ func TestLikes_GroupBacklog(t *testing.T) {
 		wantBacklog(t, s, store.Backlog{})
 	})
 	t.Run("long head, short tail", func(t *testing.T) {
-		addEvents(t, rdb, s, 3000) // more than the script counts on one side
+		addEvents(t, rdb, s, 3000) // more than the script counts on one side (500)
 		readAck(t, s, "g", 2990, 2990)
 		wantBacklog(t, s, store.Backlog{Undelivered: 10})
 	})
@@ -75,12 +75,12 @@ func TestLikes_GroupBacklog(t *testing.T) {
 		addEvents(t, rdb, s, 5000)
 		readAck(t, s, "g", 2500, 2500)
 		// Too long to count on either side: an estimate, within the bounds
-		// the counts proved (more than the 2000 counted after the last
-		// delivered id, fewer than XLEN less the 2000 counted before).
+		// the counts proved (more than the 500 counted after the last
+		// delivered id, fewer than XLEN less the 500 counted before).
 		got, err := s.GroupBacklog(ctx, "g")
 		n := rdb.XLen(ctx, s.StreamKey()).Val()
-		if err != nil || !got.Estimated || got.Pending != 0 || got.Undelivered <= 2000 || got.Undelivered > n-2001 {
-			t.Fatalf("backlog %+v (%v) of %d entries, want an estimate of the 2500 undelivered within (2000, %d]", got, err, n, n-2001)
+		if err != nil || !got.Estimated || got.Pending != 0 || got.Undelivered <= 500 || got.Undelivered > n-501 {
+			t.Fatalf("backlog %+v (%v) of %d entries, want an estimate of the 2500 undelivered within (500, %d]", got, err, n, n-501)
 		}
 	})
 }
@@ -167,4 +167,33 @@ func TestLikes_DeleteIdleConsumers(t *testing.T) {
 			t.Fatalf("deleted %v (%v), want none", gone, err)
 		}
 	})
+}
+
+// BenchmarkLikes_GroupBacklog measures the backlog script in its usual
+// state (a trimmed head of about one node, a short tail) and in its worst
+// (both sides past the scan cap, so it reads 2 × 501 entries and estimates).
+func BenchmarkLikes_GroupBacklog(b *testing.B) {
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name              string
+		head, undelivered int
+	}{{"trimmed", 100, 50}, {"worst", 5000, 5000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			rdb, prefix := storetest.Redis(b)
+			s := store.NewLikes(rdb, prefix)
+			addEvents(b, rdb, s, bc.head)
+			if err := s.EnsureGroup(ctx, "g"); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.ReadNew(ctx, "g", "c", bc.head, 0); err != nil {
+				b.Fatal(err)
+			}
+			addEvents(b, rdb, s, bc.undelivered)
+			for b.Loop() {
+				if _, err := s.GroupBacklog(ctx, "g"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -71,7 +71,7 @@ func TestParseEvent(t *testing.T) {
 }
 
 // addEvents appends n valid events straight to the stream and returns their ids.
-func addEvents(t *testing.T, rdb *redis.Client, s *store.Likes, n int) []string {
+func addEvents(t testing.TB, rdb *redis.Client, s *store.Likes, n int) []string {
 	t.Helper()
 	ctx := context.Background()
 	pipe := rdb.Pipeline()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,6 +123,9 @@ type adminRole struct {
 	*server
 	stats   *store.Stats
 	migrate bool
+	// migrated is set once the migrations are applied; until then the admin
+	// is not ready (its login limit and dashboard need the tables).
+	migrated *atomic.Bool
 }
 
 func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig, o ops) (*adminRole, error) {
@@ -153,7 +157,14 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
-	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
+	migrated := &atomic.Bool{}
+	migrated.Store(!dc.migrate)
+	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}, {Name: "migrations", Ping: func(context.Context) error {
+		if !migrated.Load() {
+			return errors.New("not applied yet")
+		}
+		return nil
+	}}}}
 	health.Routes(app)
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
 	(&handlers.Admin{
@@ -166,7 +177,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &adminRole{server: srv, stats: stats, migrate: dc.migrate}, nil
+	return &adminRole{server: srv, stats: stats, migrate: dc.migrate, migrated: migrated}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -174,27 +185,32 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 func (a *adminRole) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if a.migrate {
-		g.Go(func() error { migrateUntilDone(gctx, a.log, a.stats); return nil })
+		g.Go(func() error {
+			if migrateUntilDone(gctx, a.log, a.stats) {
+				a.migrated.Store(true)
+			}
+			return nil
+		})
 	}
 	g.Go(func() error { return a.server.run(gctx) })
 	return g.Wait()
 }
 
 // migrateUntilDone applies the migrations, retrying with back-off while
-// they fail, until they succeed or ctx is done.
-func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) {
+// they fail, until they succeed (true) or ctx is done (false).
+func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) bool {
 	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
 		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
 		err := stats.Migrate(mctx)
 		cancel()
 		if err == nil {
 			log.Info("migrations applied")
-			return
+			return true
 		}
 		log.Warn("migrations not applied, retrying", "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(wait):
 		}
 	}
