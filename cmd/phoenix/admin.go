@@ -33,6 +33,9 @@ type adminConfig struct {
 	// Failed logins a minute: per client address (then 429), and of all
 	// clients together (then a warning and a metric, no refusal).
 	loginLimit, loginAlert int
+	// liveStreams and liveStreamsPerSession bound the dashboard's open
+	// live streams (beyond them, the page polls).
+	liveStreams, liveStreamsPerSession int
 }
 
 func (c *adminConfig) register(f *flags) {
@@ -43,6 +46,8 @@ func (c *adminConfig) register(f *flags) {
 		"failed logins a minute allowed per client address (the proxy header's, behind a proxy); then 429")
 	f.Int(&c.loginAlert, "admin-login-alert", "PHOENIX_ADMIN_LOGIN_ALERT", 50,
 		"failed logins a minute of all clients together past which a warning is logged and phoenix_admin_login_guessing_alerts_total rises")
+	f.Int(&c.liveStreams, "live-streams", "PHOENIX_LIVE_STREAMS", 200, "live dashboard streams open at once in this process; beyond, 503 and the page polls")
+	f.Int(&c.liveStreamsPerSession, "live-streams-per-session", "PHOENIX_LIVE_STREAMS_PER_SESSION", 4, "live dashboard streams per admin session; beyond, 429")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
 }
 
@@ -61,6 +66,15 @@ func (c *adminConfig) checks() []func() error {
 		func() error {
 			if len(c.secret) < handlers.MinSecretLen {
 				return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
+			}
+			return nil
+		},
+		func() error {
+			if c.liveStreams < 1 {
+				return errors.New("PHOENIX_LIVE_STREAMS: must be at least 1")
+			}
+			if c.liveStreamsPerSession < 1 {
+				return errors.New("PHOENIX_LIVE_STREAMS_PER_SESSION: must be at least 1")
 			}
 			return nil
 		},
@@ -122,6 +136,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 type adminRole struct {
 	*server
 	stats   *store.Stats
+	dash    *handlers.Admin
 	migrate bool
 	// migrated is set once the migrations are applied; until then the admin
 	// is not ready (its login limit and dashboard need the tables).
@@ -167,17 +182,19 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}}}}
 	health.Routes(app)
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
-	(&handlers.Admin{
+	dash := &handlers.Admin{
 		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
 		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
-	}).Routes(app)
+		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
+	}
+	dash.Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &adminRole{server: srv, stats: stats, migrate: dc.migrate, migrated: migrated}, nil
+	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -192,6 +209,9 @@ func (a *adminRole) run(ctx context.Context) error {
 			return nil
 		})
 	}
+	// The live streams end with ctx, before the server's shutdown waits
+	// for open connections.
+	g.Go(func() error { return a.dash.RunLive(gctx) })
 	g.Go(func() error { return a.server.run(gctx) })
 	return g.Wait()
 }

@@ -57,7 +57,7 @@ func TestAdminConfig_GeneratedPassword(t *testing.T) {
 	if !c.generateSecrets() {
 		t.Fatal("no password generated")
 	}
-	c.addr, c.loginLimit, c.loginAlert, c.staleAfter = ":0", 5, 50, 1
+	c.addr, c.loginLimit, c.loginAlert, c.staleAfter, c.liveStreams, c.liveStreamsPerSession = ":0", 5, 50, 1, 200, 4
 	for _, check := range c.checks() {
 		if err := check(); err != nil {
 			t.Errorf("generated settings refused: %v", err)
