@@ -247,10 +247,10 @@ func (b *browser) screenshot(ctx context.Context, name string) {
 	}
 }
 
-// TestBrowser_ReportsProblems checks the checker: a page with an inline
-// script under Phoenix's real security headers must be reported as a CSP
-// violation, and a thrown error as a JS exception.
-func TestBrowser_ReportsProblems(t *testing.T) {
+// probePage serves html at / of an app with Phoenix's real security
+// headers and returns its URL.
+func probePage(t *testing.T, html string) string {
+	t.Helper()
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "probe", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(),
 		Log: slog.New(slog.DiscardHandler), Instance: "probe", Section: "shop",
@@ -258,9 +258,9 @@ func TestBrowser_ReportsProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.Get("/inline", func(c *fiber.Ctx) error {
+	app.Get("/", func(c *fiber.Ctx) error {
 		c.Type("html")
-		return c.SendString(`<!doctype html><title>inline</title><p id="p">inline</p><script>document.title = 'ran'</script>`)
+		return c.SendString(html)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -276,10 +276,17 @@ func TestBrowser_ReportsProblems(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	return "http://" + ln.Addr().String() + "/"
+}
 
+// TestBrowser_ReportsProblems checks the checker: a page with an inline
+// script under Phoenix's real security headers must be reported as a CSP
+// violation, and a thrown error as a JS exception.
+func TestBrowser_ReportsProblems(t *testing.T) {
+	url := probePage(t, `<!doctype html><title>inline</title><p id="p">inline</p><script>document.title = 'ran'</script>`)
 	b := newBrowser(t)
 	ctx := b.timeout()
-	b.open(ctx, "http://"+ln.Addr().String()+"/inline", false)
+	b.open(ctx, url, false)
 	if title := eval[string](b, ctx, "document.title"); title != "inline" {
 		t.Errorf("inline script ran under the CSP: title %q", title)
 	}
