@@ -35,6 +35,12 @@ func (b *browser) axeViolations(ctx context.Context) []string {
 	if version != axeVersion {
 		b.tb.Fatalf("axe-core %q in the page, want %s", version, axeVersion)
 	}
+	// axe.run waits on timers, which do not fire while scripts are off; the
+	// page's own scripts do not run again when they are turned back on.
+	if b.jsOff {
+		b.setJS(ctx, true)
+		defer b.setJS(ctx, false)
+	}
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](axeRun, chromedp.EvalAwaitPromise))
 	if err != nil {
 		b.tb.Fatalf("run axe: %v", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
@@ -41,6 +42,22 @@ type browser struct {
 	msgs     []chromedp.ConsoleMessage
 	expected []string // substrings of errors that the test provokes on purpose
 	barriers int
+	jsOff    bool // the page's scripts are disabled (set by disableJS)
+}
+
+// disableJS turns the page's scripts off, as for a visitor without JS;
+// evaluating through the protocol still works.
+func (b *browser) disableJS(ctx context.Context) {
+	b.tb.Helper()
+	b.setJS(ctx, false)
+	b.jsOff = true
+}
+
+func (b *browser) setJS(ctx context.Context, on bool) {
+	b.tb.Helper()
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on}); err != nil {
+		b.tb.Fatalf("turn scripts on=%v: %v", on, err)
+	}
 }
 
 // newBrowser starts Debian's chromium headless with a fresh profile, plus
