@@ -16,6 +16,7 @@ type Metrics struct {
 	parked        prometheus.Counter
 	backlog       prometheus.Gauge
 	lag           prometheus.Gauge
+	heartbeat     prometheus.Gauge
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -44,8 +45,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_lag_seconds", Help: "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty.",
 		}),
+		// A timestamp rather than up{}: it also goes stale when the worker
+		// runs but cannot reach PostgreSQL, and it needs no scrape job name.
+		heartbeat: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phoenix_worker_heartbeat_timestamp_seconds",
+			Help: "Unix time at which the worker last recorded its status in PostgreSQL (every few seconds while it runs).",
+		}),
 	}
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.lag)
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.lag, m.heartbeat)
 	return m
 }
 
@@ -73,5 +80,13 @@ func (m *Metrics) status(backlog int64, lag time.Duration) {
 	if m != nil {
 		m.backlog.Set(float64(backlog))
 		m.lag.Set(lag.Seconds())
+	}
+}
+
+// recorded notes that the status was written to PostgreSQL at t; m may be
+// nil.
+func (m *Metrics) recorded(t time.Time) {
+	if m != nil {
+		m.heartbeat.Set(float64(t.UnixNano()) / 1e9)
 	}
 }

@@ -148,6 +148,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
+	health.Export(o.reg, "admin")
 	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf}).Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {

@@ -185,6 +185,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
 	health.Routes(app)
+	health.Export(o.reg, "shop")
 	rdb := likes.Client()
 	// Every shop replica accepts every other's CSRF tokens: signed with the
 	// shared secret, or else kept in the shared Redis.
