@@ -283,4 +283,3 @@ func TestDashboard_Queries(t *testing.T) {
 	}
 	run(t, pt, "check", "rules", path)
 }
-
