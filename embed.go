@@ -10,6 +10,9 @@ import (
 //go:embed views
 var views embed.FS
 
+// The assets' .br and .gz forms are built once into the repository:
+//
+//go:generate go run ./cmd/precompress assets
 //go:embed assets
 var assets embed.FS
 

@@ -45,6 +45,8 @@ type Admin struct {
 	// Sessions.Secure}), whose tokens live in this process only. Several
 	// replicas share SignedTokens instead.
 	CSRF fiber.Handler
+	// Live, when set, pushes the dashboard's changes (GET /admin/live).
+	Live *Live
 
 	last lastGood
 }
@@ -73,6 +75,9 @@ func (h *Admin) Routes(r fiber.Router) {
 	r.Post("/logout", protect, h.Logout)
 	r.Get("/admin", protect, h.Dashboard)
 	r.Get("/admin/export.csv", h.Export)
+	if h.Live != nil {
+		r.Get("/admin/live", h.Stream)
+	}
 	// dataETag answers an unchanged fragment from the data's version alone;
 	// etag.New hashes the body when that version cannot be read.
 	stats := r.Group("/admin/stats", fragmentHeaders, h.dataETag, etag.New())
@@ -179,16 +184,11 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	if !isFragment(c) {
 		return c.Next() // a redirect to the dashboard
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), queryTimeout)
-	v, err := h.Stats.Version(ctx)
-	cancel()
+	ver, err := h.dataVersion(c.UserContext())
 	if err != nil || h.last.isDown() {
 		return c.Next()
 	}
-	now := h.Stats.Now()
-	overdue := !v.Heartbeat.IsZero() && now.Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter)
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v %s %s", v.Totals.Likes, v.Totals.Shoppers,
-		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue, cmp.Or(h.Poll, defaultPoll), c.OriginalURL()))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL()))
 	tag := `W/"d` + hex.EncodeToString(sum[:12]) + `"`
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), tag) {
 		c.Set(fiber.HeaderETag, tag)
@@ -202,6 +202,23 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	return err
 }
 
+// dataVersion names the version of what the dashboard shows: the data's
+// version (store.Version), the minute (the time windows move by the
+// minute) and whether the worker is overdue. Equal names, equal fragments.
+func (h *Admin) dataVersion(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	v, err := h.Stats.Version(ctx)
+	cancel()
+	if err != nil {
+		return "", err
+	}
+	now := h.Stats.Now()
+	overdue := !v.Heartbeat.IsZero() && now.Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter)
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v", v.Totals.Likes, v.Totals.Shoppers,
+		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue))
+	return hex.EncodeToString(sum[:12]), nil
+}
+
 // etagMatches reports whether an If-None-Match header lists tag.
 func etagMatches(header, tag string) bool {
 	for t := range strings.SplitSeq(header, ",") {
@@ -213,14 +230,15 @@ func etagMatches(header, tag string) bool {
 }
 
 // Dashboard handles GET /admin: every statistic in one page, whose parts
-// then refresh themselves by polling. An htmx request (the controls) gets
-// the page without the layout.
+// then follow the live stream, or poll without it. An htmx request (the
+// controls) gets the page without the layout.
 func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	q, err := parseDashboardQuery(c)
 	if err != nil {
 		return err
 	}
-	table, err := h.products(c, q)
+	ctx := c.UserContext()
+	table, err := h.products(c.UserContext(), q)
 	if err != nil {
 		return err
 	}
@@ -228,14 +246,14 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	c.Vary(fiber.HeaderCookie)
 	return render(c, "pages/admin", adminPage{
 		layoutData: h.layout(c, "Dashboard"), Query: q, Categories: categoriesOf(table.Options),
-		Totals: h.totals(c), Chart: h.chart(c, q, table.Options), Summary: h.categories(c),
-		Table: table, Worker: h.worker(c), ExportURL: q.URL("/admin/export.csv"),
+		Totals: h.totals(ctx), Chart: h.chart(ctx, q, table.Options), Summary: h.categories(ctx),
+		Table: table, Worker: h.worker(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
 	})
 }
 
 // Totals handles GET /admin/stats/totals.
 func (h *Admin) Totals(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/stats-totals", h.totals(c))
+	return renderFragment(c, "partials/stats-totals", h.totals(c.UserContext()))
 }
 
 // Products handles GET /admin/stats/products?category=&q=&sort=&dir=.
@@ -244,7 +262,7 @@ func (h *Admin) Products(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	table, err := h.products(c, q)
+	table, err := h.products(c.UserContext(), q)
 	if err != nil {
 		return err
 	}
@@ -253,7 +271,7 @@ func (h *Admin) Products(c *fiber.Ctx) error {
 
 // Categories handles GET /admin/stats/categories.
 func (h *Admin) Categories(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/stats-categories", h.categories(c))
+	return renderFragment(c, "partials/stats-categories", h.categories(c.UserContext()))
 }
 
 // Chart handles GET /admin/stats/chart?product=.
@@ -262,16 +280,16 @@ func (h *Admin) Chart(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows, _ := loadStats(h, c, "products", h.productStats)
+	rows, _ := loadStats(c.UserContext(), h, "products", h.productStats)
 	if err := checkKnown(rows, dashboardQuery{Product: q.Product}); err != nil {
 		return err
 	}
-	return renderFragment(c, "partials/stats-chart", h.chart(c, q, rows))
+	return renderFragment(c, "partials/stats-chart", h.chart(c.UserContext(), q, rows))
 }
 
 // Worker handles GET /admin/stats/worker.
 func (h *Admin) Worker(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/worker-status", h.worker(c))
+	return renderFragment(c, "partials/worker-status", h.worker(c.UserContext()))
 }
 
 // Export handles GET /admin/export.csv?category=&q=&sort=&dir=: the products
@@ -308,8 +326,8 @@ func (h *Admin) fragment(path string, q dashboardQuery, notice staleNotice) frag
 	return fragment{Poll: q.URL(path), Every: cmp.Or(h.Poll, defaultPoll).String(), Notice: notice}
 }
 
-func (h *Admin) totals(c *fiber.Ctx) totalsView {
-	t, notice := loadStats(h, c, "totals", h.Stats.Totals)
+func (h *Admin) totals(ctx context.Context) totalsView {
+	t, notice := loadStats(ctx, h, "totals", h.Stats.Totals)
 	return totalsView{fragment: h.fragment("/admin/stats/totals", dashboardQuery{}, notice), Totals: t}
 }
 
@@ -319,8 +337,8 @@ func (h *Admin) productStats(ctx context.Context) ([]store.ProductStats, error) 
 
 // products builds the table for q, refusing a category or product the data
 // does not have.
-func (h *Admin) products(c *fiber.Ctx, q dashboardQuery) (productsView, error) {
-	rows, notice := loadStats(h, c, "products", h.productStats)
+func (h *Admin) products(ctx context.Context, q dashboardQuery) (productsView, error) {
+	rows, notice := loadStats(ctx, h, "products", h.productStats)
 	if err := checkKnown(rows, q); err != nil {
 		return productsView{}, err
 	}
@@ -330,15 +348,15 @@ func (h *Admin) products(c *fiber.Ctx, q dashboardQuery) (productsView, error) {
 		Rows: productTable(rows, q), Total: len(rows), Options: rows}, nil
 }
 
-func (h *Admin) categories(c *fiber.Ctx) categoriesView {
-	rows, notice := loadStats(h, c, "categories", func(ctx context.Context) ([]store.CategoryStats, error) {
+func (h *Admin) categories(ctx context.Context) categoriesView {
+	rows, notice := loadStats(ctx, h, "categories", func(ctx context.Context) ([]store.CategoryStats, error) {
 		return h.Stats.CategoryStats(ctx, h.Stats.Now().Add(-time.Hour))
 	})
 	return categoriesView{fragment: h.fragment("/admin/stats/categories", dashboardQuery{}, notice), Rows: categoryTable(rows)}
 }
 
-func (h *Admin) chart(c *fiber.Ctx, q dashboardQuery, products []store.ProductStats) chartView {
-	series, notice := loadStats(h, c, "chart:"+q.Product, func(ctx context.Context) ([]store.Minute, error) {
+func (h *Admin) chart(ctx context.Context, q dashboardQuery, products []store.ProductStats) chartView {
+	series, notice := loadStats(ctx, h, "chart:"+q.Product, func(ctx context.Context) ([]store.Minute, error) {
 		return h.Stats.LikesPerMinute(ctx, q.Product, h.Stats.Now(), chartMinutes)
 	})
 	v := chartView{fragment: h.fragment("/admin/stats/chart", dashboardQuery{Product: q.Product}, notice),
@@ -351,8 +369,8 @@ func (h *Admin) chart(c *fiber.Ctx, q dashboardQuery, products []store.ProductSt
 	return v
 }
 
-func (h *Admin) worker(c *fiber.Ctx) workerView {
-	rows, notice := loadStats(h, c, "worker", h.Stats.WorkerStatus)
+func (h *Admin) worker(ctx context.Context) workerView {
+	rows, notice := loadStats(ctx, h, "worker", h.Stats.WorkerStatus)
 	v := workerView{fragment: h.fragment("/admin/stats/worker", dashboardQuery{}, notice), Workers: rows}
 	if len(rows) > 0 {
 		v.Latest, v.Heartbeat = rows[0], rows[0].UpdatedAt // latest first
@@ -395,8 +413,8 @@ const maxSnapshots = 1000
 // loadStats runs query with a short timeout. On success it remembers the
 // answer; on failure it returns the last answer for key, with a notice
 // saying since when it is stale (or Missing when there is none).
-func loadStats[T any](h *Admin, c *fiber.Ctx, key string, query func(context.Context) (T, error)) (T, staleNotice) {
-	ctx, cancel := context.WithTimeout(c.UserContext(), queryTimeout)
+func loadStats[T any](ctx context.Context, h *Admin, key string, query func(context.Context) (T, error)) (T, staleNotice) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	v, err := query(ctx)
 	l := &h.last

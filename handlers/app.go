@@ -3,11 +3,9 @@ package handlers
 import (
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 )
 
@@ -99,10 +97,8 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	app.Use(requestIDs(), observe(cfg.Log, cfg.Metrics))
 	app.Use(recover.New())
 	app.Use(securityHeaders(cfg.Secure))
-	app.Use("/assets", filesystem.New(filesystem.Config{
-		Root:   http.FS(cfg.Assets),
-		MaxAge: int((365 * 24 * time.Hour).Seconds()),
-	}))
+	app.Use(compression())
+	app.Use("/assets", assets.Serve)
 	return app, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,43 +83,82 @@ func BenchmarkShop_Like(b *testing.B) {
 	}
 }
 
-// BenchmarkShop_Browse measures catalog pages (48 products with their
-// counts) through a live shop: the full page and the htmx grid fragment.
+// BenchmarkShop_Browse measures catalog pages through a live shop, with
+// the embedded catalog (48 parts) and a generated one of 10,000, which must
+// cost the same: the first page in full and as the htmx grid, page 2 by
+// "load more", a search that finds one part; and the full page compressed
+// (brotli, gzip) against the plain one above.
 func BenchmarkShop_Browse(b *testing.B) {
-	for _, fragment := range []bool{false, true} {
-		b.Run(fmt.Sprintf("fragment=%v", fragment), func(b *testing.B) {
-			s := startShop(b)
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			defer client.CloseIdleConnections()
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, err := http.NewRequest("GET", "http://"+s.addr+"/", nil)
-					if err != nil {
-						b.Error(err)
-						return
+	small, err := store.DefaultCatalog()
+	if err != nil {
+		b.Fatal(err)
+	}
+	big, _, err := storetest.GenerateCatalog(10000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	htmx := func(target string) map[string]string {
+		return map[string]string{"HX-Request": "true", "HX-Target": target, "HX-Current-URL": "http://shop.example/"}
+	}
+	for _, cat := range []struct {
+		name string
+		c    *store.Catalog
+		one  string // a query that finds one part
+	}{
+		{"48", small, small.Products()[7].Name},
+		{"10000", big, storetest.CatalogPart(4242)},
+	} {
+		if n := cat.c.Search("", cat.one).Len(); n != 1 {
+			b.Fatalf("catalog %s: %q finds %d parts, want 1", cat.name, cat.one, n)
+		}
+		s := startShop(b, withCatalog(cat.c))
+		for _, bb := range []struct {
+			name, target string
+			header       map[string]string
+		}{
+			{"page", "/", nil},
+			{"grid", "/", htmx("product-grid")},
+			{"more", "/?page=2", htmx("product-cards")},
+			{"search-one", "/?q=" + url.QueryEscape(cat.one), nil},
+			{"page-br", "/", map[string]string{"Accept-Encoding": "br"}},
+			{"page-gzip", "/", map[string]string{"Accept-Encoding": "gzip"}},
+		} {
+			b.Run(fmt.Sprintf("catalog=%s/%s", cat.name, bb.name), func(b *testing.B) {
+				// No transparent gzip: the plain page must stay plain.
+				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+				defer client.CloseIdleConnections()
+				var bytes atomic.Int64
+				b.SetParallelism(4)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						req, err := http.NewRequest("GET", "http://"+s.addr+bb.target, nil)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						req.Header.Set("Cookie", "phoenix_shopper=0123456789abcdef0123456789abcdef; phoenix_csrf="+s.token)
+						for k, v := range bb.header {
+							req.Header.Set(k, v)
+						}
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						n, _ := io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						bytes.Add(n)
+						if resp.StatusCode != http.StatusOK {
+							b.Errorf("status %d", resp.StatusCode)
+							return
+						}
 					}
-					req.Header.Set("Cookie", "phoenix_shopper=0123456789abcdef0123456789abcdef; phoenix_csrf="+s.token)
-					if fragment {
-						req.Header.Set("HX-Request", "true")
-						req.Header.Set("HX-Target", "product-grid")
-					}
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Errorf("status %d", resp.StatusCode)
-						return
-					}
-				}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
+				b.ReportMetric(float64(bytes.Load())/float64(b.N), "bytes/page")
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
-		})
+		}
 	}
 }
 

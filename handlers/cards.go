@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,17 +27,22 @@ const cardTemplate = "partials/product-card"
 // pieces are joined around the real values. The template stays the only
 // description of the markup, and html/template itself escapes the
 // per-request strings, in the same attribute context (see escapeAttr).
+//
+// Each form of a card is cut on its first use, so that the work and the
+// memory follow the pages shoppers view: a page of a 10,000-part catalog
+// costs its own cards, never the catalog's.
 type cards struct {
-	once     sync.Once
-	products map[string]*productCards
+	products sync.Map // product id -> *productCards
+	attrOnce sync.Once
 	attr     *template.Template
 }
 
-// productCards holds one product's cut-up card, built on first use so that a
-// large catalog costs nothing at start.
+// productCards holds one product's cut-up card forms.
 type productCards struct {
-	once  sync.Once
-	forms [8]cardForm // indexed by cardFormIndex; nil when the cut failed
+	forms [8]struct { // indexed by cardFormIndex
+		once sync.Once
+		form cardForm // nil when the cut failed
+	}
 }
 
 // cardForm is a card's markup as text pieces and the slots between them.
@@ -79,21 +85,17 @@ func cardFormIndex(liked, known, csrf bool) int {
 	return i
 }
 
-func (k *cards) init(catalog *store.Catalog) {
-	k.once.Do(func() {
-		k.products = make(map[string]*productCards, len(catalog.Products()))
-		for _, p := range catalog.Products() {
-			k.products[p.ID] = &productCards{}
-		}
-		// The same context as the next and csrf fields of like-button: the
-		// quoted value of a plain attribute.
+// attrTemplate renders a value in the same context as the next and csrf
+// fields of like-button: the quoted value of a plain attribute.
+func (k *cards) attrTemplate() *template.Template {
+	k.attrOnce.Do(func() {
 		k.attr = template.Must(template.New("attr").Parse(`<input value="{{.}}">`))
 	})
+	return k.attr
 }
 
-// render writes the cards of views, which all come from catalog, as HTML.
-func (k *cards) render(views fiber.Views, catalog *store.Catalog, products []productView) (template.HTML, error) {
-	k.init(catalog)
+// render writes the cards of products as HTML.
+func (k *cards) render(views fiber.Views, products []productView) (template.HTML, error) {
 	var b strings.Builder
 	var next, csrf, nextHTML, csrfHTML string
 	var err error
@@ -136,42 +138,39 @@ func (k *cards) render(views fiber.Views, catalog *store.Catalog, products []pro
 
 // form returns the cut-up card for v, or nil when it must be rendered whole.
 func (k *cards) form(views fiber.Views, v productView) cardForm {
-	pc := k.products[v.ID]
-	if pc == nil {
-		return nil
+	pc, ok := k.products.Load(v.ID)
+	if !ok {
+		pc, _ = k.products.LoadOrStore(v.ID, &productCards{})
 	}
-	pc.once.Do(func() { pc.forms = cutCards(views, v.Product) })
-	return pc.forms[cardFormIndex(v.Liked, v.CountKnown, v.CSRF != "")]
+	liked, known, withCSRF := v.Liked, v.CountKnown, v.CSRF != ""
+	f := &pc.(*productCards).forms[cardFormIndex(liked, known, withCSRF)]
+	f.once.Do(func() { f.form = cutCard(views, v.Product, liked, known, withCSRF) })
+	return f.form
 }
 
-// cutCards renders every form of p's card with markers and cuts them up.
-func cutCards(views fiber.Views, p store.Product) [8]cardForm {
-	var forms [8]cardForm
-	for _, liked := range []bool{false, true} {
-		for _, known := range []bool{false, true} {
-			for _, withCSRF := range []bool{false, true} {
-				v := productView{Product: p, Liked: liked, CountKnown: known, Next: markNext}
-				want := map[cardSlot]int{slotNext: 1}
-				if known {
-					v.Count = markCount
-					want[slotCount] = 1
-				}
-				if withCSRF {
-					v.CSRF = markCSRF
-					want[slotCSRF] = 1
-				}
-				var b bytes.Buffer
-				if err := renderCard(&b, views, v); err != nil {
-					continue // left nil: the template reports the error per request
-				}
-				form, got := cut(b.String())
-				if fmt.Sprint(got) == fmt.Sprint(want) {
-					forms[cardFormIndex(liked, known, withCSRF)] = form
-				}
-			}
-		}
+// cutCard renders one form of p's card with markers and cuts it up; nil
+// when the template fails (it then reports the error per request) or a
+// marker turns up elsewhere than in its slot.
+func cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool) cardForm {
+	v := productView{Product: p, Liked: liked, CountKnown: known, Next: markNext}
+	want := map[cardSlot]int{slotNext: 1}
+	if known {
+		v.Count = markCount
+		want[slotCount] = 1
 	}
-	return forms
+	if withCSRF {
+		v.CSRF = markCSRF
+		want[slotCSRF] = 1
+	}
+	var b bytes.Buffer
+	if err := renderCard(&b, views, v); err != nil {
+		return nil
+	}
+	form, got := cut(b.String())
+	if !maps.Equal(got, want) {
+		return nil
+	}
+	return form
 }
 
 // cut splits s at the markers and counts the slots found.
@@ -202,7 +201,7 @@ func cut(s string) (cardForm, map[cardSlot]int) {
 // hidden fields.
 func (k *cards) escapeAttr(s string) (string, error) {
 	var b strings.Builder
-	if err := k.attr.Execute(&b, s); err != nil {
+	if err := k.attrTemplate().Execute(&b, s); err != nil {
 		return "", fmt.Errorf("escape attribute: %w", err)
 	}
 	out := b.String()

@@ -43,7 +43,7 @@ func TestCards_MatchTemplate(t *testing.T) {
 						if err := renderCard(&want, views, v); err != nil {
 							t.Fatal(err)
 						}
-						got, err := k.render(views, catalog, []productView{v, v})
+						got, err := k.render(views, []productView{v, v})
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -55,10 +55,17 @@ func TestCards_MatchTemplate(t *testing.T) {
 			}
 		}
 	}
-	if f := k.products["plain"].forms; f[cardFormIndex(true, true, true)] == nil {
+	forms := func(id string) *productCards {
+		pc, ok := k.products.Load(id)
+		if !ok {
+			t.Fatalf("no cards of %s", id)
+		}
+		return pc.(*productCards)
+	}
+	if forms("plain").forms[cardFormIndex(true, true, true)].form == nil {
 		t.Error("plain product was not cut up: the fast path is not used")
 	}
-	if f := k.products["marker"].forms; f[cardFormIndex(false, true, true)] != nil {
+	if forms("marker").forms[cardFormIndex(false, true, true)].form != nil {
 		t.Error("a product whose name contains a marker was cut up")
 	}
 }

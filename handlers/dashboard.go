@@ -233,6 +233,7 @@ type adminPage struct {
 	Table      productsView
 	Worker     workerView
 	ExportURL  string
+	Live       string // the live stream's URL; "" without one
 }
 
 // productTable ranks rows by likes, works out each share, then filters and

@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -60,6 +61,11 @@ func classify(err error) (int, string) {
 	case errors.As(err, &fe):
 		switch fe.Code {
 		case fiber.StatusNotFound:
+			// Fiber's router says "Cannot GET /path"; a handler's own
+			// message (a page past the last) says more than the default.
+			if !strings.HasPrefix(fe.Message, "Cannot ") {
+				return fe.Code, fe.Message
+			}
 			return fe.Code, "We could not find that page."
 		case fiber.StatusMethodNotAllowed:
 			return fe.Code, "That method is not allowed here."

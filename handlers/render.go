@@ -4,8 +4,6 @@
 package handlers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -88,25 +86,28 @@ func renderPage(c *fiber.Ctx, name string, data any) error {
 	return execute(c, "layouts/base", page{layoutData: l.layout(), Content: template.HTML(buf.B)}) // #nosec G203 -- html/template output
 }
 
-// Assets maps asset names to cache-busting URLs ("/assets/css/phoenix.css?v=1a2b3c4d").
-// The version is a hash of the content, so a long Cache-Control is safe.
+// Assets maps asset names to cache-busting URLs ("/assets/css/phoenix.css?v=1a2b3c4d")
+// and serves them (see Serve). The version is a hash of the content, so a
+// long Cache-Control is safe.
 type Assets struct {
-	urls map[string]string
+	urls  map[string]string
+	files map[string]*assetFile
 }
 
-// NewAssets hashes every file in fsys.
+// NewAssets hashes every file in fsys and pairs each with its
+// precompressed forms (name.br, name.gz) where fsys has them.
 func NewAssets(fsys fs.FS) (*Assets, error) {
-	a := &Assets{urls: map[string]string{}}
+	a := &Assets{urls: map[string]string{}, files: map[string]*assetFile{}}
 	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || isCompressedForm(path) {
 			return err
 		}
-		data, err := fs.ReadFile(fsys, path)
+		f, err := loadAsset(fsys, path)
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		a.urls[path] = "/assets/" + path + "?v=" + hex.EncodeToString(sum[:4])
+		a.files[path] = f
+		a.urls[path] = "/assets/" + path + "?v=" + f.version
 		return nil
 	})
 	if err != nil {

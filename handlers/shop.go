@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -115,8 +118,28 @@ type catalogPage struct {
 	Products    []productView
 	Cards       template.HTML // Products' cards
 	Filter      template.HTML // partials/category-filter
-	Unavailable bool          // counts could not be read
+	Pager       pager
+	Unavailable bool // counts could not be read
 }
+
+// catalogPageSize is how many products one catalog page shows: a page
+// costs the same whatever the catalog's size.
+const catalogPageSize = 24
+
+// pager says where a catalog page sits among the results, with the links
+// to its neighbours ("" at either end).
+type pager struct {
+	Number, Pages int
+	Total         int64 // products found
+	Prev, Next    string
+	More          bool // answering "load more": the pager replaces the last one (out of band)
+}
+
+// Fragments of the catalog that htmx asks for, by HX-Target.
+const (
+	targetGrid  = "product-grid"  // the search form: the whole grid
+	targetCards = "product-cards" // "load more": the next page's cards, appended
+)
 
 type productPage struct {
 	layoutData
@@ -135,42 +158,113 @@ func (h *Shop) layout(c *fiber.Ctx, title string) layoutData {
 	return layoutData{Title: title, Instance: h.Instance, Section: "shop", Path: c.Path(), CSRF: csrfToken(c)}
 }
 
-// Browse handles GET / : the product grid, filtered by ?category= and ?q=.
-// An htmx request that targets the grid gets only the grid.
+// Browse handles GET / : one page of the product grid, filtered by
+// ?category= and ?q=, at ?page= (from 1). An htmx request that targets the
+// grid gets only the grid; "load more" gets the page's cards and pager.
 func (h *Shop) Browse(c *fiber.Ctx) error {
-	category, query := c.Query("category"), strings.TrimSpace(c.Query("q"))
-	if category != "" && !h.Catalog.HasCategory(category) {
-		return fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+	category, query, number, err := h.browseQuery(c)
+	if err != nil {
+		return err
 	}
-	if len(query) > maxQueryLen {
-		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+	category, query = utils.CopyString(category), utils.CopyString(query)
+	results := h.Catalog.Search(category, query)
+	pg := newPager(category, query, number, results.Len())
+	if number > pg.Pages {
+		return fiber.NewError(fiber.StatusNotFound, fmt.Sprintf("There is no page %d: these parts end at page %d.", number, pg.Pages))
 	}
-	if !utf8.ValidString(query) || strings.ContainsFunc(query, isControl) {
-		return fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
-	}
-	products := h.Catalog.Search(category, query)
-	views, ok := h.views(c, products)
-	cards, err := h.cards.render(c.App().Config().Views, h.Catalog, views)
+	views, ok := h.views(c, results.Slice((number-1)*catalogPageSize, number*catalogPageSize))
+	cards, err := h.cards.render(c.App().Config().Views, views)
 	if err != nil {
 		return err
 	}
 	page := catalogPage{
 		layoutData:  h.layout(c, "Auto parts"),
 		Categories:  h.Catalog.Categories(),
-		Category:    utils.CopyString(category),
-		Query:       utils.CopyString(query),
+		Category:    category,
+		Query:       query,
 		Products:    views,
 		Cards:       cards,
+		Pager:       pg,
 		Unavailable: !ok,
 	}
-	if isFragment(c) && c.Get(hxTarget) == "product-grid" {
-		c.Vary(hxRequest, hxTarget)
-		return execute(c, "partials/product-grid", page)
+	c.Vary(hxRequest, hxTarget)
+	if isFragment(c) {
+		switch c.Get(hxTarget) {
+		case targetGrid:
+			return execute(c, "partials/product-grid", page)
+		case targetCards:
+			// Below the cards already shown, a way back makes no sense.
+			page.Pager.More, page.Pager.Prev = true, ""
+			return execute(c, "partials/more-cards", page)
+		}
 	}
 	if page.Filter, err = h.filter(c, page); err != nil {
 		return err
 	}
 	return render(c, "pages/catalog", page)
+}
+
+// browseQuery reads and checks the catalog's query parameters. The
+// strings are Fiber's: copy what must outlive the handler.
+func (h *Shop) browseQuery(c *fiber.Ctx) (category, query string, page int, err error) {
+	category, query = c.Query("category"), strings.TrimSpace(c.Query("q"))
+	switch {
+	case category != "" && !h.Catalog.HasCategory(category):
+		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+	case len(query) > maxQueryLen:
+		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+	case !utf8.ValidString(query) || strings.ContainsFunc(query, isControl):
+		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
+	}
+	page, ok := parsePage(c.Query("page"))
+	if !ok {
+		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "The page must be a whole number from 1, such as ?page=2.")
+	}
+	return category, query, page, nil
+}
+
+// parsePage reads a page number: empty means 1; else digits only, from 1.
+// Six digits are plenty (10,000 parts make 417 pages) and cannot overflow.
+func parsePage(s string) (int, bool) {
+	if s == "" {
+		return 1, true
+	}
+	if len(s) > 6 || strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 1
+}
+
+// newPager places page number among the pages of total results.
+func newPager(category, query string, number, total int) pager {
+	p := pager{Number: number, Pages: max(1, (total+catalogPageSize-1)/catalogPageSize), Total: int64(total)}
+	if number > 1 {
+		p.Prev = catalogURL(category, query, number-1)
+	}
+	if number < p.Pages {
+		p.Next = catalogURL(category, query, number+1)
+	}
+	return p
+}
+
+// catalogURL is the link to one page of the catalog, keeping the category
+// and the search.
+func catalogURL(category, query string, page int) string {
+	v := url.Values{}
+	if category != "" {
+		v.Set("category", category)
+	}
+	if query != "" {
+		v.Set("q", query)
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	if len(v) == 0 {
+		return "/"
+	}
+	return "/?" + v.Encode()
 }
 
 // filter renders the category filter of page. Without a search it depends
@@ -210,14 +304,10 @@ func (h *Shop) MyLikes(c *fiber.Ctx) error {
 	if err != nil {
 		h.Log.Warn("likes unavailable", "err", err)
 	}
-	var products []store.Product
-	for _, p := range h.Catalog.Products() {
-		if liked[p.ID] {
-			products = append(products, p)
-		}
-	}
+	// From the shopper's set, not a walk through the whole catalog.
+	products := h.Catalog.InOrder(slices.Collect(maps.Keys(liked)))
 	page.Products, _ = h.views(c, products)
-	if page.Cards, err = h.cards.render(c.App().Config().Views, h.Catalog, page.Products); err != nil {
+	if page.Cards, err = h.cards.render(c.App().Config().Views, page.Products); err != nil {
 		return err
 	}
 	return render(c, "pages/likes", page)

@@ -1,10 +1,12 @@
 package store_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"phoenix/store"
+	"phoenix/store/storetest"
 )
 
 func TestDefaultCatalog(t *testing.T) {
@@ -53,11 +55,24 @@ func TestParseCatalog(t *testing.T) {
 	}
 }
 
+// resultIDs returns the ids of every result.
+func resultIDs(r store.Results) []string {
+	var out []string
+	for _, p := range r.Slice(0, r.Len()) {
+		out = append(out, p.ID)
+	}
+	return out
+}
+
 func TestCatalog_Search(t *testing.T) {
 	c, err := store.ParseCatalog([]byte(`{"products":[
+		{"id":"quiet","name":"Spark Plug","category":"Engine","price_cents":1,"description":"quiet brake-friendly iridium tip"},
 		{"id":"pads","name":"Ceramic Brake Pads","category":"Brakes","price_cents":1,"description":"quiet"},
 		{"id":"disc","name":"Brake Disc","category":"Brakes","price_cents":1,"description":"vented"},
-		{"id":"plug","name":"Spark Plug","category":"Engine","price_cents":1,"description":"iridium"}]}`))
+		{"id":"belag","name":"Bremsbeläge vorne","category":"Bremsen","price_cents":1,"description":"Keramik, leise"},
+		{"id":"zh","name":"陶瓷刹车片（前轴）","category":"制动系统","price_cents":1,"description":"低粉尘陶瓷配方"},
+		{"id":"wide","name":"ＨＥＡＤＬＡＭＰ Ｈ７","category":"Lighting","price_cents":1,"description":"full-width letters"},
+		{"id":"cafe","name":"Café Racer Mirror","category":"Body","price_cents":1,"description":"chrome, for a cafe racer"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,21 +80,120 @@ func TestCatalog_Search(t *testing.T) {
 		name, category, query string
 		want                  []string
 	}{
-		{"all", "", "", []string{"pads", "disc", "plug"}},
+		{"all", "", "", []string{"quiet", "pads", "disc", "belag", "zh", "wide", "cafe"}},
 		{"category", "Brakes", "", []string{"pads", "disc"}},
-		{"word any case", "", "BRAKE", []string{"pads", "disc"}},
-		{"all words", "", "brake quiet", []string{"pads"}},
-		{"description", "", "iridium", []string{"plug"}},
-		{"category and query", "Engine", "brake", nil},
+		{"name before description", "", "brake", []string{"pads", "disc", "quiet"}},
+		{"any case", "", "BRAKE", []string{"pads", "disc", "quiet"}},
+		{"all words", "", "brake quiet", []string{"pads", "quiet"}},
+		{"more words in the name first", "", "ceramic pads quiet", []string{"pads"}},
+		{"name words rank", "", "brake plug", []string{"quiet"}},
+		{"words across fields", "", "plug iridium", []string{"quiet"}},
+		{"description", "", "iridium", []string{"quiet"}},
+		{"category and query", "Brakes", "quiet", []string{"pads"}},
+		{"query outside category", "Engine", "disc", nil},
+		{"no match", "", "turbocharger", nil},
+		{"accent-free query", "", "Bremsbelage", []string{"belag"}},
+		{"accented query", "", "BREMSBELÄGE", []string{"belag"}},
+		{"accented text, plain query", "", "cafe", []string{"cafe"}},
+		{"plain text, accented query", "", "café racer", []string{"cafe"}},
+		{"chinese substring", "", "刹车", []string{"zh"}},
+		{"chinese one character", "", "瓷", []string{"zh"}},
+		{"chinese description", "", "粉尘", []string{"zh"}},
+		{"chinese category", "制动系统", "刹车片", []string{"zh"}},
+		{"full-width text, plain query", "", "headlamp h7", []string{"wide"}},
+		{"plain text, full-width query", "", "ＢＲＡＫＥ", []string{"pads", "disc", "quiet"}},
+		{"short word", "", "h7", []string{"wide"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			for _, p := range c.Search(tt.category, tt.query) {
-				got = append(got, p.ID)
-			}
+			got := resultIDs(c.Search(tt.category, tt.query))
 			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("got %v, want %v", got, tt.want)
+				t.Errorf("Search(%q, %q) = %v, want %v", tt.category, tt.query, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResults_Slice(t *testing.T) {
+	c, _, err := storetest.GenerateCatalog(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Search("", "")
+	tests := []struct {
+		name     string
+		from, to int
+		want     int
+	}{{"first page", 0, 24, 24}, {"last page", 96, 120, 4}, {"beyond", 200, 224, 0}, {"negative", -5, 2, 2}, {"reversed", 10, 5, 0}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := r.Slice(tt.from, tt.to)
+			if len(got) != tt.want {
+				t.Fatalf("got %d products, want %d", len(got), tt.want)
+			}
+			if len(got) > 0 && got[0].ID != c.Products()[max(tt.from, 0)].ID {
+				t.Errorf("first %s, want %s", got[0].ID, c.Products()[max(tt.from, 0)].ID)
+			}
+		})
+	}
+}
+
+// TestCatalog_SearchIndex checks the trigram index against a plain scan of
+// every product, on a generated catalog, for words of every length.
+func TestCatalog_SearchIndex(t *testing.T) {
+	c, _, err := storetest.GenerateCatalog(2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := []string{"brake", "pads front", "o", "oil filter", storetest.CatalogPart(1234), "1234", "vented disc pair", "zzz", "mm", "spark plug iridium"}
+	for _, cat := range append([]string{""}, c.Categories()...) {
+		for _, q := range queries {
+			words := strings.Fields(store.Fold(q))
+			ranks := make([][]string, len(words)+1)
+			for _, p := range c.Products() {
+				name, text := store.Fold(p.Name), store.Fold(p.Name+"\n"+p.Category+"\n"+p.Description)
+				if (cat != "" && p.Category != cat) || !containsAll(text, words) {
+					continue
+				}
+				inName := 0
+				for _, w := range words {
+					if strings.Contains(name, w) {
+						inName++
+					}
+				}
+				ranks[len(words)-inName] = append(ranks[len(words)-inName], p.ID)
+			}
+			want := slices.Concat(ranks...)
+			if got := resultIDs(c.Search(cat, q)); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("Search(%q, %q): got %d results, want %d", cat, q, len(got), len(want))
+			}
+		}
+	}
+}
+
+func containsAll(s string, words []string) bool {
+	for _, w := range words {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// BenchmarkCatalog_Search measures one search in a 10,000-part catalog:
+// a word the trigram index narrows to one part, a common word, and a word
+// too short for the index (a scan of every product).
+func BenchmarkCatalog_Search(b *testing.B) {
+	c, _, err := storetest.GenerateCatalog(10000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{storetest.CatalogPart(4242), "brake", "mm"} {
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				if r := c.Search("", q); r.Len() == 0 {
+					b.Fatal("nothing found")
+				}
 			}
 		})
 	}

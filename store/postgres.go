@@ -13,6 +13,7 @@ import (
 // pre-aggregated counters into it, the admin reads statistics from it.
 type Stats struct {
 	db  *sqlx.DB
+	url string // for Listen, which needs a connection of its own
 	now func() time.Time
 }
 
@@ -27,7 +28,7 @@ func OpenStats(ctx context.Context, url string) (*Stats, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Stats{db: db, now: time.Now}
+	s := &Stats{db: db, url: url, now: time.Now}
 	if err := s.Ping(ctx); err != nil {
 		return s, err
 	}

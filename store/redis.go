@@ -128,18 +128,24 @@ func (s *Likes) Set(ctx context.Context, shopper, product string, a Action, limi
 }
 
 // View returns, in one round trip, the live counts of the given products and
-// the set of products that shopper likes (shopper may be empty).
+// which of them shopper likes (shopper may be empty); with no ids, every
+// product shopper likes. Both cost the ids, not the catalog or the
+// shopper's whole set.
 func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[string]int64, map[string]bool, error) {
 	pipe := s.rdb.Pipeline()
 	var counts *redis.SliceCmd
 	if len(ids) > 0 {
 		counts = pipe.HMGet(ctx, s.CountsKey(), ids...)
 	}
+	var members *redis.BoolSliceCmd
 	var liked *redis.StringSliceCmd
-	if shopper != "" {
+	switch {
+	case shopper != "" && len(ids) > 0:
+		members = pipe.SMIsMember(ctx, s.shopperKey(shopper), toAny(ids)...)
+	case shopper != "":
 		liked = pipe.SMembers(ctx, s.shopperKey(shopper))
 	}
-	if counts == nil && liked == nil {
+	if counts == nil && liked == nil && members == nil {
 		return map[string]int64{}, map[string]bool{}, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -152,12 +158,27 @@ func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[str
 		}
 	}
 	set := map[string]bool{}
+	if members != nil {
+		for i, in := range members.Val() {
+			if in {
+				set[ids[i]] = true
+			}
+		}
+	}
 	if liked != nil {
 		for _, id := range liked.Val() {
 			set[id] = true
 		}
 	}
 	return out, set, nil
+}
+
+func toAny(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
 
 // Counts returns every live count, product id -> likes.

@@ -70,6 +70,16 @@ func TestLikes_Like(t *testing.T) {
 		if counts["pads"] != 0 || counts["disc"] != 1 || counts["none"] != 0 || !liked["disc"] || liked["pads"] {
 			t.Errorf("got counts %v liked %v", counts, liked)
 		}
+		// Of the given ids only (a page's), else the whole set (My likes).
+		if _, err := s.Like(ctx, "bob", "plug"); err != nil {
+			t.Fatal(err)
+		}
+		if _, liked, err := s.View(ctx, "bob", []string{"disc", "pads"}); err != nil || len(liked) != 1 || !liked["disc"] {
+			t.Errorf("liked among disc, pads: %v, %v; want disc alone", liked, err)
+		}
+		if _, liked, err := s.View(ctx, "bob", nil); err != nil || len(liked) != 2 || !liked["disc"] || !liked["plug"] {
+			t.Errorf("liked, all: %v, %v; want disc and plug", liked, err)
+		}
 	})
 }
 

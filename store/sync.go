@@ -128,6 +128,9 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, events []Event) (in
 	if _, err := tx.ExecContext(ctx, updateTotals, d.likes, d.shoppers, d.events); err != nil {
 		return 0, fmt.Errorf("update totals: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, notifyChanged); err != nil {
+		return 0, fmt.Errorf("notify: %w", err)
+	}
 	return len(inserted), nil
 }
 
@@ -309,13 +312,17 @@ type WorkerReport struct {
 // its running total.
 func (s *Stats) RecordWorkerStatus(ctx context.Context, st WorkerReport) error {
 	last := sql.NullTime{Time: st.LastBatchAt, Valid: !st.LastBatchAt.IsZero()}
+	// One statement, so that the row and its NOTIFY commit together.
 	_, err := s.db.ExecContext(ctx, `
+WITH up AS (
 INSERT INTO worker_status AS w (consumer, last_batch_at, events_synced, backlog, lag_ms, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (consumer) DO UPDATE SET
     last_batch_at = COALESCE(EXCLUDED.last_batch_at, w.last_batch_at),
     events_synced = w.events_synced + EXCLUDED.events_synced,
-    backlog = EXCLUDED.backlog, lag_ms = EXCLUDED.lag_ms, updated_at = EXCLUDED.updated_at`,
+    backlog = EXCLUDED.backlog, lag_ms = EXCLUDED.lag_ms, updated_at = EXCLUDED.updated_at
+RETURNING 1)
+SELECT pg_notify('`+NotifyChannel+`', '') FROM up`,
 		st.Consumer, last, st.Synced, st.Backlog, st.Lag.Milliseconds(), s.now())
 	if err != nil {
 		return fmt.Errorf("record worker status: %w", err)

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,6 +37,7 @@ import (
 
 	"phoenix/store"
 	"phoenix/store/localdb"
+	"phoenix/store/storetest"
 )
 
 func main() {
@@ -342,6 +344,8 @@ func (b *bench) http(ctx context.Context) error {
 		// Limits sized for many shoppers behind one address (the load
 		// generator): both rules are checked on every Like, none binds.
 		"PHOENIX_LIKE_RATE_PER_SHOPPER=10", "PHOENIX_LIKE_RATE_PER_IP=1000000",
+		// One session opens every measured live stream.
+		"PHOENIX_LIVE_STREAMS=" + strconv.Itoa(liveStreams+10), "PHOENIX_LIVE_STREAMS_PER_SESSION=" + strconv.Itoa(liveStreams+10),
 	}
 	phx, err := b.start(ctx, "http://"+shopAddr+"/readyz", b.phoenix, env, "all")
 	if err != nil {
@@ -408,8 +412,26 @@ func (b *bench) http(ctx context.Context) error {
 		return err
 	}
 
+	// The catalog by size and by compression: a second shop serves a
+	// generated 10,000-part catalog (not committed) beside the embedded 48.
+	cat, err := b.catalogs(ctx, env, base, s, catalog)
+	if err != nil {
+		return err
+	}
+
 	// Freshness under a sustained 5,000 Likes/s.
 	fresh, err := freshness(ctx, base, b.postgres.URL("phoenix"), shoppers, probes, ids[0], ids[1:], 5000, 15*time.Second)
+	if err != nil {
+		return err
+	}
+
+	// Like → fragment received by a live dashboard, under the same load.
+	liveProbes, err := fetchShoppers(base, 200)
+	if err != nil {
+		return err
+	}
+	live, err := liveFreshness(ctx, phx, base, "http://"+adminAddr, "bench-password-123", shoppers, liveProbes,
+		ids[0], catalog.Products()[0].Name, ids[1:], 5000, liveStreams, 15*time.Second)
 	if err != nil {
 		return err
 	}
@@ -427,8 +449,11 @@ func (b *bench) http(ctx context.Context) error {
 	row("ceiling: plain Fiber GET", plain, "wrk "+wrkArgs+" -d "+b.duration.String()+" http://ceiling/plain")
 	row("ceiling: Fiber POST + 1 Redis round trip (INCR)", oneRT, "wrk "+wrkArgs+" -s cmd/bench/post.lua http://ceiling/redis")
 	row("Like (htmx POST; CSRF, 2 rate limits, JSON logs)", like, "wrk "+wrkArgs+" -s cmd/bench/like.lua http://shop/")
-	row("catalog page, full (48 products with counts)", page, "wrk "+wrkArgs+" -H 'Cookie: …' http://shop/")
+	row("catalog page 1, full, 48 parts (24 on the page, with counts)", page, "wrk "+wrkArgs+" -H 'Cookie: …' http://shop/")
 	row("catalog grid fragment (htmx)", grid, "wrk "+wrkArgs+" -H 'Cookie: …' -H 'HX-Request: true' -H 'HX-Target: product-grid' http://shop/")
+	for _, r := range cat {
+		row(r.name, r.res, r.cmdline)
+	}
 	fmt.Fprintf(w, "\nLike / one-round-trip ceiling: **%.0f%%** (target ≥ 50%%). %d shoppers (cookie + CSRF token fetched "+
 		"beforehand), each request a real change (like, then unlike), rate limits 10/s per shopper and 1,000,000/s per address.\n\n",
 		100*like.rps/oneRT.rps, nShoppers)
@@ -441,16 +466,91 @@ func (b *bench) http(ctx context.Context) error {
 		"The admin page polls every 2 s on top of this (target p99 < 1 s + the poll interval).\n\n",
 		5000, 15*time.Second, ms(fresh.probe.pct(50)), ms(fresh.probe.pct(99)), ms(fresh.probe.pct(100)), len(fresh.probe.lat),
 		len(fresh.load.lat), fresh.load.errors)
+	fmt.Fprintf(w, "## Live dashboard (cmd/bench)\n\nFrom a Like's 200 to the admin's Server-Sent Events client receiving "+
+		"the products fragment that counts it, under %d Likes/s sustained for %s (as above; the stream filtered to the probe's "+
+		"product): p50 %s, p99 **%s**, max %s over %d probes, %d probe errors; load: %d requests, %d errors (target p99 < 1 s).\n\n",
+		5000, 15*time.Second, ms(live.probe.pct(50)), ms(live.probe.pct(99)), ms(live.probe.pct(100)), len(live.probe.lat),
+		live.probe.errors, len(live.load.lat), live.load.errors)
+	fmt.Fprintf(w, "Cost of open dashboards: %d idle live streams add %.1f KB of RSS each; `phoenix all` idle uses %.4f CPU "+
+		"seconds per second without them and %.4f with them (10 s each, no data changing).\n\n",
+		live.streams, live.rssPerStreamKB, live.cpuIdle, live.cpuStreams)
 	fmt.Fprintf(w, "## Footprint\n\n| what | value |\n|---|---:|\n| phoenix binary (stripped) | %.1f MB |\n"+
 		"| `phoenix all` RSS, idle after start | %.1f MB |\n| `phoenix all` RSS, peak under the Like load | %.1f MB |\n\n",
 		float64(binInfo.Size())/1e6, float64(idleRSS)/1024, float64(peakRSS)/1024)
 	return nil
 }
 
+// catalogRow is one wrk figure of the catalog.
+type catalogRow struct {
+	name, cmdline string
+	res           wrkResult
+}
+
+// catalogs measures a catalog page and a one-part search with the embedded
+// catalog (the shop at base) and with a generated 10,000-part one (a second
+// shop, started here), each plain and, for the embedded one, compressed.
+func (b *bench) catalogs(ctx context.Context, env []string, base string, s shopper, small *store.Catalog) ([]catalogRow, error) {
+	big, doc, err := storetest.GenerateCatalog(10000)
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(b.dir, "catalog-10000.json")
+	if err := os.WriteFile(file, doc, 0o600); err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	metrics, _ := freePort()
+	shop, err := b.start(ctx, "http://"+addr+"/readyz", b.phoenix,
+		append(slices.Clone(env), "PHOENIX_SHOP_ADDR="+addr, "PHOENIX_METRICS_ADDR="+metrics, "PHOENIX_CATALOG="+file), "shop")
+	if err != nil {
+		return nil, err
+	}
+	defer shop.stop()
+	one := map[string]string{"48": url.QueryEscape(small.Products()[7].Name), "10000": url.QueryEscape(storetest.CatalogPart(4242))}
+	for name, c := range map[string]*store.Catalog{"48": small, "10000": big} {
+		q, _ := url.QueryUnescape(one[name])
+		if n := c.Search("", q).Len(); n != 1 {
+			return nil, fmt.Errorf("catalog of %s: %q finds %d parts, want 1", name, q, n)
+		}
+	}
+	var rows []catalogRow
+	for _, m := range []struct {
+		name, base, path, parts string
+		header                  []string
+	}{
+		{"catalog page 1, 10,000 parts", "http://" + addr, "/", "10000", nil},
+		{"catalog page 2 by load more (htmx), 10,000 parts", "http://" + addr, "/?page=2", "10000",
+			[]string{"HX-Request: true", "HX-Target: product-cards", "HX-Current-URL: http://shop/"}},
+		{"search for one part, 48 parts", base, "/?q=" + one["48"], "48", nil},
+		{"search for one part, 10,000 parts", "http://" + addr, "/?q=" + one["10000"], "10000", nil},
+		{"catalog page 1, 48 parts, Accept-Encoding: br", base, "/", "48", []string{"Accept-Encoding: br"}},
+		{"catalog page 1, 48 parts, Accept-Encoding: gzip", base, "/", "48", []string{"Accept-Encoding: gzip"}},
+	} {
+		args := []string{"-H", "Cookie: " + s.cookie}
+		shown := "wrk " + wrkArgs + " -H 'Cookie: …'"
+		for _, h := range m.header {
+			args = append(args, "-H", h)
+			shown += " -H '" + h + "'"
+		}
+		r, err := b.wrkMedian(nil, append(args, m.base+m.path)...)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, catalogRow{name: m.name, res: r, cmdline: shown + " http://shop-" + m.parts + m.path})
+	}
+	return rows, nil
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 // shopper is one simulated shopper's cookies and CSRF token.
 type shopper struct{ cookie, token string }
+
+// liveStreams is how many idle live streams the bench opens.
+const liveStreams = 200
 
 // fetchShoppers visits the catalog as n new shoppers and keeps what each
 // was given.

@@ -29,6 +29,9 @@ type adminConfig struct {
 	password   string
 	secret     string
 	staleAfter time.Duration
+	// liveStreams and liveStreamsPerSession bound the dashboard's open
+	// live streams (beyond them, the page polls).
+	liveStreams, liveStreamsPerSession int
 	// secureCookies is PHOENIX_SECURE_COOKIES. The shop registers that flag
 	// too, so runAdmin registers it itself and phoenix all copies the shop's.
 	secureCookies bool
@@ -38,6 +41,8 @@ func (c *adminConfig) register(f *flags) {
 	f.String(&c.addr, "admin-addr", "PHOENIX_ADMIN_ADDR", ":8081", "admin listen address")
 	f.String(&c.password, "admin-password", "PHOENIX_ADMIN_PASSWORD", "", "the admin password (required)")
 	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that protects the admin session cookie (required)")
+	f.Int(&c.liveStreams, "live-streams", "PHOENIX_LIVE_STREAMS", 200, "live dashboard streams open at once in this process; beyond, 503 and the page polls")
+	f.Int(&c.liveStreamsPerSession, "live-streams-per-session", "PHOENIX_LIVE_STREAMS_PER_SESSION", 4, "live dashboard streams per admin session; beyond, 429")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
 }
 
@@ -54,6 +59,15 @@ func (c *adminConfig) checks() []func() error {
 		func() error {
 			if len(c.secret) < handlers.MinSecretLen {
 				return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
+			}
+			return nil
+		},
+		func() error {
+			if c.liveStreams < 1 {
+				return errors.New("PHOENIX_LIVE_STREAMS: must be at least 1")
+			}
+			if c.liveStreamsPerSession < 1 {
+				return errors.New("PHOENIX_LIVE_STREAMS_PER_SESSION: must be at least 1")
 			}
 			return nil
 		},
@@ -114,6 +128,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 type adminRole struct {
 	*server
 	stats   *store.Stats
+	dash    *handlers.Admin
 	migrate bool
 }
 
@@ -149,14 +164,16 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
 	health.Export(o.reg, "admin")
-	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf}).Routes(app)
+	dash := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
+		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession}}
+	dash.Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &adminRole{server: srv, stats: stats, migrate: dc.migrate}, nil
+	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -166,6 +183,9 @@ func (a *adminRole) run(ctx context.Context) error {
 	if a.migrate {
 		g.Go(func() error { migrateUntilDone(gctx, a.log, a.stats); return nil })
 	}
+	// The live streams end with ctx, before the server's shutdown waits
+	// for open connections.
+	g.Go(func() error { return a.dash.RunLive(gctx) })
 	g.Go(func() error { return a.server.run(gctx) })
 	return g.Wait()
 }

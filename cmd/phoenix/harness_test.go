@@ -49,6 +49,7 @@ func rolesOf(tb testing.TB, cmd string) []string {
 type phoenixProc struct {
 	tb   testing.TB
 	cmd  string
+	vars map[string]string // its whole environment
 	logs *syncBuffer
 
 	mu    sync.Mutex
@@ -81,7 +82,7 @@ func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixPro
 		"PHOENIX_SECRET": "an-e2e-secret-that-is-at-least-32-bytes",
 	}
 	maps.Copy(all, vars)
-	p := &phoenixProc{tb: tb, cmd: cmd, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}
+	p := &phoenixProc{tb: tb, cmd: cmd, vars: all, logs: &syncBuffer{}, addrs: map[string]string{}, exited: make(chan struct{})}
 	e := &env{
 		getenv:  func(k string) string { return all[k] },
 		stdout:  p.logs,

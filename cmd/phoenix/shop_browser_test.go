@@ -178,7 +178,8 @@ const readGrid = `({
 func wantGrid(t *testing.T, got gridState, c *store.Catalog, category, query string) {
 	t.Helper()
 	var want []string
-	for _, p := range c.Search(category, query) {
+	r := c.Search(category, query)
+	for _, p := range r.Slice(0, r.Len()) {
 		want = append(want, p.Category)
 	}
 	if !slices.Equal(got.Categories, want) {
@@ -197,7 +198,7 @@ func TestShopBrowser_FilterAndSearch(t *testing.T) {
 	ctx := b.timeout()
 	c := defaultCatalog(t)
 	const category, query = "Wheels & Tyres", "alloy"
-	if n := len(c.Search(category, query)); n == 0 || n == len(c.Search(category, "")) {
+	if n := c.Search(category, query).Len(); n == 0 || n == c.Search(category, "").Len() || c.Search(category, "").Len() > catalogPageSize {
 		t.Fatalf("catalog changed: pick a query that finds some, not all, of %s", category)
 	}
 
@@ -219,7 +220,7 @@ func TestShopBrowser_FilterAndSearch(t *testing.T) {
 
 	b.do(ctx, "search", chromedp.SendKeys(chromedp.CSS(`input[type=search]`), query+"\r"))
 	b.waitFor(ctx, "search grid", fmt.Sprintf(`new URLSearchParams(location.search).get('q') === %q && document.querySelectorAll('#product-grid .product-card').length === %d`,
-		query, len(c.Search(category, query))), "location.search")
+		query, c.Search(category, query).Len()), "location.search")
 	got = eval[gridState](b, ctx, readGrid)
 	wantGrid(t, got, c, category, query)
 	if !got.Marked {
@@ -230,7 +231,7 @@ func TestShopBrowser_FilterAndSearch(t *testing.T) {
 	// Back restores the category grid (htmx asks for the whole page).
 	b.do(ctx, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
 	b.waitFor(ctx, "grid after back", fmt.Sprintf(`!location.search.includes('q=') && document.querySelectorAll('#product-grid .product-card').length === %d`,
-		len(c.Search(category, ""))), "location.search")
+		c.Search(category, "").Len()), "location.search")
 
 	// The pushed URLs are plain links too.
 	for _, tc := range []struct {
@@ -322,10 +323,11 @@ func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
 	if txt := eval[string](b, ctx, `document.querySelector('main').textContent`); !strings.Contains(txt, "not liked any parts yet") {
 		t.Errorf("empty My likes page says %q", txt)
 	}
-	b.open(ctx, p.url("shop", "/"), true)
-	for _, id := range liked {
-		b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
-		waitPressed(b, ctx, id, true)
+	// The last part is on the last page.
+	for i, path := range []string{"/", "/?page=" + strconv.Itoa((len(products)+catalogPageSize-1)/catalogPageSize)} {
+		b.open(ctx, p.url("shop", path), true)
+		b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(liked[i]))))
+		waitPressed(b, ctx, liked[i], true)
 	}
 	b.open(ctx, p.url("shop", "/likes"), true)
 	got := eval[[]string](b, ctx, `[...document.querySelectorAll('main .product-card')].map(e => e.id.replace('product-', ''))`)
@@ -349,4 +351,65 @@ func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
 		}
 		b.screenshot(ctx, "phone"+strings.ReplaceAll(path, "/", "_"))
 	}
+}
+
+// catalogPageSize is how many parts a catalog page shows.
+const catalogPageSize = 24
+
+// cardIDs reads the ids of the grid's cards, in order.
+const cardIDs = `[...document.querySelectorAll('#product-cards .product-card')].map(e => e.id.replace('product-', ''))`
+
+func TestShopBrowser_LoadMore(t *testing.T) {
+	vars, _ := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	ids := defaultCatalog(t).IDs()
+	if len(ids) <= catalogPageSize || len(ids) > 2*catalogPageSize {
+		t.Fatalf("catalog of %d parts: this test wants two pages", len(ids))
+	}
+	t.Run("htmx", func(t *testing.T) {
+		b := newBrowser(t)
+		ctx := b.timeout()
+		b.open(ctx, p.url("shop", "/"), true)
+		if got := eval[[]string](b, ctx, cardIDs); !slices.Equal(got, ids[:catalogPageSize]) {
+			t.Fatalf("first page shows %v, want %v", got, ids[:catalogPageSize])
+		}
+		b.do(ctx, "mark page", chromedp.Evaluate[chromedp.Void](`window.phoenixMark = 1`))
+		b.do(ctx, "click More parts", chromedp.Click(chromedp.CSS(`a.load-more`)))
+		b.waitFor(ctx, "appended cards", fmt.Sprintf(`document.querySelectorAll('#product-cards .product-card').length === %d`, len(ids)),
+			`document.querySelectorAll('#product-cards .product-card').length`)
+		if got := eval[[]string](b, ctx, cardIDs); !slices.Equal(got, ids) {
+			t.Errorf("after load more: %v, want %v", got, ids)
+		}
+		got := eval[struct {
+			Marked bool   `json:"marked"`
+			Search string `json:"search"`
+			More   int    `json:"more"`
+			Pagers int    `json:"pagers"`
+		}](b, ctx, `({marked: window.phoenixMark === 1, search: location.search,
+			more: document.querySelectorAll('a.load-more').length, pagers: document.querySelectorAll('#pager').length})`)
+		if !got.Marked || got.Search != "" || got.More != 0 || got.Pagers != 1 {
+			t.Errorf("after load more: %+v; want the same page and URL, one pager without a More link (last page)", got)
+		}
+		// A card that came by load more is a working card.
+		last := ids[len(ids)-1]
+		b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(last))))
+		waitPressed(b, ctx, last, true)
+		b.screenshot(ctx, "load-more")
+	})
+	t.Run("no js", func(t *testing.T) {
+		b := newBrowser(t)
+		ctx := b.timeout()
+		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+		b.open(ctx, p.url("shop", "/"), false)
+		b.do(ctx, "follow More parts", chromedp.Click(chromedp.CSS(`a.load-more`)))
+		b.do(ctx, "wait for page 2", chromedp.WaitVisible(chromedp.CSS(`a[rel="prev"]`)))
+		if got := eval[[]string](b, ctx, cardIDs); !slices.Equal(got, ids[catalogPageSize:]) {
+			t.Errorf("page 2 shows %v, want %v", got, ids[catalogPageSize:])
+		}
+		if loc := eval[string](b, ctx, "location.search"); loc != "?page=2" {
+			t.Errorf("landed on %q, want ?page=2", loc)
+		}
+	})
 }
