@@ -26,9 +26,11 @@ const (
 	defaultLoginLimit = 5 // failed logins per address per minute
 	queryTimeout      = 2 * time.Second
 	chartMinutes      = 60
-	dbDown            = "the statistics database cannot be reached"
-	dbDownNoData      = "Statistics are unavailable: the database cannot be reached. Retrying…"
-	noWorker          = "Numbers may be stale: no worker has reported yet."
+	// Message ids of the stale notices.
+	dbDown       = "stale.db_down"
+	dbDownNoData = "stale.db_down_no_data"
+	noWorker     = "stale.no_worker"
+	workerBehind = "stale.worker_behind"
 )
 
 // Admin serves the admin dashboard: login, live statistics read from
@@ -110,7 +112,7 @@ func (h *Admin) Login(c *fiber.Ctx) error {
 	if !h.Sessions.CheckPassword(c.FormValue("password")) {
 		h.Log.Warn("admin login failed", "ip", c.IP())
 		c.Status(fiber.StatusUnauthorized)
-		return h.renderLogin(c, next, "Wrong password.")
+		return h.renderLogin(c, next, "login.wrong")
 	}
 	h.Sessions.Start(c)
 	h.Log.Info("admin logged in", "ip", c.IP())
@@ -123,9 +125,15 @@ func (h *Admin) Logout(c *fiber.Ctx) error {
 	return c.Redirect("/login", fiber.StatusSeeOther)
 }
 
+// renderLogin renders the login form with message id msg ("" for none).
 func (h *Admin) renderLogin(c *fiber.Ctx, next, msg string) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return render(c, "pages/login", loginPage{layoutData: h.layout(c, "Admin login"), Next: utils.CopyString(next), Message: msg})
+	l := langOf(c)
+	page := loginPage{layoutData: h.layout(c, l.text("login.title")), Next: utils.CopyString(next)}
+	if msg != "" {
+		page.Message = l.text(msg)
+	}
+	return render(c, "pages/login", page)
 }
 
 // requireSession lets requests with a session through. Without one, a page
@@ -188,7 +196,8 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	if err != nil || h.last.isDown() {
 		return c.Next()
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL()))
+	// The language too: the same fragment in another language is another answer.
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL(), langOf(c).Code))
 	tag := `W/"d` + hex.EncodeToString(sum[:12]) + `"`
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), tag) {
 		c.Set(fiber.HeaderETag, tag)
@@ -245,7 +254,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Vary(fiber.HeaderCookie)
 	return render(c, "pages/admin", adminPage{
-		layoutData: h.layout(c, "Dashboard"), Query: q, Categories: categoriesOf(table.Options),
+		layoutData: h.layout(c, langOf(c).text("nav.dashboard")), Query: q, Categories: categoriesOf(table.Options),
 		Totals: h.totals(ctx), Chart: h.chart(ctx, q, table.Options), Summary: h.categories(ctx),
 		Table: table, Worker: h.worker(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
 	})
@@ -305,7 +314,7 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 	rows, err := h.productStats(ctx)
 	if err != nil {
 		h.Log.Warn("export unavailable", "err", err)
-		return fiber.NewError(fiber.StatusServiceUnavailable, "The statistics database cannot be reached; please retry in a moment.")
+		return refuse(fiber.StatusServiceUnavailable, "error.stats_unavailable")
 	}
 	if err := checkKnown(rows, q); err != nil {
 		return err
@@ -318,7 +327,7 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 }
 
 func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
-	return layoutData{Title: title, Instance: h.Instance, Section: "admin", Path: c.Path(), CSRF: csrfToken(c)}
+	return newLayout(c, title, h.Instance, "admin")
 }
 
 // fragment returns the polling settings of the fragment at path.
@@ -344,8 +353,15 @@ func (h *Admin) products(ctx context.Context, q dashboardQuery) (productsView, e
 	}
 	poll := q
 	poll.Product = "" // the table does not depend on the chart
-	return productsView{fragment: h.fragment("/admin/stats/products", poll, notice), Query: q,
-		Rows: productTable(rows, q), Total: len(rows), Options: rows}, nil
+	v := productsView{fragment: h.fragment("/admin/stats/products", poll, notice), Query: q,
+		Rows: productTable(rows, q), Total: len(rows), Options: rows}
+	for _, r := range rows {
+		if r.Category == q.Category {
+			v.CategoryI18n = r.CategoryI18n
+			break
+		}
+	}
+	return v, nil
 }
 
 func (h *Admin) categories(ctx context.Context) categoriesView {
@@ -363,7 +379,7 @@ func (h *Admin) chart(ctx context.Context, q dashboardQuery, products []store.Pr
 		chart: newChart(series), Product: q.Product, ProductName: q.Product}
 	for _, p := range products {
 		if p.ID == q.Product {
-			v.ProductName = p.Name
+			v.ProductName, v.ProductI18n = p.Name, p.NameI18n
 		}
 	}
 	return v
@@ -380,7 +396,7 @@ func (h *Admin) worker(ctx context.Context) workerView {
 	case len(rows) == 0:
 		v.Behind = staleNotice{Missing: true, Reason: noWorker}
 	case h.Stats.Now().Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter):
-		v.Behind = staleNotice{Since: v.Heartbeat, Reason: "the worker has not synced since then"}
+		v.Behind = staleNotice{Since: v.Heartbeat, Reason: workerBehind}
 	}
 	return v
 }

@@ -52,7 +52,7 @@ func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adm
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "admin"})
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -572,7 +572,7 @@ func TestAdmin_PostgresDown(t *testing.T) {
 	})
 	t.Run("no data yet", func(t *testing.T) {
 		fresh := &handlers.Admin{Stats: f.stats, Sessions: f.sessions, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: fresh.Log, Section: "admin"})
+		app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: fresh.Log, Section: "admin"})
 		if err != nil {
 			t.Fatal(err)
 		}

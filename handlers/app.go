@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/utils"
 )
 
 // Server limits shared by every role, so a slow or greedy client cannot hold
@@ -27,10 +28,29 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // layoutData is what layouts/base needs; every page embeds it.
 type layoutData struct {
 	Title    string
-	Instance string // which server answered, shown in the footer
-	CSRF     string // the CSRF token for forms and htmx headers, when CSRF is on
-	Section  string // "shop" or "admin", for the navigation
-	Path     string // the current path, to mark the current nav link
+	Instance string     // which server answered, shown in the footer
+	CSRF     string     // the CSRF token for forms and htmx headers, when CSRF is on
+	Section  string     // "shop" or "admin", for the navigation
+	Path     string     // the current path, to mark the current nav link
+	Langs    []langLink // the language switcher: every other language
+}
+
+// langLink is one language of the switcher.
+type langLink struct {
+	Code, Name, URL string
+}
+
+// newLayout is the layout of the page that c answers with.
+func newLayout(c *fiber.Ctx, title, instance, section string) layoutData {
+	l := langOf(c)
+	d := layoutData{Title: title, Instance: instance, Section: section, Path: c.Path(), CSRF: csrfToken(c)}
+	here := utils.CopyString(c.OriginalURL())
+	for _, o := range l.locales.List() {
+		if o != l.Locale {
+			d.Langs = append(d.Langs, langLink{Code: o.Code, Name: o.Name, URL: switchURL(o.Code, here)})
+		}
+	}
+	return d
 }
 
 // AppConfig holds what every role's Fiber app needs.
@@ -41,6 +61,9 @@ type AppConfig struct {
 	Log      *slog.Logger
 	Instance string
 	Section  string
+	// Locales holds the message files of the languages the pages speak
+	// (see NewLocales).
+	Locales fs.FS
 
 	// Secure: served over TLS or behind a TLS proxy; adds HSTS.
 	Secure bool
@@ -58,16 +81,26 @@ type AppConfig struct {
 // NewApp builds a Fiber app with Phoenix's templates, limits, error handler,
 // security headers and static assets. Callers add their routes.
 func NewApp(cfg AppConfig) (*fiber.App, error) {
+	locales, err := NewLocales(cfg.Locales)
+	if err != nil {
+		return nil, err
+	}
 	assets, err := NewAssets(cfg.Assets)
 	if err != nil {
 		return nil, err
 	}
-	engine, err := NewEngine(cfg.Views, assets)
-	if err != nil {
-		return nil, err
+	// The templates are parsed once per language, with that language's
+	// funcs ({{t "key"}}), so that no render looks its language up.
+	views := &viewSet{}
+	for _, l := range locales.List() {
+		engine, err := NewEngine(cfg.Views, assets, l)
+		if err != nil {
+			return nil, err
+		}
+		views.langs = append(views.langs, &lang{Locale: l, views: engine, locales: locales})
 	}
 	layout := func(c *fiber.Ctx, title string) layoutData {
-		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path(), CSRF: csrfToken(c)}
+		return newLayout(c, title, cfg.Instance, cfg.Section)
 	}
 	rt := readTimeout
 	if cfg.ReadTimeout > 0 {
@@ -75,7 +108,7 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "phoenix " + cfg.Name,
-		Views:                 engine,
+		Views:                 views,
 		ErrorHandler:          ErrorHandler(cfg.Log, layout),
 		BodyLimit:             bodyLimit,
 		ReadBufferSize:        readBufferSize,
@@ -99,6 +132,8 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	app.Use(securityHeaders(cfg.Secure))
 	app.Use(compression())
 	app.Use("/assets", assets.Serve)
+	app.Use(negotiate(locales, views.langs))
+	app.Get("/lang/:code", switchLang(locales, cfg.Secure))
 	return app, nil
 }
 

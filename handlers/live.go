@@ -170,7 +170,9 @@ func (h *Admin) Stream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	c.Context().SetConnectionClose() // the connection ends with the stream; see clientGone
-	conn, views := c.Context().Conn(), c.App().Config().Views
+	// The fragments speak the page's language.
+	conn, lang := c.Context().Conn(), langOf(c)
+	views := liveViews{Views: lang.views, lang: lang.Code}
 	ctx := context.WithoutCancel(c.UserContext()) // the handler's ctx ends when it returns
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer release()
@@ -240,7 +242,7 @@ func (l *Live) current() (version string, changed, done <-chan struct{}) {
 // serveStream writes the stream until the client goes away or RunLive
 // stops. sent holds a hash of each fragment as last sent, so an event
 // carries only the fragments that differ.
-func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn, views fiber.Views, q dashboardQuery, since string) {
+func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn, views liveViews, q dashboardQuery, since string) {
 	l := h.Live
 	gone := clientGone(conn)
 	defer gone.stop()
@@ -340,11 +342,17 @@ func writeEvent(w *bufio.Writer, e sseEvent, id string) {
 	_, _ = w.Write(b.Bytes())
 }
 
+// liveViews are the templates of one language, named by its code.
+type liveViews struct {
+	fiber.Views
+	lang string
+}
+
 // fragmentsAt renders the dashboard's fragments at q, once per data
-// version and query however many streams show them.
-func (h *Admin) fragmentsAt(ctx context.Context, views fiber.Views, q dashboardQuery, version string) []sseEvent {
+// version, language and query however many streams show them.
+func (h *Admin) fragmentsAt(ctx context.Context, views liveViews, q dashboardQuery, version string) []sseEvent {
 	l := h.Live
-	key := q.URL("")
+	key := views.lang + " " + q.URL("")
 	l.renderMu.Lock()
 	defer l.renderMu.Unlock()
 	if l.cacheVersion == version {

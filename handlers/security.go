@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"net/url"
 	"strconv"
@@ -23,10 +22,6 @@ const (
 	csrfFormField  = "csrf"         // the hidden field of no-JS forms
 	csrfExpiration = 24 * time.Hour // renewed on every request that carries it
 )
-
-// csrfRefused is what a shopper or admin reads when a state-changing request
-// has no valid token: most often a page left open across a token expiry.
-const csrfRefused = "This form has expired or did not come from this site. Reload the page and try again."
 
 // CSRFConfig configures CSRF.
 type CSRFConfig struct {
@@ -77,13 +72,13 @@ func CSRF(cfg CSRFConfig) fiber.Handler {
 		ContextKey:     csrfContextKey,
 		Extractor:      csrfFromHeaderOrForm,
 		ErrorHandler: func(_ *fiber.Ctx, err error) error {
-			return fiber.NewError(fiber.StatusForbidden, csrfRefused+" ("+err.Error()+")")
+			return &userError{status: fiber.StatusForbidden, id: "error.csrf", cause: err}
 		},
 	})
 	return func(c *fiber.Ctx) error {
 		safe := safeMethod(c.Method())
 		if !safe && !sameOrigin(c) {
-			return fiber.NewError(fiber.StatusForbidden, csrfRefused+" (cross-site request)")
+			return &userError{status: fiber.StatusForbidden, id: "error.csrf", cause: errors.New("cross-site request")}
 		}
 		if safe && signed != nil {
 			if t := c.Cookies(csrfCookie); t != "" && signed.stale(t) {
@@ -155,8 +150,8 @@ type RateRule struct {
 
 // RateLimit cuts the routes after it to the given rates, checked in Redis in
 // one round trip for all rules, so the limits hold across replicas. Over the
-// limit it answers 429 with Retry-After and msg (a fragment in #flash for
-// htmx, through the ErrorHandler).
+// limit it answers 429 with Retry-After and message id msg (a fragment in
+// #flash for htmx, through the ErrorHandler).
 //
 // Not Fiber's limiter middleware: its storage interface needs a Get and a Set
 // per rule under a process-wide lock, which lets concurrent replicas overrun
@@ -178,7 +173,7 @@ func RateLimit(l *store.Limiter, name, msg string, rules ...RateRule) fiber.Hand
 		if !ok {
 			secs := int(math.Ceil(retry.Seconds()))
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(secs, 1)))
-			return fiber.NewError(fiber.StatusTooManyRequests, msg)
+			return refuse(fiber.StatusTooManyRequests, msg)
 		}
 		return c.Next()
 	}
@@ -215,7 +210,7 @@ const likeLimitKey = "like_limit"
 func tooManyLikes(c *fiber.Ctx, e *store.LimitedError) error {
 	secs := int(math.Ceil(e.RetryAfter.Seconds()))
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(secs, 1)))
-	return fiber.NewError(fiber.StatusTooManyRequests, "Too many likes at once. Please wait a moment and try again.")
+	return refuse(fiber.StatusTooManyRequests, "error.too_many_likes")
 }
 
 // clientIP is the client's address: the proxy header's when the request
@@ -244,8 +239,8 @@ func LoginLimiter(cfg LoginLimitConfig) []fiber.Handler {
 		Storage:                cfg.Storage,
 		SkipSuccessfulRequests: true,
 		LimitReached: func(c *fiber.Ctx) error {
-			return fiber.NewError(fiber.StatusTooManyRequests,
-				fmt.Sprintf("Too many failed logins. Try again in %s seconds.", c.GetRespHeader(fiber.HeaderRetryAfter)))
+			secs, _ := strconv.Atoi(c.GetRespHeader(fiber.HeaderRetryAfter))
+			return refuse(fiber.StatusTooManyRequests, "error.too_many_logins", secs)
 		},
 	})
 	respond := func(c *fiber.Ctx) error {

@@ -236,7 +236,7 @@ func TestShop_LikeLimit(t *testing.T) {
 // count, failures past Max get 429 with Retry-After, even for the right
 // password, and the refusal says so.
 func TestLoginLimiter(t *testing.T) {
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Section: "admin"})
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Section: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,8 @@ type Shop struct {
 	// Metrics counts Likes by outcome; nil: not counted.
 	Metrics *Metrics
 
-	cards   cards    // product cards, cut up once (see cards)
-	filters sync.Map // category -> its filter's HTML without a search (see filter)
+	cards   langCards // product cards, cut up once per language (see cards)
+	filters sync.Map  // filterKey -> the filter's HTML without a search (see filter)
 }
 
 // Routes registers the shop's pages and actions.
@@ -79,7 +79,7 @@ func (h *Shop) countLike(a store.Action) fiber.Handler {
 		err := c.Next()
 		outcome, _ := c.Locals(likeOutcomeKey).(string)
 		if err != nil {
-			switch status, _ := classify(err); {
+			switch status, _, _ := classify(err); {
 			case status == fiber.StatusForbidden:
 				outcome = likeCSRF
 			case status == fiber.StatusTooManyRequests:
@@ -112,14 +112,16 @@ type productView struct {
 
 type catalogPage struct {
 	layoutData
-	Categories  []string
-	Category    string
-	Query       string
-	Products    []productView
-	Cards       template.HTML // Products' cards
-	Filter      template.HTML // partials/category-filter
-	Pager       pager
-	Unavailable bool // counts could not be read
+	Categories []string
+	// CategoryI18n names the categories in other languages.
+	CategoryI18n map[string]store.Names
+	Category     string
+	Query        string
+	Products     []productView
+	Cards        template.HTML // Products' cards
+	Filter       template.HTML // partials/category-filter
+	Pager        pager
+	Unavailable  bool // counts could not be read
 }
 
 // catalogPageSize is how many products one catalog page shows: a page
@@ -155,7 +157,7 @@ type likesPage struct {
 }
 
 func (h *Shop) layout(c *fiber.Ctx, title string) layoutData {
-	return layoutData{Title: title, Instance: h.Instance, Section: "shop", Path: c.Path(), CSRF: csrfToken(c)}
+	return newLayout(c, title, h.Instance, "shop")
 }
 
 // Browse handles GET / : one page of the product grid, filtered by
@@ -170,22 +172,23 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	results := h.Catalog.Search(category, query)
 	pg := newPager(category, query, number, results.Len())
 	if number > pg.Pages {
-		return fiber.NewError(fiber.StatusNotFound, fmt.Sprintf("There is no page %d: these parts end at page %d.", number, pg.Pages))
+		return refuse(fiber.StatusNotFound, "error.page_past_end", "Page", strconv.Itoa(number), "Pages", strconv.Itoa(pg.Pages))
 	}
 	views, ok := h.views(c, results.Slice((number-1)*catalogPageSize, number*catalogPageSize))
-	cards, err := h.cards.render(c.App().Config().Views, views)
+	cards, err := h.cards.render(c, views)
 	if err != nil {
 		return err
 	}
 	page := catalogPage{
-		layoutData:  h.layout(c, "Auto parts"),
-		Categories:  h.Catalog.Categories(),
-		Category:    category,
-		Query:       query,
-		Products:    views,
-		Cards:       cards,
-		Pager:       pg,
-		Unavailable: !ok,
+		layoutData:   h.layout(c, langOf(c).text("catalog.title")),
+		Categories:   h.Catalog.Categories(),
+		CategoryI18n: h.Catalog.CategoryI18n(),
+		Category:     category,
+		Query:        query,
+		Products:     views,
+		Cards:        cards,
+		Pager:        pg,
+		Unavailable:  !ok,
 	}
 	c.Vary(hxRequest, hxTarget)
 	if isFragment(c) {
@@ -210,15 +213,15 @@ func (h *Shop) browseQuery(c *fiber.Ctx) (category, query string, page int, err 
 	category, query = c.Query("category"), strings.TrimSpace(c.Query("q"))
 	switch {
 	case category != "" && !h.Catalog.HasCategory(category):
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.unknown_category")
 	case len(query) > maxQueryLen:
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.query_too_long", maxQueryLen)
 	case !utf8.ValidString(query) || strings.ContainsFunc(query, isControl):
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.query_not_text")
 	}
 	page, ok := parsePage(c.Query("page"))
 	if !ok {
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "The page must be a whole number from 1, such as ?page=2.")
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.page_not_number")
 	}
 	return category, query, page, nil
 }
@@ -267,22 +270,31 @@ func catalogURL(category, query string, page int) string {
 	return "/?" + v.Encode()
 }
 
+// filterKey names a cached category filter.
+type filterKey struct {
+	lang     *Locale
+	category string
+}
+
 // filter renders the category filter of page. Without a search it depends
-// on the (validated) category alone, so it is rendered once per category:
-// its links were a tenth of a catalog page's CPU.
+// on the (validated) category and the language alone, so it is rendered
+// once per category and language: its links were a tenth of a catalog
+// page's CPU.
 func (h *Shop) filter(c *fiber.Ctx, page catalogPage) (template.HTML, error) {
+	l := langOf(c)
+	key := filterKey{l.Locale, page.Category}
 	if page.Query == "" {
-		if f, ok := h.filters.Load(page.Category); ok {
+		if f, ok := h.filters.Load(key); ok {
 			return f.(template.HTML), nil
 		}
 	}
 	var b strings.Builder
-	if err := c.App().Config().Views.Render(&b, "partials/category-filter", page); err != nil {
+	if err := l.views.Render(&b, "partials/category-filter", page); err != nil {
 		return "", fmt.Errorf("render partials/category-filter: %w", err)
 	}
 	f := template.HTML(b.String()) // #nosec G203 -- html/template output
 	if page.Query == "" {
-		h.filters.Store(page.Category, f)
+		h.filters.Store(key, f)
 	}
 	return f, nil
 }
@@ -294,20 +306,21 @@ func (h *Shop) Product(c *fiber.Ctx) error {
 		return err
 	}
 	views, ok := h.views(c, []store.Product{p})
-	return render(c, "pages/product", productPage{layoutData: h.layout(c, p.Name), Product: views[0], Unavailable: !ok})
+	title := p.NameI18n.In(langOf(c).Code, p.Name)
+	return render(c, "pages/product", productPage{layoutData: h.layout(c, title), Product: views[0], Unavailable: !ok})
 }
 
 // MyLikes handles GET /likes: the products the current shopper likes.
 func (h *Shop) MyLikes(c *fiber.Ctx) error {
 	_, liked, err := h.Likes.View(c.UserContext(), shopperID(c), nil)
-	page := likesPage{layoutData: h.layout(c, "My likes"), Unavailable: err != nil}
+	page := likesPage{layoutData: h.layout(c, langOf(c).text("likes.title")), Unavailable: err != nil}
 	if err != nil {
 		h.Log.Warn("likes unavailable", "err", err)
 	}
 	// From the shopper's set, not a walk through the whole catalog.
 	products := h.Catalog.InOrder(slices.Collect(maps.Keys(liked)))
 	page.Products, _ = h.views(c, products)
-	if page.Cards, err = h.cards.render(c.App().Config().Views, page.Products); err != nil {
+	if page.Cards, err = h.cards.render(c, page.Products); err != nil {
 		return err
 	}
 	return render(c, "pages/likes", page)
@@ -363,7 +376,7 @@ func (h *Shop) known(c *fiber.Ctx) error {
 func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 	id := c.Params("id")
 	if !store.ValidID(id) {
-		return store.Product{}, fiber.NewError(fiber.StatusNotFound, "We could not find that part.")
+		return store.Product{}, refuse(fiber.StatusNotFound, "error.part_not_found")
 	}
 	p, ok := h.Catalog.Product(id)
 	if !ok {
@@ -403,7 +416,7 @@ func (h *Shop) identify(c *fiber.Ctx) error {
 	id := c.Cookies(shopperCookie)
 	if !validShopperID(id) {
 		if !safeMethod(c.Method()) {
-			return fiber.NewError(fiber.StatusBadRequest, "Your browser did not send the shop's cookie. Please allow cookies and reload the page.")
+			return refuse(fiber.StatusBadRequest, "error.no_cookie")
 		}
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {

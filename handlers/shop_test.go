@@ -64,7 +64,7 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 		tb.Fatal(err)
 	}
 	s := shopSetup{
-		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"},
+		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "shop"},
 		shop: &handlers.Shop{
 			Likes: likes, Catalog: catalog, Log: log, Instance: "test-1",
 			CSRF:      handlers.CSRF(handlers.CSRFConfig{Signed: signed}),
@@ -126,6 +126,11 @@ const testShopper = "0123456789abcdef0123456789abcdef"
 // X-CSRF-Token header for htmx, in the csrf form field for a plain form.
 func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, htmx bool) (*http.Response, string) {
 	tb.Helper()
+	return serve(tb, f.app, f.request(method, target, form, htmx))
+}
+
+// request is the request that do sends.
+func (f *shopFixture) request(method, target string, form url.Values, htmx bool) *http.Request {
 	unsafe := method != "GET" && f.token != ""
 	if unsafe && !htmx && form != nil {
 		form = maps.Clone(form)
@@ -149,7 +154,7 @@ func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, 
 	if unsafe && (htmx || form == nil) {
 		req.Header.Set("X-CSRF-Token", f.token)
 	}
-	return serve(tb, f.app, req)
+	return req
 }
 
 func (f *shopFixture) streamLen(tb testing.TB) int64 {

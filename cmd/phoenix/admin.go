@@ -154,7 +154,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	}
 	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: ac.secureCookies})
 	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
+		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
 		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),
 	})
 	if err != nil {

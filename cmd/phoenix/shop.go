@@ -175,7 +175,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	}
 	metrics := handlers.NewMetrics(o.reg, "shop")
 	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
+		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
 		Instance: instanceName(e), Section: "shop", Secure: sc.secureCookies,
 		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(), Metrics: metrics,
 	})
