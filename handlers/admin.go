@@ -3,6 +3,7 @@ package handlers
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -43,10 +44,9 @@ type Admin struct {
 	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
 	Poll       time.Duration // how often the page refreshes its fragments
 	LoginLimit int           // failed logins allowed per client address per minute
-	// CSRF guards login and logout; nil means CSRF(CSRFConfig{Secure:
-	// Sessions.Secure}), whose tokens live in this process only. Several
-	// replicas share SignedTokens instead.
-	CSRF fiber.Handler
+	// CSRF guards login and logout with the admin's tokens, bound to the
+	// visitor nonce cookie (see visitor).
+	CSRF *CSRF
 	// Live, when set, pushes the dashboard's changes (GET /admin/live).
 	Live *Live
 
@@ -57,9 +57,11 @@ type Admin struct {
 // before: every route registered here after the login form, and every
 // unknown path, needs a session.
 func (h *Admin) Routes(r fiber.Router) {
-	protect := h.CSRF
-	if protect == nil {
-		protect = CSRF(CSRFConfig{Secure: h.Sessions.Secure})
+	protect := func(c *fiber.Ctx) error {
+		if err := h.CSRF.Check(c, c.Cookies(csrfCookie)); err != nil {
+			return err
+		}
+		return c.Next()
 	}
 	// The limiter comes after CSRF, so a forged login spends no allowance;
 	// it counts every other refusal (wrong password: 401).
@@ -67,15 +69,14 @@ func (h *Admin) Routes(r fiber.Router) {
 		Max: cmp.Or(h.LoginLimit, defaultLoginLimit), Window: time.Minute,
 	})...)
 	r.Use(h.Sessions.Middleware())
-	// CSRF per route, not r.Use: the polled fragments need no token and
-	// should not renew a cookie every two seconds. The pages that hold a
-	// form (login, dashboard with its logout button) mint it.
-	r.Get("/login", protect, h.LoginForm)
+	// The pages that hold a form (login, dashboard with its logout button)
+	// make a token through layout; the polled fragments need none.
+	r.Get("/login", h.LoginForm)
 	r.Post("/login", append(login, h.Login)...)
 	r.Use(h.requireSession)
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
 	r.Post("/logout", protect, h.Logout)
-	r.Get("/admin", protect, h.Dashboard)
+	r.Get("/admin", h.Dashboard)
 	r.Get("/admin/export.csv", h.Export)
 	if h.Live != nil {
 		r.Get("/admin/live", h.Stream)
@@ -327,7 +328,25 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 }
 
 func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
-	return newLayout(c, title, h.Instance, "admin")
+	d := newLayout(c, title, h.Instance, "admin")
+	d.CSRF = h.CSRF.Token(h.visitor(c))
+	return d
+}
+
+// visitor returns the visitor nonce that the admin's CSRF tokens are bound
+// to, from before the login until the browser closes, setting its cookie
+// on the first page. A nonce is 128 random bits; the cookie holds nothing
+// else, so it needs no signature: a token made for one nonce fails for any
+// other.
+func (h *Admin) visitor(c *fiber.Ctx) string {
+	if n := c.Cookies(csrfCookie); len(n) >= 26 && len(n) <= 64 {
+		return utils.CopyString(n)
+	}
+	n := rand.Text()
+	c.Cookie(&fiber.Cookie{
+		Name: csrfCookie, Value: n, Path: "/", HTTPOnly: true, Secure: h.Sessions.Secure, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	return n
 }
 
 // fragment returns the polling settings of the fragment at path.

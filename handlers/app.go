@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"bytes"
 	"io/fs"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -29,7 +31,8 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 type layoutData struct {
 	Title    string
 	Instance string     // which server answered, shown in the footer
-	CSRF     string     // the CSRF token for forms and htmx headers, when CSRF is on
+	CSRF     string     // the CSRF token for forms and htmx headers ("" when the page has no visitor)
+	Notice   string     // a notice for the visitor, shown in #flash
 	Section  string     // "shop" or "admin", for the navigation
 	Path     string     // the current path, to mark the current nav link
 	Langs    []langLink // the language switcher: every other language
@@ -40,10 +43,11 @@ type langLink struct {
 	Code, Name, URL string
 }
 
-// newLayout is the layout of the page that c answers with.
+// newLayout is the layout of the page that c answers with; the caller
+// adds the CSRF token of its visitor.
 func newLayout(c *fiber.Ctx, title, instance, section string) layoutData {
 	l := langOf(c)
-	d := layoutData{Title: title, Instance: instance, Section: section, Path: c.Path(), CSRF: csrfToken(c)}
+	d := layoutData{Title: title, Instance: instance, Section: section, Path: c.Path()}
 	here := utils.CopyString(c.OriginalURL())
 	for _, o := range l.locales.List() {
 		if o != l.Locale {
@@ -100,6 +104,7 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 		views.langs = append(views.langs, &lang{Locale: l, views: engine, locales: locales})
 	}
 	layout := func(c *fiber.Ctx, title string) layoutData {
+		// Error pages carry no token: they hold no form.
 		return newLayout(c, title, cfg.Instance, cfg.Section)
 	}
 	rt := readTimeout
@@ -132,9 +137,27 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	app.Use(securityHeaders(cfg.Secure))
 	app.Use(compression())
 	app.Use("/assets", assets.Serve)
-	app.Use(negotiate(locales, views.langs))
+	app.Use(negotiate(locales, views.langs), plainQuery)
 	app.Get("/lang/:code", switchLang(locales, cfg.Secure))
 	return app, nil
+}
+
+// plainQuery refuses a query string whose names or values (decoded) are not
+// plain text: invalid UTF-8 or control characters, which no form of either
+// role produces and which could split a header or a log line further on.
+func plainQuery(c *fiber.Ctx) error {
+	bad := false
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
+		bad = bad || !plainText(k) || !plainText(v)
+	})
+	if bad {
+		return refuse(fiber.StatusBadRequest, "error.query_not_plain")
+	}
+	return c.Next()
+}
+
+func plainText(b []byte) bool {
+	return utf8.Valid(b) && !bytes.ContainsFunc(b, isControl)
 }
 
 // securityHeaders sets the headers every answer carries; HSTS only when

@@ -359,7 +359,7 @@ func TestI18n_StaleNotices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	(&handlers.Admin{Stats: f.stats, Sessions: f.sessions, Log: f.admin.Log}).Routes(app)
+	(&handlers.Admin{Stats: f.stats, Sessions: f.sessions, CSRF: f.admin.CSRF, Log: f.admin.Log}).Routes(app)
 	fresh := &adminFixture{app: app}
 	zh.target = "/admin"
 	zh.htmx = false

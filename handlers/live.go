@@ -160,7 +160,7 @@ func (h *Admin) Stream(c *fiber.Ctx) error {
 	}
 	since := utils.CopyString(cmp.Or(c.Get("Last-Event-ID"), c.Query("since")))
 	if len(since) > 64 {
-		return fiber.NewError(fiber.StatusBadRequest, "Unknown Last-Event-ID.")
+		return refuse(fiber.StatusBadRequest, "error.bad_request")
 	}
 	release, err := h.Live.admit(sessionKey(c))
 	if err != nil {
@@ -194,11 +194,11 @@ func (l *Live) admit(session string) (release func(), err error) {
 	defer l.mu.Unlock()
 	switch {
 	case l.stopped:
-		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "Live updates are not available right now; the page polls instead.")
+		return nil, refuse(fiber.StatusServiceUnavailable, "error.live_unavailable")
 	case l.open >= cmp.Or(l.MaxStreams, defaultMaxStreams):
-		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "Too many live dashboards are open on this server; the page polls instead.")
+		return nil, refuse(fiber.StatusServiceUnavailable, "error.live_full")
 	case l.bySession[session] >= cmp.Or(l.MaxPerSession, defaultMaxPerSession):
-		return nil, fiber.NewError(fiber.StatusTooManyRequests, "Too many live dashboards are open in this session; close a tab.")
+		return nil, refuse(fiber.StatusTooManyRequests, "error.live_session_full")
 	}
 	if l.bySession == nil {
 		l.bySession = map[string]int{}
