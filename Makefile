@@ -15,7 +15,7 @@ build:
 
 # prometheus gives the alert tests promtool and a real Prometheus server.
 test: vet lint
-	@.ci/ensure-packages redis-server postgres chromium prometheus
+	@.ci/ensure-packages redis-server postgres chromium nginx prometheus
 	$(GO) test -race -timeout 15m ./...
 
 vet:

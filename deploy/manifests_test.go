@@ -231,6 +231,11 @@ func checkStateful(t *testing.T, m *manifests) {
 			t.Errorf("%s keeps no data", name)
 		}
 	}
+	// Bounded, and never evicting: an evicted key is a lost Like.
+	args := strings.Join(m.statefulSets["redis"].Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--maxmemory ") || !strings.Contains(args, "--maxmemory-policy noeviction") {
+		t.Errorf("Redis args %q lack --maxmemory and --maxmemory-policy noeviction", args)
+	}
 }
 
 // checkContainer applies the platform rules to one Phoenix container.
@@ -334,5 +339,8 @@ func TestCompose(t *testing.T) {
 	}
 	if !bytes.Contains(data, []byte("--appendonly")) {
 		t.Error("compose Redis must run with the append-only file on")
+	}
+	if !bytes.Contains(data, []byte(`"--maxmemory-policy", "noeviction"`)) {
+		t.Error("compose Redis must be bounded with --maxmemory and never evict")
 	}
 }
