@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,9 +145,13 @@ func clicks(t testing.TB, likes *store.Likes, shopperIDs []string, n int64) int6
 // that bulk clicks run exactly what the shop runs.
 func likeScript(t testing.TB) *redis.Script {
 	t.Helper()
-	src, err := os.ReadFile("../store/scripts/like.lua")
-	if err != nil {
-		t.Fatal(err)
+	var src []byte
+	for _, f := range []string{"ratelimit.lua", "like.lua"} { // as the store joins them
+		b, err := os.ReadFile("../store/scripts/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(append(src, b...), '\n')
 	}
 	return redis.NewScript(string(src))
 }
@@ -174,9 +177,9 @@ func bulkClicks(t testing.TB, e *env, shopperIDs []string, n int64) int64 {
 			if rand.IntN(3) == 0 {
 				action = "unlike"
 			}
-			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey()}
-			at := strconv.FormatInt(time.Now().UnixMilli(), 10)
-			cmds[i] = script.EvalSha(ctx, pipe, keys, products[rand.IntN(len(products))], s, action, at)
+			// No backlog bound and no rate limits (intervals of 0).
+			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey(), prefix + "rate:none", prefix + "rate:none"}
+			cmds[i] = script.EvalSha(ctx, pipe, keys, products[rand.IntN(len(products))], s, action, 0, 0, 0, 0, 0)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatal(err)
