@@ -367,6 +367,7 @@ func (w *Sync) recordStatus(ctx context.Context) {
 		return
 	}
 	w.synced, w.lastBatchAt, w.lastStatus = 0, time.Time{}, w.now()
+	w.Metrics.recorded(w.lastStatus)
 }
 
 // trim removes the acknowledged history from the stream, reports consumer
