@@ -47,6 +47,9 @@ type Admin struct {
 	CSRF fiber.Handler
 	// Live, when set, pushes the dashboard's changes (GET /admin/live).
 	Live *Live
+	// ReplicaAlive is how long after its last heartbeat a replica shows as
+	// alive in the flow view (defaultReplicaAlive).
+	ReplicaAlive time.Duration
 
 	last lastGood
 }
@@ -86,6 +89,7 @@ func (h *Admin) Routes(r fiber.Router) {
 	stats.Get("/categories", h.Categories)
 	stats.Get("/chart", h.Chart)
 	stats.Get("/worker", h.Worker)
+	stats.Get("/flow", h.Flow)
 }
 
 type loginPage struct {
@@ -214,8 +218,10 @@ func (h *Admin) dataVersion(ctx context.Context) (string, error) {
 	}
 	now := h.Stats.Now()
 	overdue := !v.Heartbeat.IsZero() && now.Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter)
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v", v.Totals.Likes, v.Totals.Shoppers,
-		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue))
+	// The flow view ages by time alone (a replica greys out), so its
+	// content, small, is part of the version.
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v %+v", v.Totals.Likes, v.Totals.Shoppers,
+		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue, h.flow(ctx)))
 	return hex.EncodeToString(sum[:12]), nil
 }
 
@@ -247,7 +253,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	return render(c, "pages/admin", adminPage{
 		layoutData: h.layout(c, "Dashboard"), Query: q, Categories: categoriesOf(table.Options),
 		Totals: h.totals(ctx), Chart: h.chart(ctx, q, table.Options), Summary: h.categories(ctx),
-		Table: table, Worker: h.worker(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
+		Table: table, Worker: h.worker(ctx), Flow: h.flow(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
 	})
 }
 

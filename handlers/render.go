@@ -142,6 +142,7 @@ func NewEngine(views fs.FS, assets *Assets) (*html.Engine, error) {
 	})
 	e.AddFunc("num", formatCount)
 	e.AddFunc("signed", formatChange)
+	e.AddFunc("rate", formatRate)
 	if err := e.Load(); err != nil {
 		return nil, err
 	}

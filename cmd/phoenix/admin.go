@@ -130,7 +130,11 @@ type adminRole struct {
 	stats   *store.Stats
 	dash    *handlers.Admin
 	migrate bool
+	beat    func() store.Beat
 }
+
+// adminBeatEvery is how often an admin reports its heartbeat.
+const adminBeatEvery = 2 * time.Second
 
 func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig, o ops) (*adminRole, error) {
 	stats, err := store.OpenStats(ctx, dc.url)
@@ -153,9 +157,10 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: ac.secureCookies})
+	metrics := handlers.NewMetrics(o.reg, "admin")
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
-		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),
+		Instance: instanceName(e), Section: "admin", Metrics: metrics,
 	})
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
@@ -172,7 +177,11 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate}, nil
+	name, ver := replicaName(e), buildVersion()
+	beat := func() store.Beat {
+		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: metrics.Counts()}
+	}
+	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, beat: beat}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -185,6 +194,17 @@ func (a *adminRole) run(ctx context.Context) error {
 	// The live streams end with ctx, before the server's shutdown waits
 	// for open connections.
 	g.Go(func() error { return a.dash.RunLive(gctx) })
+	g.Go(func() error {
+		// The admin reports straight into PostgreSQL, the one store it has.
+		store.Every(gctx, adminBeatEvery, func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, adminBeatEvery)
+			defer cancel()
+			if err := a.stats.RecordBeats(ctx, []store.Beat{a.beat()}); err != nil {
+				a.log.Debug("record heartbeat failed", "err", err)
+			}
+		})
+		return nil
+	})
 	g.Go(func() error { return a.server.run(gctx) })
 	return g.Wait()
 }
