@@ -210,8 +210,8 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 // version (store.Version), the minute (the time windows move by the
 // minute) and whether the worker is overdue. Equal names, equal fragments.
 func (h *Admin) dataVersion(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	v, err := h.Stats.Version(ctx)
+	vctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	v, err := h.Stats.Version(vctx)
 	cancel()
 	if err != nil {
 		return "", err

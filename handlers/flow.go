@@ -34,7 +34,7 @@ type flowView struct {
 	BacklogAt              time.Time // when the worker heard from last read it
 	BacklogStale           bool      // that worker is gone: the backlog may have grown
 	LagMS                  int64
-	Streams                int // live dashboards open on this admin
+	Streams                int64 // live dashboards open, over the admins alive
 	Paused                 *faultRow
 	Faults                 []faultRow
 	Replicas               []replicaRow
@@ -96,9 +96,6 @@ func (h *Admin) flow(ctx context.Context) flowView {
 	})
 	v := newFlowView(d, h.Stats.Now(), cmp.Or(h.ReplicaAlive, defaultReplicaAlive))
 	v.fragment = h.fragment("/admin/stats/flow", dashboardQuery{}, notice)
-	if h.Live != nil {
-		v.Streams = h.Live.Open()
-	}
 	return v
 }
 
@@ -131,6 +128,7 @@ func newFlowView(d flowData, now time.Time, alive time.Duration) flowView {
 			v.Applied += r.Rate(store.CountApplied)
 		case store.RoleAdmin:
 			v.Admins++
+			v.Streams += r.Counts[store.CountStreams]
 		}
 	}
 	for _, c := range d.Controls {

@@ -22,6 +22,7 @@ const (
 	CountLikes    = "likes"    // shop: Likes and Unlikes saved
 	CountRead     = "read"     // worker: stream entries read
 	CountApplied  = "applied"  // worker: events written to PostgreSQL that were new
+	CountStreams  = "streams"  // admin: live dashboard streams open now (a level, not a total)
 )
 
 // Heartbeat bounds.

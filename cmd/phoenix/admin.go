@@ -179,7 +179,9 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
 	name, ver := replicaName(e), buildVersion()
 	beat := func() store.Beat {
-		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: metrics.Counts()}
+		counts := metrics.Counts()
+		counts[store.CountStreams] = int64(dash.Live.Open())
+		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: counts}
 	}
 	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, beat: beat}, nil
 }
