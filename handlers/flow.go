@@ -61,10 +61,10 @@ func (r replicaRow) ID() string { return r.Role + "/" + r.Name }
 
 // faultRow is one demo control in force.
 type faultRow struct {
-	ID                     int64
-	Target, Effect         string
-	Percent, Latency       string
-	Until                  time.Time
+	ID               int64
+	Target, Effect   string
+	Percent, Latency string
+	Until            time.Time
 }
 
 // BacklogAtText formats when the backlog was read.
