@@ -1,5 +1,5 @@
 // Package phoenix holds the files that the phoenix binary embeds: the HTML
-// templates and the static assets. Everything else lives in sub-packages.
+// templates, the UI's messages in each language and the static assets. Everything else lives in sub-packages.
 package phoenix
 
 import (
@@ -16,8 +16,14 @@ var views embed.FS
 //go:embed assets
 var assets embed.FS
 
+//go:embed locales/*.toml
+var locales embed.FS
+
 // Views returns the templates, rooted so that names read "pages/catalog.html".
 func Views() fs.FS { return sub(views, "views") }
+
+// Locales returns the message files, one per language: "en.toml", "zh-CN.toml".
+func Locales() fs.FS { return sub(locales, "locales") }
 
 // Assets returns the static files, rooted so that names read "css/phoenix.css".
 func Assets() fs.FS { return sub(assets, "assets") }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -26,9 +27,11 @@ const (
 	defaultLoginLimit = 5 // failed logins per address per minute
 	queryTimeout      = 2 * time.Second
 	chartMinutes      = 60
-	dbDown            = "the statistics database cannot be reached"
-	dbDownNoData      = "Statistics are unavailable: the database cannot be reached. Retrying…"
-	noWorker          = "Numbers may be stale: no worker has reported yet."
+	// Message ids of the stale notices.
+	dbDown       = "stale.db_down"
+	dbDownNoData = "stale.db_down_no_data"
+	noWorker     = "stale.no_worker"
+	workerBehind = "stale.worker_behind"
 )
 
 // Admin serves the admin dashboard: login, live statistics read from
@@ -41,10 +44,9 @@ type Admin struct {
 	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
 	Poll       time.Duration // how often the page refreshes its fragments
 	LoginLimit int           // failed logins allowed per client address per minute
-	// CSRF guards login and logout; nil means CSRF(CSRFConfig{Secure:
-	// Sessions.Secure}), whose tokens live in this process only. Several
-	// replicas share SignedTokens instead.
-	CSRF fiber.Handler
+	// CSRF guards login and logout with the admin's tokens, bound to the
+	// visitor nonce cookie (see visitor).
+	CSRF *CSRF
 	// Live, when set, pushes the dashboard's changes (GET /admin/live).
 	Live *Live
 	// ReplicaAlive is how long after its last heartbeat a replica shows as
@@ -58,9 +60,11 @@ type Admin struct {
 // before: every route registered here after the login form, and every
 // unknown path, needs a session.
 func (h *Admin) Routes(r fiber.Router) {
-	protect := h.CSRF
-	if protect == nil {
-		protect = CSRF(CSRFConfig{Secure: h.Sessions.Secure})
+	protect := func(c *fiber.Ctx) error {
+		if err := h.CSRF.Check(c, c.Cookies(csrfCookie)); err != nil {
+			return err
+		}
+		return c.Next()
 	}
 	// The limiter comes after CSRF, so a forged login spends no allowance;
 	// it counts every other refusal (wrong password: 401).
@@ -68,15 +72,14 @@ func (h *Admin) Routes(r fiber.Router) {
 		Max: cmp.Or(h.LoginLimit, defaultLoginLimit), Window: time.Minute,
 	})...)
 	r.Use(h.Sessions.Middleware())
-	// CSRF per route, not r.Use: the polled fragments need no token and
-	// should not renew a cookie every two seconds. The pages that hold a
-	// form (login, dashboard with its logout button) mint it.
-	r.Get("/login", protect, h.LoginForm)
+	// The pages that hold a form (login, dashboard with its logout button)
+	// make a token through layout; the polled fragments need none.
+	r.Get("/login", h.LoginForm)
 	r.Post("/login", append(login, h.Login)...)
 	r.Use(h.requireSession)
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
 	r.Post("/logout", protect, h.Logout)
-	r.Get("/admin", protect, h.Dashboard)
+	r.Get("/admin", h.Dashboard)
 	r.Get("/admin/export.csv", h.Export)
 	if h.Live != nil {
 		r.Get("/admin/live", h.Stream)
@@ -114,7 +117,7 @@ func (h *Admin) Login(c *fiber.Ctx) error {
 	if !h.Sessions.CheckPassword(c.FormValue("password")) {
 		h.Log.Warn("admin login failed", "ip", c.IP())
 		c.Status(fiber.StatusUnauthorized)
-		return h.renderLogin(c, next, "Wrong password.")
+		return h.renderLogin(c, next, "login.wrong")
 	}
 	h.Sessions.Start(c)
 	h.Log.Info("admin logged in", "ip", c.IP())
@@ -127,9 +130,15 @@ func (h *Admin) Logout(c *fiber.Ctx) error {
 	return c.Redirect("/login", fiber.StatusSeeOther)
 }
 
+// renderLogin renders the login form with message id msg ("" for none).
 func (h *Admin) renderLogin(c *fiber.Ctx, next, msg string) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return render(c, "pages/login", loginPage{layoutData: h.layout(c, "Admin login"), Next: utils.CopyString(next), Message: msg})
+	l := langOf(c)
+	page := loginPage{layoutData: h.layout(c, l.text("login.title")), Next: utils.CopyString(next)}
+	if msg != "" {
+		page.Message = l.text(msg)
+	}
+	return render(c, "pages/login", page)
 }
 
 // requireSession lets requests with a session through. Without one, a page
@@ -192,7 +201,8 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	if err != nil || h.last.isDown() {
 		return c.Next()
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL()))
+	// The language too: the same fragment in another language is another answer.
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL(), langOf(c).Code))
 	tag := `W/"d` + hex.EncodeToString(sum[:12]) + `"`
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), tag) {
 		c.Set(fiber.HeaderETag, tag)
@@ -251,7 +261,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Vary(fiber.HeaderCookie)
 	return render(c, "pages/admin", adminPage{
-		layoutData: h.layout(c, "Dashboard"), Query: q, Categories: categoriesOf(table.Options),
+		layoutData: h.layout(c, langOf(c).text("nav.dashboard")), Query: q, Categories: categoriesOf(table.Options),
 		Totals: h.totals(ctx), Chart: h.chart(ctx, q, table.Options), Summary: h.categories(ctx),
 		Table: table, Worker: h.worker(ctx), Flow: h.flow(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
 	})
@@ -311,7 +321,7 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 	rows, err := h.productStats(ctx)
 	if err != nil {
 		h.Log.Warn("export unavailable", "err", err)
-		return fiber.NewError(fiber.StatusServiceUnavailable, "The statistics database cannot be reached; please retry in a moment.")
+		return refuse(fiber.StatusServiceUnavailable, "error.stats_unavailable")
 	}
 	if err := checkKnown(rows, q); err != nil {
 		return err
@@ -324,7 +334,25 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 }
 
 func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
-	return layoutData{Title: title, Instance: h.Instance, Section: "admin", Path: c.Path(), CSRF: csrfToken(c)}
+	d := newLayout(c, title, h.Instance, "admin")
+	d.CSRF = h.CSRF.Token(h.visitor(c))
+	return d
+}
+
+// visitor returns the visitor nonce that the admin's CSRF tokens are bound
+// to, from before the login until the browser closes, setting its cookie
+// on the first page. A nonce is 128 random bits; the cookie holds nothing
+// else, so it needs no signature: a token made for one nonce fails for any
+// other.
+func (h *Admin) visitor(c *fiber.Ctx) string {
+	if n := c.Cookies(csrfCookie); len(n) >= 26 && len(n) <= 64 {
+		return utils.CopyString(n)
+	}
+	n := rand.Text()
+	c.Cookie(&fiber.Cookie{
+		Name: csrfCookie, Value: n, Path: "/", HTTPOnly: true, Secure: h.Sessions.Secure, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	return n
 }
 
 // fragment returns the polling settings of the fragment at path.
@@ -350,8 +378,15 @@ func (h *Admin) products(ctx context.Context, q dashboardQuery) (productsView, e
 	}
 	poll := q
 	poll.Product = "" // the table does not depend on the chart
-	return productsView{fragment: h.fragment("/admin/stats/products", poll, notice), Query: q,
-		Rows: productTable(rows, q), Total: len(rows), Options: rows}, nil
+	v := productsView{fragment: h.fragment("/admin/stats/products", poll, notice), Query: q,
+		Rows: productTable(rows, q), Total: len(rows), Options: rows}
+	for _, r := range rows {
+		if r.Category == q.Category {
+			v.CategoryI18n = r.CategoryI18n
+			break
+		}
+	}
+	return v, nil
 }
 
 func (h *Admin) categories(ctx context.Context) categoriesView {
@@ -369,7 +404,7 @@ func (h *Admin) chart(ctx context.Context, q dashboardQuery, products []store.Pr
 		chart: newChart(series), Product: q.Product, ProductName: q.Product}
 	for _, p := range products {
 		if p.ID == q.Product {
-			v.ProductName = p.Name
+			v.ProductName, v.ProductI18n = p.Name, p.NameI18n
 		}
 	}
 	return v
@@ -386,7 +421,7 @@ func (h *Admin) worker(ctx context.Context) workerView {
 	case len(rows) == 0:
 		v.Behind = staleNotice{Missing: true, Reason: noWorker}
 	case h.Stats.Now().Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter):
-		v.Behind = staleNotice{Since: v.Heartbeat, Reason: "the worker has not synced since then"}
+		v.Behind = staleNotice{Since: v.Heartbeat, Reason: workerBehind}
 	}
 	return v
 }

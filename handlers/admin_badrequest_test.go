@@ -34,7 +34,7 @@ func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 	seed(tb, stats)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "admin"})
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -42,11 +42,10 @@ func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tokens, err := handlers.NewSignedTokens([]byte(testSecret))
+	csrf, err := handlers.NewCSRF([]byte(testSecret), "admin")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens})
 	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", CSRF: csrf}).Routes(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,7 +92,12 @@ func TestAdmin_BadRequests(t *testing.T) {
 	if resp.StatusCode != 200 || m == nil {
 		t.Fatalf("GET /login: status %d, CSRF field found %v", resp.StatusCode, m != nil)
 	}
-	token := m[1]
+	token, nonce := m[1], ""
+	for _, c := range resp.Cookies() {
+		if c.Name == "phoenix_csrf" {
+			nonce = c.Value
+		}
+	}
 	form := func(password string) string {
 		return url.Values{"csrf": {token}, "password": {password}}.Encode()
 	}
@@ -104,7 +108,7 @@ func TestAdmin_BadRequests(t *testing.T) {
 	get := func(path, headers string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n" + headers + "\r\n"
 	}
-	withToken := "Cookie: phoenix_csrf=" + token + "\r\n"
+	withToken := "Cookie: phoenix_csrf=" + nonce + "\r\n"
 	resp, _ = a.raw(t, post("/login", withToken, form(testPassword)))
 	var session string
 	for _, c := range resp.Cookies() {
@@ -116,7 +120,7 @@ func TestAdmin_BadRequests(t *testing.T) {
 		t.Fatalf("login: status %d, session cookie %q", resp.StatusCode, session)
 	}
 	withSession := "Cookie: phoenix_admin=" + session + "\r\n"
-	both := "Cookie: phoenix_admin=" + session + "; phoenix_csrf=" + token + "\r\n"
+	both := "Cookie: phoenix_admin=" + session + "; phoenix_csrf=" + nonce + "\r\n"
 	tampered := session[:len(session)/2] + strings.Map(func(r rune) rune {
 		if r == 'A' {
 			return 'B'
@@ -147,6 +151,8 @@ func TestAdmin_BadRequests(t *testing.T) {
 		{"invalid UTF-8 filter", get("/admin?q=%ff%fe", withSession), 400},
 		{"export with junk sort", get("/admin/export.csv?sort=%27%3BDROP%20TABLE%20totals", withSession), 400},
 		{"huge query string", get("/admin/stats/products?q="+huge, withSession), 431},
+		{"control character in the filter", get("/admin?q=a%01b", withSession), 400},
+		{"control character in next", get("/login?next=/admin%0d%0aX:1", ""), 400},
 		// Wrong methods.
 		{"DELETE dashboard", "DELETE /admin HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n" + withSession + "\r\n", 405},
 		{"POST on a statistic", post("/admin/stats/totals", both+"X-CSRF-Token: "+token+"\r\n", ""), 405},
@@ -156,6 +162,7 @@ func TestAdmin_BadRequests(t *testing.T) {
 		// CSRF on login and logout.
 		{"login without token", post("/login", "", "password="+url.QueryEscape(testPassword)), 403},
 		{"login token without its cookie", post("/login", "", form(testPassword)), 403},
+		{"login token of another visitor", post("/login", "Cookie: phoenix_csrf="+flip(nonce, 0)+"\r\n", form(testPassword)), 403},
 		{"login forged token", post("/login", "Cookie: phoenix_csrf="+forged+"\r\n", url.Values{"csrf": {forged}, "password": {testPassword}}.Encode()), 403},
 		{"login token in query string", post("/login?csrf="+token, withToken, "password="+url.QueryEscape(testPassword)), 403},
 		{"login from another site", post("/login", withToken+"Origin: http://evil.example\r\n", form(testPassword)), 403},

@@ -32,6 +32,7 @@ type adminFixture struct {
 	sessions *handlers.Sessions
 	admin    *handlers.Admin
 	token    string // a CSRF token the login form issued
+	nonce    string // the visitor nonce that token is bound to
 }
 
 func newAdmin(tb testing.TB, opts ...func(*handlers.Admin)) *adminFixture {
@@ -52,7 +53,7 @@ func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adm
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "admin"})
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -61,25 +62,27 @@ func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adm
 		tb.Fatal(err)
 	}
 	(&handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}).Routes(app)
-	tokens, err := handlers.NewSignedTokens([]byte(testSecret))
+	csrf, err := handlers.NewCSRF([]byte(testSecret), "admin")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens})
 	admin := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", StaleAfter: 30 * time.Second, CSRF: csrf}
 	for _, o := range opts {
 		o(admin)
 	}
 	admin.Routes(app)
 	f := &adminFixture{app: app, stats: stats, sessions: sessions, admin: admin}
-	resp, _ := f.get(tb, "/login", "", false)
+	resp, body := f.get(tb, "/login", "", false)
 	for _, c := range resp.Cookies() {
 		if c.Name == "phoenix_csrf" {
-			f.token = c.Value
+			f.nonce = c.Value
 		}
 	}
-	if f.token == "" {
-		tb.Fatalf("GET /login set no phoenix_csrf cookie: %v", resp.Header.Values("Set-Cookie"))
+	if m := csrfField.FindStringSubmatch(body); m != nil {
+		f.token = m[1]
+	}
+	if f.token == "" || f.nonce == "" {
+		tb.Fatalf("GET /login gave no token or no phoenix_csrf cookie: %v", resp.Header.Values("Set-Cookie"))
 	}
 	return f
 }
@@ -113,7 +116,7 @@ func (f *adminFixture) do(tb testing.TB, r request) (*http.Response, string) {
 		req.Header.Set("HX-Request", "true")
 	}
 	if r.method == "POST" && !r.noCSRF {
-		req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: f.token})
+		req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: f.nonce})
 		req.Header.Set("X-CSRF-Token", f.token)
 	}
 	for k, v := range r.header {
@@ -571,8 +574,8 @@ func TestAdmin_PostgresDown(t *testing.T) {
 		}
 	})
 	t.Run("no data yet", func(t *testing.T) {
-		fresh := &handlers.Admin{Stats: f.stats, Sessions: f.sessions, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: fresh.Log, Section: "admin"})
+		fresh := &handlers.Admin{Stats: f.stats, Sessions: f.sessions, CSRF: f.admin.CSRF, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: fresh.Log, Section: "admin"})
 		if err != nil {
 			t.Fatal(err)
 		}

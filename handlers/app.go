@@ -1,12 +1,15 @@
 package handlers
 
 import (
+	"bytes"
 	"io/fs"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/utils"
 )
 
 // Server limits shared by every role, so a slow or greedy client cannot hold
@@ -27,10 +30,31 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // layoutData is what layouts/base needs; every page embeds it.
 type layoutData struct {
 	Title    string
-	Instance string // which server answered, shown in the footer
-	CSRF     string // the CSRF token for forms and htmx headers, when CSRF is on
-	Section  string // "shop" or "admin", for the navigation
-	Path     string // the current path, to mark the current nav link
+	Instance string     // which server answered, shown in the footer
+	CSRF     string     // the CSRF token for forms and htmx headers ("" when the page has no visitor)
+	Notice   string     // a notice for the visitor, shown in #flash
+	Section  string     // "shop" or "admin", for the navigation
+	Path     string     // the current path, to mark the current nav link
+	Langs    []langLink // the language switcher: every other language
+}
+
+// langLink is one language of the switcher.
+type langLink struct {
+	Code, Name, URL string
+}
+
+// newLayout is the layout of the page that c answers with; the caller
+// adds the CSRF token of its visitor.
+func newLayout(c *fiber.Ctx, title, instance, section string) layoutData {
+	l := langOf(c)
+	d := layoutData{Title: title, Instance: instance, Section: section, Path: c.Path()}
+	here := utils.CopyString(c.OriginalURL())
+	for _, o := range l.locales.List() {
+		if o != l.Locale {
+			d.Langs = append(d.Langs, langLink{Code: o.Code, Name: o.Name, URL: switchURL(o.Code, here)})
+		}
+	}
+	return d
 }
 
 // AppConfig holds what every role's Fiber app needs.
@@ -41,6 +65,9 @@ type AppConfig struct {
 	Log      *slog.Logger
 	Instance string
 	Section  string
+	// Locales holds the message files of the languages the pages speak
+	// (see NewLocales).
+	Locales fs.FS
 
 	// Secure: served over TLS or behind a TLS proxy; adds HSTS.
 	Secure bool
@@ -58,16 +85,27 @@ type AppConfig struct {
 // NewApp builds a Fiber app with Phoenix's templates, limits, error handler,
 // security headers and static assets. Callers add their routes.
 func NewApp(cfg AppConfig) (*fiber.App, error) {
+	locales, err := NewLocales(cfg.Locales)
+	if err != nil {
+		return nil, err
+	}
 	assets, err := NewAssets(cfg.Assets)
 	if err != nil {
 		return nil, err
 	}
-	engine, err := NewEngine(cfg.Views, assets)
-	if err != nil {
-		return nil, err
+	// The templates are parsed once per language, with that language's
+	// funcs ({{t "key"}}), so that no render looks its language up.
+	views := &viewSet{}
+	for _, l := range locales.List() {
+		engine, err := NewEngine(cfg.Views, assets, l)
+		if err != nil {
+			return nil, err
+		}
+		views.langs = append(views.langs, &lang{Locale: l, views: engine, locales: locales})
 	}
 	layout := func(c *fiber.Ctx, title string) layoutData {
-		return layoutData{Title: title, Instance: cfg.Instance, Section: cfg.Section, Path: c.Path(), CSRF: csrfToken(c)}
+		// Error pages carry no token: they hold no form.
+		return newLayout(c, title, cfg.Instance, cfg.Section)
 	}
 	rt := readTimeout
 	if cfg.ReadTimeout > 0 {
@@ -75,7 +113,7 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "phoenix " + cfg.Name,
-		Views:                 engine,
+		Views:                 views,
 		ErrorHandler:          ErrorHandler(cfg.Log, layout),
 		BodyLimit:             bodyLimit,
 		ReadBufferSize:        readBufferSize,
@@ -99,7 +137,27 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	app.Use(securityHeaders(cfg.Secure))
 	app.Use(compression())
 	app.Use("/assets", assets.Serve)
+	app.Use(negotiate(locales, views.langs), plainQuery)
+	app.Get("/lang/:code", switchLang(locales, cfg.Secure))
 	return app, nil
+}
+
+// plainQuery refuses a query string whose names or values (decoded) are not
+// plain text: invalid UTF-8 or control characters, which no form of either
+// role produces and which could split a header or a log line further on.
+func plainQuery(c *fiber.Ctx) error {
+	bad := false
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
+		bad = bad || !plainText(k) || !plainText(v)
+	})
+	if bad {
+		return refuse(fiber.StatusBadRequest, "error.query_not_plain")
+	}
+	return c.Next()
+}
+
+func plainText(b []byte) bool {
+	return utf8.Valid(b) && !bytes.ContainsFunc(b, isControl)
 }
 
 // securityHeaders sets the headers every answer carries; HSTS only when

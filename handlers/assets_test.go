@@ -73,8 +73,7 @@ func TestAssets_Precompressed(t *testing.T) {
 func get(tb testing.TB, f *shopFixture, target, acceptEncoding string, header map[string]string) (*http.Response, []byte) {
 	tb.Helper()
 	req := httptest.NewRequest("GET", target, nil)
-	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: testShopper})
-	req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: f.token})
+	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: f.cookie})
 	if acceptEncoding != "" {
 		req.Header.Set("Accept-Encoding", acceptEncoding)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/store/storetest"
 )
@@ -42,7 +41,8 @@ func (l *lockedBuffer) String() string {
 // reach it exactly as sent.
 type liveShop struct {
 	addr    string
-	token   string // a CSRF token issued by the shop
+	cookie  string // testShopper's signed cookie
+	token   string // testShopper's CSRF token
 	logs    *lockedBuffer
 	catalog *store.Catalog
 	likes   *store.Likes
@@ -55,7 +55,7 @@ func startShop(tb testing.TB, opts ...func(*shopSetup)) *liveShop {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	live := func(s *shopSetup) {
 		s.app.Log, s.shop.Log = log, log
-		s.shop.LikeLimit = handlers.LikeLimit(store.NewLimiter(rdb, prefix+"rate:"), store.PerSecond(10), store.PerSecond(100))
+		s.limit = store.LikesOptions{PerShopper: store.PerSecond(10), PerIP: store.PerSecond(100), NewShoppersPerIP: store.Rate{Interval: time.Minute, Burst: 1000}} // its key outlives the test
 	}
 	f := newShopOn(tb, rdb, prefix, append([]func(*shopSetup){live}, opts...)...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,7 +72,7 @@ func startShop(tb testing.TB, opts ...func(*shopSetup)) *liveShop {
 			tb.Error(err)
 		}
 	})
-	return &liveShop{addr: ln.Addr().String(), token: f.token, logs: logs, catalog: f.catalog, likes: f.likes}
+	return &liveShop{addr: ln.Addr().String(), cookie: f.cookie, token: f.token, logs: logs, catalog: f.catalog, likes: f.likes}
 }
 
 // raw sends one raw request on a fresh connection and reads the answer.
@@ -142,6 +142,32 @@ func (a redisState) equal(b redisState) bool {
 	return true
 }
 
+// visit views the catalog as a new shopper and returns the shopper cookie
+// and the page's CSRF token.
+func (s *liveShop) visit(tb testing.TB) (cookie, token string) {
+	tb.Helper()
+	resp, body := s.raw(tb, "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
+	for _, c := range resp.Cookies() {
+		if c.Name == "phoenix_shopper" {
+			cookie = c.Value
+		}
+	}
+	m := csrfField.FindStringSubmatch(body)
+	if cookie == "" || m == nil {
+		tb.Fatalf("GET /: no shopper cookie or no token: %v", resp.Header.Values("Set-Cookie"))
+	}
+	return cookie, m[1]
+}
+
+// flip changes the character at i of s to another one of the same kind.
+func flip(s string, i int) string {
+	c := byte('a')
+	if s[i] == 'a' {
+		c = 'b'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
+
 // TestShop_BadRequests sends hostile and malformed requests to a running
 // shop: each gets its intended 4xx, nothing in Redis changes, and nothing
 // fails at Error level or panics.
@@ -149,24 +175,17 @@ func TestShop_BadRequests(t *testing.T) {
 	s := startShop(t)
 	// A shopper who has visited: cookies and token as a browser holds them,
 	// and one product already liked.
-	resp, _ := s.raw(t, "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
-	var shopper, token string
-	for _, c := range resp.Cookies() {
-		switch c.Name {
-		case "phoenix_shopper":
-			shopper = c.Value
-		case "phoenix_csrf":
-			token = c.Value
-		}
-	}
-	if shopper == "" || token == "" {
-		t.Fatalf("no cookies from GET /: %v", resp.Header.Values("Set-Cookie"))
-	}
+	shopper, token := s.visit(t)
+	_, otherToken := s.visit(t) // another shopper's
+	id, _, _ := strings.Cut(shopper, ".")
 	liked := s.catalog.Products()[0].ID
-	if _, err := s.likes.Like(context.Background(), shopper, liked); err != nil {
+	if _, err := s.likes.Like(context.Background(), id, liked); err != nil {
 		t.Fatal(err)
 	}
-	cookies := "phoenix_shopper=" + shopper + "; phoenix_csrf=" + token
+	cookies := "phoenix_shopper=" + shopper
+	withShopper := func(cookie string) string {
+		return "Cookie: phoenix_shopper=" + cookie + "\r\nX-CSRF-Token: " + token + "\r\n"
+	}
 	post := func(path, headers, body string) string {
 		return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: shop\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n%sContent-Length: %d\r\n\r\n%s",
 			path, headers, len(body), body)
@@ -194,18 +213,21 @@ func TestShop_BadRequests(t *testing.T) {
 		{"no token", post(like, withCookies, "next=/"), 403},
 		{"no token, htmx", post(like, withCookies+"HX-Request: true\r\n", ""), 403},
 		{"wrong token", post(like, withCookies, "csrf=00000000-0000-4000-8000-000000000000"), 403},
-		{"token without its cookie", post(like, "Cookie: phoenix_shopper="+shopper+"\r\nX-CSRF-Token: "+token+"\r\n", ""), 403},
-		{"forged token in cookie and header", post(like, "Cookie: phoenix_shopper="+shopper+"; phoenix_csrf=forged\r\nX-CSRF-Token: forged\r\n", ""), 403},
+		{"another shopper's token", post(like, withCookies+"X-CSRF-Token: "+otherToken+"\r\n", ""), 403},
+		{"forged token", post(like, withCookies+"X-CSRF-Token: 99999999999."+strings.Repeat("A", 43)+"\r\n", ""), 403},
 		{"token in query string", post(like+"?csrf="+token, withCookies, ""), 403},
 		{"cross-site origin", post(like, withToken+"Origin: http://evil.example\r\n", ""), 403},
 		{"null origin", post(like, withToken+"Origin: null\r\n", ""), 403},
 		{"unlike without token", post("/products/"+liked+"/unlike", withCookies, ""), 403},
 		// Cookies.
-		{"no shopper cookie", post(like, "Cookie: phoenix_csrf="+token+"\r\nX-CSRF-Token: "+token+"\r\n", ""), 400},
-		{"tampered shopper cookie", post(like, "Cookie: phoenix_shopper="+shopper[:31]+"g; phoenix_csrf="+token+"\r\nX-CSRF-Token: "+token+"\r\n", ""), 400},
-		{"upper-case shopper cookie", post(like, "Cookie: phoenix_shopper="+strings.ToUpper(shopper)+"; phoenix_csrf="+token+"\r\nX-CSRF-Token: "+token+"\r\n", ""), 400},
-		{"long shopper cookie", post(like, "Cookie: phoenix_shopper="+shopper+"00; phoenix_csrf="+token+"\r\nX-CSRF-Token: "+token+"\r\n", ""), 400},
-		{"shopper cookie with a key separator", post(like, "Cookie: phoenix_shopper="+shopper[:30]+"::; phoenix_csrf="+token+"\r\nX-CSRF-Token: "+token+"\r\n", ""), 400},
+		{"no shopper cookie", post(like, "X-CSRF-Token: "+token+"\r\n", ""), 400},
+		{"unsigned shopper id", post(like, withShopper(id), ""), 400},
+		{"altered shopper id", post(like, withShopper(flip(id, 0)+shopper[32:]), ""), 400},
+		{"altered signature", post(like, withShopper(flip(shopper, len(shopper)-1)), ""), 400},
+		{"invented shopper", post(like, withShopper(strings.Repeat("a", 32)+"."+strings.Repeat("A", 22)), ""), 400},
+		{"upper-case shopper cookie", post(like, withShopper(strings.ToUpper(shopper)), ""), 400},
+		{"long shopper cookie", post(like, withShopper(shopper+"00"), ""), 400},
+		{"shopper cookie with a key separator", post(like, withShopper(id[:30]+"::"+shopper[32:]), ""), 400},
 		{"oversized cookie", get("/", "Cookie: phoenix_shopper="+huge+"\r\n"), 431},
 		// Unknown ids and paths.
 		{"unknown product", get("/products/no-such-part", withCookies), 404},
@@ -229,6 +251,9 @@ func TestShop_BadRequests(t *testing.T) {
 		{"invalid UTF-8 search", get("/?q=%ff%fe", withCookies), 400},
 		{"control characters in search", get("/?q=a%00b", withCookies), 400},
 		{"invalid UTF-8 category", get("/?category=%c3%28", withCookies), 400},
+		{"control character in any parameter", get("/products/"+liked+"?utm=a%0d%0ab", withCookies), 400},
+		{"control character in a parameter name", get("/likes?a%7fb=1", withCookies), 400},
+		{"control character in a Like's query", post(like+"?x=%1b", withToken, ""), 400},
 		// Bodies.
 		{"oversized body", post(like, withCookies, "csrf="+token+"&next="+huge), 413},
 		{"declared huge body", "POST " + like + " HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n" + withToken + "Content-Length: 100000000\r\n\r\n", 413},
@@ -240,7 +265,7 @@ func TestShop_BadRequests(t *testing.T) {
 		{"garbage request line", "GARBAGE\r\n\r\n", 400},
 		{"header without colon", "GET / HTTP/1.1\r\nHost: shop\r\nNoColonHere\r\nConnection: close\r\n\r\n", 400},
 	}
-	before := s.state(t, shopper)
+	before := s.state(t, id)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := s.raw(t, tt.req)
@@ -250,7 +275,7 @@ func TestShop_BadRequests(t *testing.T) {
 			if resp.StatusCode >= 500 {
 				t.Errorf("server error %d", resp.StatusCode)
 			}
-			if after := s.state(t, shopper); !after.equal(before) {
+			if after := s.state(t, id); !after.equal(before) {
 				t.Errorf("redis changed: %+v -> %+v", before, after)
 			}
 		})
@@ -269,7 +294,7 @@ func TestShop_BadRequests(t *testing.T) {
 		}
 		// The rate limiter charged the shopper, as for any accepted Like;
 		// the Likes themselves did not change.
-		after := s.state(t, shopper)
+		after := s.state(t, id)
 		after.dbsize = before.dbsize
 		if !after.equal(before) {
 			t.Errorf("likes changed: %+v -> %+v", before, after)

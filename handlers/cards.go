@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"io"
 	"maps"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -35,6 +34,7 @@ type cards struct {
 	products sync.Map // product id -> *productCards
 	attrOnce sync.Once
 	attr     *template.Template
+	num      func(int64) string // how the card's language writes its count
 }
 
 // productCards holds one product's cut-up card forms.
@@ -94,6 +94,20 @@ func (k *cards) attrTemplate() *template.Template {
 	return k.attr
 }
 
+// langCards holds the cards of each language (*Locale -> *cards): a card
+// holds text in its language, so each is cut once per language.
+type langCards struct{ m sync.Map }
+
+// render writes the cards of products as HTML in the request's language.
+func (lc *langCards) render(c *fiber.Ctx, products []productView) (template.HTML, error) {
+	l := langOf(c)
+	k, ok := lc.m.Load(l.Locale)
+	if !ok {
+		k, _ = lc.m.LoadOrStore(l.Locale, &cards{num: l.Count})
+	}
+	return k.(*cards).render(l.views, products)
+}
+
 // render writes the cards of products as HTML.
 func (k *cards) render(views fiber.Views, products []productView) (template.HTML, error) {
 	var b strings.Builder
@@ -127,8 +141,7 @@ func (k *cards) render(views fiber.Views, products []productView) (template.HTML
 			case slotCSRF:
 				b.WriteString(csrfHTML)
 			case slotCount:
-				var n [20]byte
-				b.Write(strconv.AppendInt(n[:0], v.Count, 10))
+				b.WriteString(k.num(v.Count))
 			}
 		}
 	}
@@ -144,14 +157,15 @@ func (k *cards) form(views fiber.Views, v productView) cardForm {
 	}
 	liked, known, withCSRF := v.Liked, v.CountKnown, v.CSRF != ""
 	f := &pc.(*productCards).forms[cardFormIndex(liked, known, withCSRF)]
-	f.once.Do(func() { f.form = cutCard(views, v.Product, liked, known, withCSRF) })
+	f.once.Do(func() { f.form = cutCard(views, v.Product, liked, known, withCSRF, k.num(markCount)) })
 	return f.form
 }
 
 // cutCard renders one form of p's card with markers and cuts it up; nil
 // when the template fails (it then reports the error per request) or a
-// marker turns up elsewhere than in its slot.
-func cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool) cardForm {
+// marker turns up elsewhere than in its slot. count is markCount as the
+// template writes it.
+func cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool, count string) cardForm {
 	v := productView{Product: p, Liked: liked, CountKnown: known, Next: markNext}
 	want := map[cardSlot]int{slotNext: 1}
 	if known {
@@ -166,19 +180,20 @@ func cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool) ca
 	if err := renderCard(&b, views, v); err != nil {
 		return nil
 	}
-	form, got := cut(b.String())
+	form, got := cut(b.String(), count)
 	if !maps.Equal(got, want) {
 		return nil
 	}
 	return form
 }
 
-// cut splits s at the markers and counts the slots found.
-func cut(s string) (cardForm, map[cardSlot]int) {
+// cut splits s at the markers, count being markCount as written in s, and
+// counts the slots found.
+func cut(s, count string) (cardForm, map[cardSlot]int) {
 	marks := []struct {
 		text string
 		slot cardSlot
-	}{{markNext, slotNext}, {markCSRF, slotCSRF}, {strconv.FormatInt(markCount, 10), slotCount}}
+	}{{markNext, slotNext}, {markCSRF, slotCSRF}, {count, slotCount}}
 	var form cardForm
 	found := map[cardSlot]int{}
 	for {

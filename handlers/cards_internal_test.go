@@ -17,7 +17,13 @@ func TestCards_MatchTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	views, err := NewEngine(phoenix.Views(), assets)
+	for _, l := range testLocales(t).List() {
+		t.Run(l.Code, func(t *testing.T) { testCardsMatch(t, assets, l) })
+	}
+}
+
+func testCardsMatch(t *testing.T, assets *Assets, l *Locale) {
+	views, err := NewEngine(phoenix.Views(), assets, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +38,7 @@ func TestCards_MatchTemplate(t *testing.T) {
 	nexts := []string{"/", "/?q=brake+pads&category=A%26B", `/?q="><script>alert(1)</script>`, "/x?a='b'&c=<d>\x00"}
 	csrfs := []string{"", "token.123.abc", `"><b>`}
 	counts := []int64{0, 7, -1, 1 << 62, markCount}
-	var k cards
+	k := cards{num: l.Count}
 	for _, p := range catalog.Products() {
 		for _, liked := range []bool{false, true} {
 			for _, known := range []bool{false, true} {

@@ -36,8 +36,9 @@ type chart struct {
 
 // chartBar is one minute's bar.
 type chartBar struct {
-	X, Y, W, H float64
-	Title      string // "14:03 UTC: 5 likes, 1 unlike"
+	X, Y, W, H     float64
+	Time           string // "14:03", in UTC, for its title
+	Likes, Unlikes int64
 }
 
 // chartTick is one axis label and its grid line or tick mark.
@@ -74,7 +75,7 @@ func newChart(series []store.Minute) chart {
 		h := float64(m.Likes) * scale
 		ch.Bars = append(ch.Bars, chartBar{
 			X: round1(x + chartBarGap/2), Y: round1(ch.Base - h), W: round1(step - chartBarGap), H: round1(h),
-			Title: fmt.Sprintf("%s UTC: %s, %s", m.At.UTC().Format("15:04"), plural(m.Likes, "like"), plural(m.Unlikes, "unlike")),
+			Time: m.At.UTC().Format("15:04"), Likes: m.Likes, Unlikes: m.Unlikes,
 		})
 		points = append(points, fmt.Sprintf("%g,%g", round1(x+step/2), round1(ch.Base-float64(m.Unlikes)*scale)))
 		if m.At.Minute()%chartXLabels == 0 {
@@ -102,11 +103,4 @@ func niceCeil(n int64) int64 {
 
 func round1(f float64) float64 {
 	return float64(int64(f*10+0.5)) / 10
-}
-
-func plural(n int64, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return strconv.FormatInt(n, 10) + " " + word + "s"
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"cmp"
 	"encoding/csv"
-	"fmt"
 	"io"
 	"net/url"
 	"slices"
@@ -49,20 +48,20 @@ func parseDashboardQuery(c *fiber.Ctx) (dashboardQuery, error) {
 		Dir:      utils.CopyString(c.Query("dir")),
 		Product:  utils.CopyString(c.Query("product")),
 	}
-	bad := func(msg string) (dashboardQuery, error) {
-		return dashboardQuery{}, fiber.NewError(fiber.StatusBadRequest, msg)
+	bad := func(id string, args ...any) (dashboardQuery, error) {
+		return dashboardQuery{}, refuse(fiber.StatusBadRequest, id, args...)
 	}
 	switch {
 	case sortColumns[q.Sort] == "":
-		return bad("Unknown sort column.")
+		return bad("error.sort_column")
 	case q.Dir != "" && q.Dir != "asc" && q.Dir != "desc":
-		return bad("Sort direction must be asc or desc.")
+		return bad("error.sort_dir")
 	case len(q.Category) > maxCategoryLen || !utf8.ValidString(q.Category):
-		return bad("Unknown category.")
+		return bad("error.unknown_category")
 	case utf8.RuneCountInString(q.Text) > maxQueryLen || !utf8.ValidString(q.Text):
-		return bad(fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
+		return bad("error.query_too_long", maxQueryLen)
 	case q.Product != "" && (len(q.Product) > maxProductLen || !store.ValidID(q.Product)):
-		return bad("Unknown product.")
+		return bad("error.unknown_product")
 	}
 	if q.Dir == "" {
 		q.Dir = sortColumns[q.Sort]
@@ -133,21 +132,8 @@ type staleNotice struct {
 // Stale reports whether there is anything to show.
 func (n staleNotice) Stale() bool { return n.Missing || !n.Since.IsZero() }
 
-// SinceText formats Since for people.
-func (n staleNotice) SinceText() string { return clock(n.Since) }
-
 // SinceISO formats Since for <time datetime>.
 func (n staleNotice) SinceISO() string { return n.Since.UTC().Format(time.RFC3339) }
-
-// clock formats a time as the dashboard shows it: UTC, with the date only
-// when it is not today.
-func clock(t time.Time) string {
-	t = t.UTC()
-	if t.Format(time.DateOnly) != time.Now().UTC().Format(time.DateOnly) {
-		return t.Format("Jan 2, 15:04:05 UTC")
-	}
-	return t.Format("15:04:05 UTC")
-}
 
 // fragment is what every polled part of the dashboard has.
 type fragment struct {
@@ -169,28 +155,19 @@ type productRow struct {
 	Bar   float64 // likes relative to the most liked product, 0..1, for the bar
 }
 
-// SharePercent formats the share for people.
-func (r productRow) SharePercent() string { return percent(r.Share) }
-
 type productsView struct {
 	fragment
-	Query   dashboardQuery
-	Rows    []productRow
-	Total   int // products before filtering
-	Options []store.ProductStats
+	Query        dashboardQuery
+	CategoryI18n store.Names // the names of Query.Category in other languages
+	Rows         []productRow
+	Total        int // products before filtering
+	Options      []store.ProductStats
 }
 
 type categoryRow struct {
 	store.CategoryStats
 	Share, Bar float64 // as in productRow
 }
-
-// Name is the category's label; products missing from the catalog table
-// have none.
-func (r categoryRow) Name() string { return cmp.Or(r.Category, "Not in catalog") }
-
-// SharePercent formats the share for people.
-func (r categoryRow) SharePercent() string { return percent(r.Share) }
 
 type categoriesView struct {
 	fragment
@@ -201,6 +178,7 @@ type chartView struct {
 	fragment
 	chart
 	Product, ProductName string
+	ProductI18n          store.Names // the product's name in other languages
 }
 
 type workerView struct {
@@ -211,22 +189,11 @@ type workerView struct {
 	Behind    staleNotice // the worker has not synced for too long
 }
 
-// HeartbeatText formats the heartbeat for people.
-func (w workerView) HeartbeatText() string { return clock(w.Heartbeat) }
-
-// LastBatchText formats the latest consumer's last batch time.
-func (w workerView) LastBatchText() string {
-	if !w.Latest.LastBatchAt.Valid {
-		return "never"
-	}
-	return clock(w.Latest.LastBatchAt.Time)
-}
-
 // adminPage is pages/admin: every fragment, plus what the controls need.
 type adminPage struct {
 	layoutData
 	Query      dashboardQuery
-	Categories []string
+	Categories []categoryOption
 	Totals     totalsView
 	Chart      chartView
 	Summary    categoriesView
@@ -286,15 +253,22 @@ func categoryTable(rows []store.CategoryStats) []categoryRow {
 	return out
 }
 
+// categoryOption is one category of the filter: its key (the English
+// name) and its names in other languages.
+type categoryOption struct {
+	Category     string
+	CategoryI18n store.Names
+}
+
 // categoriesOf lists the categories of rows, sorted, without the empty one.
-func categoriesOf(rows []store.ProductStats) []string {
-	var out []string
+func categoriesOf(rows []store.ProductStats) []categoryOption {
+	var out []categoryOption
 	for _, r := range rows {
-		if r.Category != "" && !slices.Contains(out, r.Category) {
-			out = append(out, r.Category)
+		if r.Category != "" && !slices.ContainsFunc(out, func(o categoryOption) bool { return o.Category == r.Category }) {
+			out = append(out, categoryOption{Category: r.Category, CategoryI18n: r.CategoryI18n})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b categoryOption) int { return cmp.Compare(a.Category, b.Category) })
 	return out
 }
 
@@ -306,10 +280,10 @@ func checkKnown(rows []store.ProductStats, q dashboardQuery) error {
 		return nil
 	}
 	if q.Category != "" && !slices.ContainsFunc(rows, func(r store.ProductStats) bool { return r.Category == q.Category }) {
-		return fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+		return refuse(fiber.StatusBadRequest, "error.unknown_category")
 	}
 	if q.Product != "" && !slices.ContainsFunc(rows, func(r store.ProductStats) bool { return r.ID == q.Product }) {
-		return fiber.NewError(fiber.StatusBadRequest, "Unknown product.")
+		return refuse(fiber.StatusBadRequest, "error.unknown_product")
 	}
 	return nil
 }
@@ -337,39 +311,9 @@ func cell(s string) string {
 	return s
 }
 
-// formatCount writes n with thousands separators: 1,234,567.
-func formatCount(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "−" + b.String()
-	}
-	return b.String()
-}
-
-// formatChange writes a change with its sign: +3, −2, 0.
-func formatChange(n int64) string {
-	if n > 0 {
-		return "+" + formatCount(n)
-	}
-	return formatCount(n)
-}
-
 func share(part, total int64) float64 {
 	if total <= 0 {
 		return 0
 	}
 	return float64(part) / float64(total)
-}
-
-func percent(f float64) string {
-	return strconv.FormatFloat(f*100, 'f', 1, 64) + "%"
 }

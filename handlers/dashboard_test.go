@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,8 @@ func TestNewChart(t *testing.T) {
 	if half.H != round1(full.H/2) {
 		t.Errorf("half bar h=%g, want %g", half.H, round1(full.H/2))
 	}
-	if ch.Bars[0].H != 0 || !strings.Contains(full.Title, "14:10 UTC: 8 likes, 2 unlikes") {
-		t.Errorf("empty minute h=%g, title %q", ch.Bars[0].H, full.Title)
+	if ch.Bars[0].H != 0 || full.Time != "14:10" || full.Likes != 8 || full.Unlikes != 2 {
+		t.Errorf("empty minute h=%g; tallest bar %+v, want 14:10 with 8 likes and 2 unlikes", ch.Bars[0].H, full)
 	}
 	if len(ch.XTicks) != 6 || ch.XTicks[0].Label != "14:00" || len(ch.YTicks) != 5 || ch.YTicks[4].Label != "8" {
 		t.Errorf("ticks x=%v y=%v", ch.XTicks, ch.YTicks)
@@ -94,17 +95,18 @@ func TestDashboardQuery_URL(t *testing.T) {
 	}
 }
 
-func TestFormatCount(t *testing.T) {
+func TestLocale_Count(t *testing.T) {
+	en := testLocales(t).Default()
 	tests := []struct {
 		in   int64
 		want string
-	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567, "1,234,567"}, {-4500, "−4,500"}}
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567, "1,234,567"}, {-4500, "−4,500"}, {math.MaxInt64, "9,223,372,036,854,775,807"}, {math.MinInt64, "−9,223,372,036,854,775,808"}}
 	for _, tt := range tests {
-		if got := formatCount(tt.in); got != tt.want {
-			t.Errorf("formatCount(%d) = %q, want %q", tt.in, got, tt.want)
+		if got := en.Count(tt.in); got != tt.want {
+			t.Errorf("Count(%d) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if got := formatChange(3); got != "+3" {
-		t.Errorf("formatChange(3) = %q", got)
+	if got := en.Change(3); got != "+3" {
+		t.Errorf("Change(3) = %q", got)
 	}
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"log/slog"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -18,12 +17,14 @@ type errorPage struct {
 }
 
 // ErrorHandler is the one place where errors become responses. It maps store
-// sentinels and *fiber.Error to a status, logs 5xx at Error and 4xx at Warn,
-// and renders the error page, or for htmx a notice swapped into #flash so the
-// control that failed stays as it was.
+// sentinels, refusals (refuse) and *fiber.Error to a status and a message
+// in the request's language, logs 5xx at Error and 4xx at Warn, and renders
+// the error page, or for htmx a notice swapped into #flash so the control
+// that failed stays as it was.
 func ErrorHandler(log *slog.Logger, layout func(*fiber.Ctx, string) layoutData) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		status, msg := classify(err)
+		status, id, args := classify(err)
+		msg := langOf(c).text(id, args...)
 		attrs := []any{"request_id", requestID(c), "status", status, "method", c.Method(), "path", c.Path(), "err", err}
 		if status >= 500 {
 			log.Error("request failed", attrs...)
@@ -50,32 +51,35 @@ func ErrorHandler(log *slog.Logger, layout func(*fiber.Ctx, string) layoutData) 
 	}
 }
 
-// classify returns the status and the message a user should read.
-func classify(err error) (int, string) {
-	var fe *fiber.Error
+// classify returns the status and the message (id and arguments) a user
+// should read.
+func classify(err error) (status int, id string, args []any) {
+	var (
+		fe *fiber.Error
+		ue *userError
+	)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fiber.StatusNotFound, "We could not find that part."
+		return fiber.StatusNotFound, "error.part_not_found", nil
 	case errors.Is(err, store.ErrUnavailable):
-		return fiber.StatusServiceUnavailable, "Could not save your like, please retry in a moment."
+		return fiber.StatusServiceUnavailable, "error.like_unavailable", nil
+	case errors.As(err, &ue):
+		return ue.status, ue.id, ue.args
 	case errors.As(err, &fe):
-		switch fe.Code {
-		case fiber.StatusNotFound:
-			// Fiber's router says "Cannot GET /path"; a handler's own
-			// message (a page past the last) says more than the default.
-			if !strings.HasPrefix(fe.Message, "Cannot ") {
-				return fe.Code, fe.Message
-			}
-			return fe.Code, "We could not find that page."
-		case fiber.StatusMethodNotAllowed:
-			return fe.Code, "That method is not allowed here."
-		case fiber.StatusRequestEntityTooLarge:
-			return fe.Code, "That request is too large."
+		switch {
+		case fe.Code == fiber.StatusNotFound:
+			return fe.Code, "error.page_not_found", nil
+		case fe.Code == fiber.StatusMethodNotAllowed:
+			return fe.Code, "error.method", nil
+		case fe.Code == fiber.StatusRequestEntityTooLarge:
+			return fe.Code, "error.too_large", nil
+		case fe.Code == fiber.StatusTooManyRequests:
+			return fe.Code, "error.too_many_requests", nil
+		case fe.Code < 500:
+			// Fiber's own refusals (a malformed request) say it in English.
+			return fe.Code, "error.bad_request", nil
 		}
-		if fe.Code >= 500 && fe.Code != fiber.StatusServiceUnavailable { // a 503 says what to wait for
-			return fe.Code, "Something went wrong on our side. Please retry."
-		}
-		return fe.Code, fe.Message
+		return fe.Code, "error.internal", nil
 	}
-	return fiber.StatusInternalServerError, "Something went wrong on our side. Please retry."
+	return fiber.StatusInternalServerError, "error.internal", nil
 }

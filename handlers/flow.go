@@ -3,7 +3,6 @@ package handlers
 import (
 	"cmp"
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -53,29 +52,21 @@ type replicaRow struct {
 	Alive               bool
 }
 
-// SeenText formats the last heartbeat for people.
-func (r replicaRow) SeenText() string { return clock(r.Seen) }
-
 // ID names the row for tests and links: role/name.
 func (r replicaRow) ID() string { return r.Role + "/" + r.Name }
 
 // faultRow is one demo control in force.
 type faultRow struct {
-	ID               int64
-	Target, Effect   string
-	Percent, Latency string
-	Until            time.Time
+	ID             int64
+	Target, Effect string
+	Rate           float64 // share of calls, 0..1
+	Latency        string
+	Until          time.Time
 }
-
-// BacklogAtText formats when the backlog was read.
-func (v flowView) BacklogAtText() string { return clock(v.BacklogAt) }
-
-// UntilText formats the deadline for people.
-func (f faultRow) UntilText() string { return clock(f.Until) }
 
 // newFaultRow describes c for people.
 func newFaultRow(c store.Control) faultRow {
-	return faultRow{ID: c.ID, Target: c.Target, Effect: c.Effect, Percent: percent(c.Rate),
+	return faultRow{ID: c.ID, Target: c.Target, Effect: c.Effect, Rate: c.Rate,
 		Latency: c.Latency.String(), Until: c.Until}
 }
 
@@ -163,12 +154,4 @@ func (v flowView) BacklogTotal() int64 {
 		n += b.Entries
 	}
 	return n
-}
-
-// formatRate writes a rate per second for people: one decimal below 10.
-func formatRate(f float64) string {
-	if f < 10 {
-		return strconv.FormatFloat(f, 'f', 1, 64)
-	}
-	return formatCount(int64(f + 0.5))
 }

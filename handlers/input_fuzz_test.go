@@ -52,21 +52,27 @@ func FuzzCurrentURL(f *testing.F) {
 	})
 }
 
-// FuzzShopperID checks the shopper cookie validation: only the 128-bit
-// lower-case hex ids the shop issues pass, so a cookie cannot smuggle
-// anything into a Redis key or a stream entry.
+// FuzzShopperID checks the shopper cookie check: only cookies the shop
+// signed pass, and their ids are 128-bit lower-case hex, so a cookie cannot
+// smuggle anything into a Redis key or a stream entry.
 func FuzzShopperID(f *testing.F) {
-	for _, s := range []string{"0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "", "zz", "0123456789abcdef0123456789abcde\n",
-		"0123456789abcdef0123456789abcdef0", "0123456789abcdef:123456789abcdef"} {
+	shoppers, err := NewShoppers([]byte("a-fuzz-secret-that-is-at-least-32-bytes"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	id := "0123456789abcdef0123456789abcdef"
+	for _, s := range []string{id, shoppers.cookie(id), strings.ToUpper(shoppers.cookie(id)), "", "zz", id + ".", "." + id,
+		shoppers.cookie(id) + "\n", shoppers.cookie(id)[:54], "0123456789abcdef:123456789abcdef"} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, id string) {
-		if !validShopperID(id) {
+	f.Fuzz(func(t *testing.T, cookie string) {
+		id, ok := shoppers.verify(cookie)
+		if !ok {
 			return
 		}
 		b, err := hex.DecodeString(id)
-		if err != nil || len(b) != 16 || hex.EncodeToString(b) != id {
-			t.Fatalf("accepted %q", id)
+		if err != nil || len(b) != 16 || hex.EncodeToString(b) != id || shoppers.cookie(id) != cookie {
+			t.Fatalf("accepted %q", cookie)
 		}
 	})
 }

@@ -160,7 +160,7 @@ func (h *Admin) Stream(c *fiber.Ctx) error {
 	}
 	since := utils.CopyString(cmp.Or(c.Get("Last-Event-ID"), c.Query("since")))
 	if len(since) > 64 {
-		return fiber.NewError(fiber.StatusBadRequest, "Unknown Last-Event-ID.")
+		return refuse(fiber.StatusBadRequest, "error.bad_request")
 	}
 	release, err := h.Live.admit(sessionKey(c))
 	if err != nil {
@@ -170,7 +170,9 @@ func (h *Admin) Stream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	c.Context().SetConnectionClose() // the connection ends with the stream; see clientGone
-	conn, views := c.Context().Conn(), c.App().Config().Views
+	// The fragments speak the page's language.
+	conn, lang := c.Context().Conn(), langOf(c)
+	views := liveViews{Views: lang.views, lang: lang.Code}
 	ctx := context.WithoutCancel(c.UserContext()) // the handler's ctx ends when it returns
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer release()
@@ -192,11 +194,11 @@ func (l *Live) admit(session string) (release func(), err error) {
 	defer l.mu.Unlock()
 	switch {
 	case l.stopped:
-		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "Live updates are not available right now; the page polls instead.")
+		return nil, refuse(fiber.StatusServiceUnavailable, "error.live_unavailable")
 	case l.open >= cmp.Or(l.MaxStreams, defaultMaxStreams):
-		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "Too many live dashboards are open on this server; the page polls instead.")
+		return nil, refuse(fiber.StatusServiceUnavailable, "error.live_full")
 	case l.bySession[session] >= cmp.Or(l.MaxPerSession, defaultMaxPerSession):
-		return nil, fiber.NewError(fiber.StatusTooManyRequests, "Too many live dashboards are open in this session; close a tab.")
+		return nil, refuse(fiber.StatusTooManyRequests, "error.live_session_full")
 	}
 	if l.bySession == nil {
 		l.bySession = map[string]int{}
@@ -240,7 +242,7 @@ func (l *Live) current() (version string, changed, done <-chan struct{}) {
 // serveStream writes the stream until the client goes away or RunLive
 // stops. sent holds a hash of each fragment as last sent, so an event
 // carries only the fragments that differ.
-func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn, views fiber.Views, q dashboardQuery, since string) {
+func (h *Admin) serveStream(ctx context.Context, w *bufio.Writer, conn net.Conn, views liveViews, q dashboardQuery, since string) {
 	l := h.Live
 	gone := clientGone(conn)
 	defer gone.stop()
@@ -340,11 +342,17 @@ func writeEvent(w *bufio.Writer, e sseEvent, id string) {
 	_, _ = w.Write(b.Bytes())
 }
 
+// liveViews are the templates of one language, named by its code.
+type liveViews struct {
+	fiber.Views
+	lang string
+}
+
 // fragmentsAt renders the dashboard's fragments at q, once per data
-// version and query however many streams show them.
-func (h *Admin) fragmentsAt(ctx context.Context, views fiber.Views, q dashboardQuery, version string) []sseEvent {
+// version, language and query however many streams show them.
+func (h *Admin) fragmentsAt(ctx context.Context, views liveViews, q dashboardQuery, version string) []sseEvent {
 	l := h.Live
-	key := q.URL("")
+	key := views.lang + " " + q.URL("")
 	l.renderMu.Lock()
 	defer l.renderMu.Unlock()
 	if l.cacheVersion == version {

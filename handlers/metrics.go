@@ -27,6 +27,7 @@ const (
 	likeUnchanged   = "unchanged"     // already in that state (a double click)
 	likeCSRF        = "refused_csrf"  // no valid CSRF token or a cross-site request
 	likeLimited     = "refused_limit" // over the rate limit
+	likeBusy        = "busy"          // the event backlog is over its bound (back-pressure)
 	likeUnavailable = "unavailable"   // Redis could not be reached: nothing saved
 	likeInvalid     = "invalid"       // unknown product, no shopper cookie, junk
 	likeFailed      = "error"         // any other server error
@@ -45,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		}, []string{"route", "method"}),
 		likes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "phoenix_likes_total",
-			Help:        "Like and Unlike requests by action and outcome (accepted, unchanged, refused_csrf, refused_limit, unavailable, invalid, error).",
+			Help:        "Like and Unlike requests by action and outcome (accepted, unchanged, refused_csrf, refused_limit, busy, unavailable, invalid, error).",
 			ConstLabels: labels,
 		}, []string{"action", "outcome"}),
 	}

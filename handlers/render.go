@@ -6,6 +6,7 @@ package handlers
 import (
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -48,7 +49,7 @@ func render(c *fiber.Ctx, name string, data any) error {
 func execute(c *fiber.Ctx, name string, data any) error {
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
-	if err := c.App().Config().Views.Render(buf, name, data); err != nil {
+	if err := langOf(c).views.Render(buf, name, data); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	c.Type("html", "utf-8")
@@ -79,7 +80,7 @@ func renderPage(c *fiber.Ctx, name string, data any) error {
 	}
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
-	if err := c.App().Config().Views.Render(buf, name, data); err != nil {
+	if err := langOf(c).views.Render(buf, name, data); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	// The page was rendered by html/template, so its output is safe HTML.
@@ -130,9 +131,29 @@ func (a *Assets) Has(name string) bool {
 	return ok
 }
 
-// NewEngine parses the embedded templates once, with Phoenix's template funcs.
-func NewEngine(views fs.FS, assets *Assets) (*html.Engine, error) {
+// viewSet is an app's templates, parsed once per language (see NewApp). As
+// the app's fiber.Views it renders in the default language.
+type viewSet struct{ langs []*lang }
+
+// Load does nothing: NewEngine has loaded every language's templates.
+func (v *viewSet) Load() error { return nil }
+
+// Render renders in the default language.
+func (v *viewSet) Render(w io.Writer, name string, data any, layout ...string) error {
+	return v.langs[0].views.Render(w, name, data, layout...)
+}
+
+// NewEngine parses the embedded templates once, with Phoenix's template
+// funcs, speaking l.
+func NewEngine(views fs.FS, assets *Assets, l *Locale) (*html.Engine, error) {
+	views, err := l.inline(views)
+	if err != nil {
+		return nil, err
+	}
 	e := html.NewFileSystem(http.FS(views), ".html")
+	for name, fn := range langFuncs(l) {
+		e.AddFunc(name, fn)
+	}
 	e.AddFunc("asset", assets.URL)
 	e.AddFunc("productImage", func(name string) string {
 		if name == "" || !assets.Has("img/parts/"+name) {
@@ -140,9 +161,6 @@ func NewEngine(views fs.FS, assets *Assets) (*html.Engine, error) {
 		}
 		return assets.URL("img/parts/" + name)
 	})
-	e.AddFunc("num", formatCount)
-	e.AddFunc("signed", formatChange)
-	e.AddFunc("rate", formatRate)
 	if err := e.Load(); err != nil {
 		return nil, err
 	}

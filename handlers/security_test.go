@@ -39,41 +39,29 @@ func likeRequest(id string, form url.Values, cookies map[string]string, header m
 	return req
 }
 
-// TestShop_CSRF runs the same checks against both kinds of tokens: signed
-// with PHOENIX_SECRET (production), and kept in Redis (no secret set).
+// TestShop_CSRF checks the shop's tokens: bound to the shopper, refused
+// from another site, never taken from the query string.
 func TestShop_CSRF(t *testing.T) {
-	t.Run("signed", func(t *testing.T) { testCSRF(t, newShop(t)) })
-	t.Run("stored in redis", func(t *testing.T) {
-		testCSRF(t, newShop(t, func(s *shopSetup) {
-			s.shop.CSRF = handlers.CSRF(handlers.CSRFConfig{Storage: store.NewKV(s.rdb, s.prefix+"csrf:")})
-		}))
-	})
-}
-
-func testCSRF(t *testing.T, f *shopFixture) {
-	if f.token == "" {
-		t.Fatal("GET / set no phoenix_csrf cookie")
-	}
+	f := newShop(t)
 	p := f.catalog.Products()[2]
-	both := map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": f.token}
-	shopperOnly := map[string]string{"phoenix_shopper": testShopper}
-	forged := "00000000-0000-4000-8000-000000000000"
+	shopper := map[string]string{"phoenix_shopper": f.cookie}
+	shoppers, csrf := shopKeys(t)
+	other := "fedcba9876543210fedcba9876543210"
 	refused := []struct {
 		name    string
 		form    url.Values
 		cookies map[string]string
 		header  map[string]string
 	}{
-		{"cross-site form without token", url.Values{"next": {"/"}}, both, map[string]string{"Origin": "http://evil.example"}},
-		{"cross-site form with a stolen token", url.Values{"csrf": {f.token}}, both, map[string]string{"Origin": "http://evil.example"}},
-		{"null origin", url.Values{"csrf": {f.token}}, both, map[string]string{"Origin": "null"}},
-		{"cookie but no token", url.Values{"next": {"/"}}, both, nil},
-		{"token but no cookie", url.Values{"csrf": {f.token}}, shopperOnly, nil},
-		{"header but no cookie", nil, shopperOnly, map[string]string{"X-CSRF-Token": f.token}},
-		{"token differs from cookie", url.Values{"csrf": {forged}}, both, nil},
-		{"forged token in cookie and form", url.Values{"csrf": {forged}}, map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": forged}, nil},
-		{"empty token", url.Values{"csrf": {""}}, map[string]string{"phoenix_shopper": testShopper, "phoenix_csrf": ""}, nil},
-		{"htmx without header", nil, both, map[string]string{"HX-Request": "true"}},
+		{"cross-site form without token", url.Values{"next": {"/"}}, shopper, map[string]string{"Origin": "http://evil.example"}},
+		{"cross-site form with a stolen token", url.Values{"csrf": {f.token}}, shopper, map[string]string{"Origin": "http://evil.example"}},
+		{"null origin", url.Values{"csrf": {f.token}}, shopper, map[string]string{"Origin": "null"}},
+		{"no token", url.Values{"next": {"/"}}, shopper, nil},
+		{"another shopper's token", url.Values{"csrf": {csrf.Token(other)}}, shopper, nil},
+		{"token with another shopper's cookie", url.Values{"csrf": {f.token}}, map[string]string{"phoenix_shopper": shoppers.SignedCookie(other)}, nil},
+		{"forged token", url.Values{"csrf": {"9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}, shopper, nil},
+		{"empty token", url.Values{"csrf": {""}}, shopper, nil},
+		{"htmx without header", nil, shopper, map[string]string{"HX-Request": "true"}},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,31 +81,74 @@ func testCSRF(t *testing.T, f *shopFixture) {
 			}
 		})
 	}
+	t.Run("expired token", func(t *testing.T) {
+		expired := handlers.ExpiredToken(csrf, testShopper)
+		resp, body := f.send(t, likeRequest(p.ID, url.Values{"csrf": {expired}}, shopper, nil))
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "expired") {
+			t.Errorf("status %d, want 403 saying it expired: %.300s", resp.StatusCode, body)
+		}
+	})
 	t.Run("same-site form with field", func(t *testing.T) {
-		resp, _ := f.send(t, likeRequest(p.ID, url.Values{"csrf": {f.token}, "next": {"/"}}, both, nil))
+		resp, _ := f.send(t, likeRequest(p.ID, url.Values{"csrf": {f.token}, "next": {"/"}}, shopper, nil))
 		if resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("status %d, want 303", resp.StatusCode)
 		}
 	})
 	t.Run("htmx header with same origin", func(t *testing.T) {
-		resp, _ := f.send(t, likeRequest(p.ID, nil, both, map[string]string{"HX-Request": "true", "X-CSRF-Token": f.token, "Origin": "http://example.com"}))
+		resp, _ := f.send(t, likeRequest(p.ID, nil, shopper, map[string]string{"HX-Request": "true", "X-CSRF-Token": f.token, "Origin": "http://example.com"}))
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d, want 200", resp.StatusCode)
 		}
 	})
-	t.Run("pages carry the token", func(t *testing.T) {
+	t.Run("pages carry a token for their shopper", func(t *testing.T) {
 		_, body := f.do(t, "GET", "/products/"+p.ID, nil, false)
-		for _, want := range []string{`hx-headers='{"X-CSRF-Token":"` + f.token + `"}'`, `name="csrf" value="` + f.token + `"`} {
-			if !strings.Contains(body, want) {
-				t.Errorf("page lacks %s", want)
+		m := csrfField.FindStringSubmatch(body)
+		if m == nil || !strings.Contains(body, `hx-headers='{"X-CSRF-Token":"`+m[1]+`"}'`) {
+			t.Fatal("page lacks the token in its form or its hx-headers")
+		}
+		resp, _ := f.send(t, likeRequest(p.ID, url.Values{"csrf": {m[1]}}, shopper, nil))
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("Like with the page's token: status %d, want 303", resp.StatusCode)
+		}
+	})
+}
+
+// TestCSRF_RoleScoped checks that each role's tokens are its own: a shop
+// token for the very visitor the admin knows is refused by the admin, and
+// an admin token for the shopper is refused by a Like.
+func TestCSRF_RoleScoped(t *testing.T) {
+	_, shopCSRF := shopKeys(t)
+	adminCSRF, err := handlers.NewCSRF([]byte(testSecret), "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("shop token on the admin login", func(t *testing.T) {
+		a := newAdmin(t)
+		for _, tt := range []struct {
+			name  string
+			token string
+			want  int
+		}{{"admin token", adminCSRF.Token(a.nonce), http.StatusSeeOther}, {"shop token", shopCSRF.Token(a.nonce), http.StatusForbidden}} {
+			req := httptest.NewRequest("POST", "/login", strings.NewReader(url.Values{"csrf": {tt.token}, "password": {testPassword}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: a.nonce})
+			if resp, body := serve(t, a.app, req); resp.StatusCode != tt.want {
+				t.Errorf("%s: status %d, want %d: %.200s", tt.name, resp.StatusCode, tt.want, body)
 			}
 		}
 	})
-	t.Run("token cookie", func(t *testing.T) {
-		resp, _ := f.do(t, "GET", "/", nil, false)
-		c := cookieHeader(resp, "phoenix_csrf")
-		if !strings.Contains(c, "HttpOnly") || !strings.Contains(strings.ToLower(c), "samesite=lax") || strings.Contains(c, "Secure") {
-			t.Errorf("Set-Cookie = %q, want HttpOnly, SameSite=Lax, not Secure", c)
+	t.Run("admin token on a Like", func(t *testing.T) {
+		f := newShop(t)
+		p := f.catalog.Products()[0]
+		for _, tt := range []struct {
+			name  string
+			token string
+			want  int
+		}{{"admin token", adminCSRF.Token(testShopper), http.StatusForbidden}, {"shop token", shopCSRF.Token(testShopper), http.StatusSeeOther}} {
+			resp, body := f.send(t, likeRequest(p.ID, url.Values{"csrf": {tt.token}}, map[string]string{"phoenix_shopper": f.cookie}, nil))
+			if resp.StatusCode != tt.want {
+				t.Errorf("%s: status %d, want %d: %.200s", tt.name, resp.StatusCode, tt.want, body)
+			}
 		}
 	})
 }
@@ -157,7 +188,6 @@ func TestShop_Headers(t *testing.T) {
 		f := newShop(t, func(s *shopSetup) {
 			s.app.Secure = true
 			s.shop.SecureCookie = true
-			s.shop.CSRF = handlers.CSRF(handlers.CSRFConfig{Secure: true})
 		})
 		resp, err := f.app.Test(httptest.NewRequest("GET", "/", nil), -1)
 		if err != nil {
@@ -166,7 +196,7 @@ func TestShop_Headers(t *testing.T) {
 		if h := resp.Header.Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
 			t.Errorf("HSTS = %q, want max-age", h)
 		}
-		for _, name := range []string{"phoenix_csrf", "phoenix_shopper"} {
+		for _, name := range []string{"phoenix_shopper"} {
 			if c := cookieHeader(resp, name); !strings.Contains(strings.ToLower(c), "; secure") || !strings.Contains(c, "HttpOnly") {
 				t.Errorf("%s cookie = %q, want Secure and HttpOnly", name, c)
 			}
@@ -182,20 +212,18 @@ func TestShop_LikeLimit(t *testing.T) {
 	// One Like a minute after the burst: a flood of a few seconds gets
 	// exactly the burst through, whatever the scheduling.
 	slow := store.Rate{Interval: time.Minute, Burst: burst}
+	shoppers, csrf := shopKeys(t)
 	for _, tt := range []struct {
-		name       string
-		perShopper store.Rate
-		perIP      store.Rate
-		shoppers   int
+		name     string
+		limit    store.LikesOptions
+		shoppers int
 	}{
-		{"per shopper", slow, store.Rate{}, 1},
-		{"per address", store.Rate{}, slow, 50},
+		{"per shopper", store.LikesOptions{PerShopper: slow}, 1},
+		{"per address", store.LikesOptions{PerIP: slow}, 50},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := prefix + strings.ReplaceAll(tt.name, " ", "-") + ":"
-			limit := func(s *shopSetup) {
-				s.shop.LikeLimit = handlers.LikeLimit(store.NewLimiter(rdb, p+"rate:"), tt.perShopper, tt.perIP)
-			}
+			limit := func(s *shopSetup) { s.limit = tt.limit }
 			replicas := []*shopFixture{newShopOn(t, rdb, p, limit), newShopOn(t, rdb, p, limit)}
 			ids := replicas[0].catalog.IDs()
 			var accepted, limited atomic.Int64
@@ -207,8 +235,8 @@ func TestShop_LikeLimit(t *testing.T) {
 					for i := range 60 {
 						shopper := fmt.Sprintf("%032x", i%tt.shoppers)
 						req := likeRequest(ids[(i*2+r)%len(ids)], nil,
-							map[string]string{"phoenix_shopper": shopper, "phoenix_csrf": f.token},
-							map[string]string{"HX-Request": "true", "X-CSRF-Token": f.token})
+							map[string]string{"phoenix_shopper": shoppers.SignedCookie(shopper)},
+							map[string]string{"HX-Request": "true", "X-CSRF-Token": csrf.Token(shopper)})
 						resp, body := f.send(t, req)
 						switch resp.StatusCode {
 						case http.StatusOK:
@@ -236,7 +264,7 @@ func TestShop_LikeLimit(t *testing.T) {
 // count, failures past Max get 429 with Retry-After, even for the right
 // password, and the refusal says so.
 func TestLoginLimiter(t *testing.T) {
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Section: "admin"})
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Section: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}

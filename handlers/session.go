@@ -69,9 +69,10 @@ func NewSessions(password string, secret []byte, ttl time.Duration, secure bool)
 // Middleware decrypts the request's cookies and encrypts the response's; a
 // cookie that fails authentication reads as empty. The CSRF cookie is left
 // alone: it must equal the token in the page (double submit), and its value
-// is no secret from the browser that holds it.
+// is no secret from the browser that holds it. So is the language cookie,
+// which the shop reads too and the locale middleware reads before this one.
 func (s *Sessions) Middleware() fiber.Handler {
-	return encryptcookie.New(encryptcookie.Config{Key: s.cookieKey, Except: []string{csrfCookie}})
+	return encryptcookie.New(encryptcookie.Config{Key: s.cookieKey, Except: []string{csrfCookie, langCookie}})
 }
 
 // CheckPassword compares in constant time. Hashing first makes the time

@@ -1,19 +1,18 @@
 package handlers
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -21,82 +20,44 @@ import (
 	"phoenix/store"
 )
 
-// shopperCookie holds the shopper's random id (128 bits, hex).
-const shopperCookie = "phoenix_shopper"
-
 // Limits on query strings, so a search cannot cost more than a page.
 const maxQueryLen = 100
 
+// busyRetry is the Retry-After of a Like refused by back-pressure: long
+// enough for the workers to drain a stretch of the backlog.
+const busyRetry = 5 * time.Second
+
 // Shop serves the catalog, product pages, "My likes" and the Like buttons.
-// It talks to Redis only, through Likes.
+// It talks to Redis only, through Likes, which also holds the Like limits.
 type Shop struct {
 	Likes        *store.Likes
 	Catalog      *store.Catalog
+	Shoppers     *Shoppers // signs and checks shopper ids
+	CSRF         *CSRF     // the shop's tokens, bound to the shopper id
 	Log          *slog.Logger
 	Instance     string
 	SecureCookie bool // mark cookies Secure (served over TLS or behind a TLS proxy)
-	// CSRF guards Like and Unlike; nil means CSRF(CSRFConfig{Secure:
-	// SecureCookie}), whose tokens live in this process only.
-	CSRF fiber.Handler
-	// LikeLimit rate-limits Like and Unlike (see LikeLimit); nil: none.
-	LikeLimit fiber.Handler
 	// Metrics counts Likes by outcome; nil: not counted.
 	Metrics *Metrics
 
-	cards   cards    // product cards, cut up once (see cards)
-	filters sync.Map // category -> its filter's HTML without a search (see filter)
+	cards   langCards // product cards, cut up once per language (see cards)
+	filters sync.Map  // filterKey -> the filter's HTML without a search (see filter)
 }
 
-// Routes registers the shop's pages and actions.
+// Routes registers the shop's pages and actions. Every answer is personal
+// (the shopper's likes, a token bound to the shopper): no cache keeps it.
 func (h *Shop) Routes(r fiber.Router) {
-	protect := h.CSRF
-	if protect == nil {
-		protect = CSRF(CSRFConfig{Secure: h.SecureCookie})
-	}
-	limit := h.LikeLimit
-	if limit == nil {
-		limit = func(c *fiber.Ctx) error { return c.Next() }
-	}
-	// Per route, not r.Use: a request for an unknown path or an asset
-	// then never mints a CSRF token (a key in Redis).
-	r.Get("/", h.identify, protect, h.Browse)
-	r.Get("/products/:id", h.identify, protect, h.Product)
-	r.Get("/likes", h.identify, protect, h.MyLikes)
-	// The limit comes after CSRF and the product check, so neither a forged
-	// request nor a junk id spends an allowance or touches Redis.
-	// countLike comes first, so that refusals by any step are counted.
-	r.Post("/products/:id/like", h.countLike(store.ActionLike), h.identify, protect, h.known, limit, h.Like)
-	r.Post("/products/:id/unlike", h.countLike(store.ActionUnlike), h.identify, protect, h.known, limit, h.Unlike)
+	r.Get("/", private, h.Browse)
+	r.Get("/products/:id", private, h.Product)
+	r.Get("/likes", private, h.MyLikes)
+	r.Post("/products/:id/like", private, h.like(store.ActionLike))
+	r.Post("/products/:id/unlike", private, h.like(store.ActionUnlike))
 }
 
-// likeOutcomeKey is where setLike says whether the Like changed anything.
-const likeOutcomeKey = "like_outcome"
-
-// countLike counts each Like or Unlike by its outcome: accepted or
-// unchanged as setLike reports it, else by the status of the refusal.
-func (h *Shop) countLike(a store.Action) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		err := c.Next()
-		outcome, _ := c.Locals(likeOutcomeKey).(string)
-		if err != nil {
-			switch status, _ := classify(err); {
-			case status == fiber.StatusForbidden:
-				outcome = likeCSRF
-			case status == fiber.StatusTooManyRequests:
-				outcome = likeLimited
-			case status == fiber.StatusServiceUnavailable:
-				outcome = likeUnavailable
-			case status < 500:
-				outcome = likeInvalid
-			default:
-				outcome = likeFailed
-			}
-		}
-		if outcome != "" {
-			h.Metrics.like(string(a), outcome)
-		}
-		return err
-	}
+// private keeps an answer out of every cache, the browser's included.
+func private(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "private, no-store")
+	return c.Next()
 }
 
 // productView is one product with its Like state, as the card, the product
@@ -112,14 +73,16 @@ type productView struct {
 
 type catalogPage struct {
 	layoutData
-	Categories  []string
-	Category    string
-	Query       string
-	Products    []productView
-	Cards       template.HTML // Products' cards
-	Filter      template.HTML // partials/category-filter
-	Pager       pager
-	Unavailable bool // counts could not be read
+	Categories []string
+	// CategoryI18n names the categories in other languages.
+	CategoryI18n map[string]store.Names
+	Category     string
+	Query        string
+	Products     []productView
+	Cards        template.HTML // Products' cards
+	Filter       template.HTML // partials/category-filter
+	Pager        pager
+	Unavailable  bool // counts could not be read
 }
 
 // catalogPageSize is how many products one catalog page shows: a page
@@ -154,8 +117,13 @@ type likesPage struct {
 	Unavailable bool
 }
 
-func (h *Shop) layout(c *fiber.Ctx, title string) layoutData {
-	return layoutData{Title: title, Instance: h.Instance, Section: "shop", Path: c.Path(), CSRF: csrfToken(c)}
+func (h *Shop) layout(c *fiber.Ctx, title string, v visit) layoutData {
+	d := newLayout(c, title, h.Instance, "shop")
+	d.CSRF = v.csrf
+	if v.notice != "" {
+		d.Notice = langOf(c).text(v.notice)
+	}
+	return d
 }
 
 // Browse handles GET / : one page of the product grid, filtered by
@@ -170,22 +138,24 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	results := h.Catalog.Search(category, query)
 	pg := newPager(category, query, number, results.Len())
 	if number > pg.Pages {
-		return fiber.NewError(fiber.StatusNotFound, fmt.Sprintf("There is no page %d: these parts end at page %d.", number, pg.Pages))
+		return refuse(fiber.StatusNotFound, "error.page_past_end", "Page", strconv.Itoa(number), "Pages", strconv.Itoa(pg.Pages))
 	}
-	views, ok := h.views(c, results.Slice((number-1)*catalogPageSize, number*catalogPageSize))
-	cards, err := h.cards.render(c.App().Config().Views, views)
+	v := h.visit(c)
+	views, ok := h.views(c, v, results.Slice((number-1)*catalogPageSize, number*catalogPageSize))
+	cards, err := h.cards.render(c, views)
 	if err != nil {
 		return err
 	}
 	page := catalogPage{
-		layoutData:  h.layout(c, "Auto parts"),
-		Categories:  h.Catalog.Categories(),
-		Category:    category,
-		Query:       query,
-		Products:    views,
-		Cards:       cards,
-		Pager:       pg,
-		Unavailable: !ok,
+		layoutData:   h.layout(c, langOf(c).text("catalog.title"), v),
+		Categories:   h.Catalog.Categories(),
+		CategoryI18n: h.Catalog.CategoryI18n(),
+		Category:     category,
+		Query:        query,
+		Products:     views,
+		Cards:        cards,
+		Pager:        pg,
+		Unavailable:  !ok,
 	}
 	c.Vary(hxRequest, hxTarget)
 	if isFragment(c) {
@@ -210,15 +180,13 @@ func (h *Shop) browseQuery(c *fiber.Ctx) (category, query string, page int, err 
 	category, query = c.Query("category"), strings.TrimSpace(c.Query("q"))
 	switch {
 	case category != "" && !h.Catalog.HasCategory(category):
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "Unknown category.")
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.unknown_category")
 	case len(query) > maxQueryLen:
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("Search text is limited to %d characters.", maxQueryLen))
-	case !utf8.ValidString(query) || strings.ContainsFunc(query, isControl):
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "Search text must be plain text.")
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.query_too_long", maxQueryLen)
 	}
 	page, ok := parsePage(c.Query("page"))
 	if !ok {
-		return "", "", 0, fiber.NewError(fiber.StatusBadRequest, "The page must be a whole number from 1, such as ?page=2.")
+		return "", "", 0, refuse(fiber.StatusBadRequest, "error.page_not_number")
 	}
 	return category, query, page, nil
 }
@@ -267,22 +235,31 @@ func catalogURL(category, query string, page int) string {
 	return "/?" + v.Encode()
 }
 
+// filterKey names a cached category filter.
+type filterKey struct {
+	lang     *Locale
+	category string
+}
+
 // filter renders the category filter of page. Without a search it depends
-// on the (validated) category alone, so it is rendered once per category:
-// its links were a tenth of a catalog page's CPU.
+// on the (validated) category and the language alone, so it is rendered
+// once per category and language: its links were a tenth of a catalog
+// page's CPU.
 func (h *Shop) filter(c *fiber.Ctx, page catalogPage) (template.HTML, error) {
+	l := langOf(c)
+	key := filterKey{l.Locale, page.Category}
 	if page.Query == "" {
-		if f, ok := h.filters.Load(page.Category); ok {
+		if f, ok := h.filters.Load(key); ok {
 			return f.(template.HTML), nil
 		}
 	}
 	var b strings.Builder
-	if err := c.App().Config().Views.Render(&b, "partials/category-filter", page); err != nil {
+	if err := l.views.Render(&b, "partials/category-filter", page); err != nil {
 		return "", fmt.Errorf("render partials/category-filter: %w", err)
 	}
 	f := template.HTML(b.String()) // #nosec G203 -- html/template output
 	if page.Query == "" {
-		h.filters.Store(page.Category, f)
+		h.filters.Store(key, f)
 	}
 	return f, nil
 }
@@ -293,77 +270,117 @@ func (h *Shop) Product(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	views, ok := h.views(c, []store.Product{p})
-	return render(c, "pages/product", productPage{layoutData: h.layout(c, p.Name), Product: views[0], Unavailable: !ok})
+	v := h.visit(c)
+	views, ok := h.views(c, v, []store.Product{p})
+	title := p.NameI18n.In(langOf(c).Code, p.Name)
+	return render(c, "pages/product", productPage{layoutData: h.layout(c, title, v), Product: views[0], Unavailable: !ok})
 }
 
 // MyLikes handles GET /likes: the products the current shopper likes.
 func (h *Shop) MyLikes(c *fiber.Ctx) error {
-	_, liked, err := h.Likes.View(c.UserContext(), shopperID(c), nil)
-	page := likesPage{layoutData: h.layout(c, "My likes"), Unavailable: err != nil}
+	v := h.visit(c)
+	_, liked, err := h.Likes.View(c.UserContext(), v.shopper, nil)
+	page := likesPage{layoutData: h.layout(c, langOf(c).text("likes.title"), v), Unavailable: err != nil}
 	if err != nil {
 		h.Log.Warn("likes unavailable", "err", err)
 	}
 	// From the shopper's set, not a walk through the whole catalog.
 	products := h.Catalog.InOrder(slices.Collect(maps.Keys(liked)))
-	page.Products, _ = h.views(c, products)
-	if page.Cards, err = h.cards.render(c.App().Config().Views, page.Products); err != nil {
+	page.Products, _ = h.views(c, v, products)
+	if page.Cards, err = h.cards.render(c, page.Products); err != nil {
 		return err
 	}
 	return render(c, "pages/likes", page)
 }
 
-// Like handles POST /products/:id/like.
-func (h *Shop) Like(c *fiber.Ctx) error { return h.setLike(c, store.ActionLike) }
-
-// Unlike handles POST /products/:id/unlike.
-func (h *Shop) Unlike(c *fiber.Ctx) error { return h.setLike(c, store.ActionUnlike) }
-
-// setLike records the Like or Unlike, then answers with the new button for
-// htmx or a 303 back to the page the shopper came from.
-func (h *Shop) setLike(c *fiber.Ctx, a store.Action) error {
-	p, err := h.product(c)
-	if err != nil {
-		return err
+// like handles POST /products/:id/like and /products/:id/unlike (a): it
+// records the Like, then answers with the new button for htmx or a 303
+// back to the page the shopper came from.
+func (h *Shop) like(a store.Action) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, shopper, res, err := h.setLike(c, a)
+		h.Metrics.like(string(a), likeOutcome(res, err))
+		if err != nil {
+			return likeRefused(c, err)
+		}
+		next := localPath(c.FormValue("next"), "/products/"+p.ID)
+		if !isFragment(c) {
+			return c.Redirect(next, fiber.StatusSeeOther)
+		}
+		c.Vary(hxRequest)
+		// like-result is the button plus an out-of-band swap that clears a
+		// "could not save" notice left by an earlier failed click.
+		return execute(c, "partials/like-result", productView{
+			Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked, Next: next, CSRF: h.CSRF.Token(shopper),
+		})
 	}
-	limits, _ := c.Locals(likeLimitKey).(store.Charge)
-	res, err := h.Likes.Set(c.UserContext(), shopperID(c), p.ID, a, limits)
-	if limited := (*store.LimitedError)(nil); errors.As(err, &limited) {
-		return tooManyLikes(c, limited)
-	}
-	if err != nil {
-		return err
-	}
-	if res.Changed {
-		c.Locals(likeOutcomeKey, likeAccepted)
-	} else {
-		c.Locals(likeOutcomeKey, likeUnchanged)
-	}
-	next := localPath(c.FormValue("next"), "/products/"+p.ID)
-	if !isFragment(c) {
-		return c.Redirect(next, fiber.StatusSeeOther)
-	}
-	c.Vary(hxRequest)
-	// like-result is the button plus an out-of-band swap that clears a
-	// "could not save" notice left by an earlier failed click.
-	return execute(c, "partials/like-result", productView{
-		Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked, Next: next, CSRF: csrfToken(c),
-	})
 }
 
-// known refuses a request for a product that is not in the catalog.
-func (h *Shop) known(c *fiber.Ctx) error {
-	if _, err := h.product(c); err != nil {
-		return err
+// setLike is the protected Like: identify the shopper by the signed cookie,
+// check the CSRF token bound to that shopper, then Like in one Redis script
+// that also checks the limits and the backlog.
+func (h *Shop) setLike(c *fiber.Ctx, a store.Action) (store.Product, string, store.LikeResult, error) {
+	shopper, err := h.signedShopper(c)
+	if err != nil {
+		return store.Product{}, "", store.LikeResult{}, err
 	}
-	return c.Next()
+	if err := h.CSRF.Check(c, shopper); err != nil {
+		return store.Product{}, "", store.LikeResult{}, err
+	}
+	p, err := h.product(c)
+	if err != nil {
+		return store.Product{}, "", store.LikeResult{}, err
+	}
+	res, err := h.Likes.Set(c.UserContext(), store.LikeInput{Shopper: shopper, ClientIP: clientIP(c), Product: p.ID, Action: a})
+	return p, shopper, res, err
+}
+
+// likeOutcome is the phoenix_likes_total outcome of a Like.
+func likeOutcome(res store.LikeResult, err error) string {
+	var limited *store.LimitedError
+	switch status, _, _ := classify(err); {
+	case err == nil && res.Changed:
+		return likeAccepted
+	case err == nil:
+		return likeUnchanged
+	case errors.Is(err, store.ErrBusy):
+		return likeBusy
+	case errors.As(err, &limited):
+		return likeLimited
+	case status == fiber.StatusForbidden:
+		return likeCSRF
+	case status == fiber.StatusServiceUnavailable:
+		return likeUnavailable
+	case status < 500:
+		return likeInvalid
+	}
+	return likeFailed
+}
+
+// likeRefused turns the store's refusals of a Like into answers with a
+// Retry-After; other errors go to the ErrorHandler as they are.
+func likeRefused(c *fiber.Ctx, err error) error {
+	var limited *store.LimitedError
+	switch {
+	case errors.As(err, &limited):
+		retryAfter(c, limited.RetryAfter)
+		return refuse(fiber.StatusTooManyRequests, "error.too_many_likes")
+	case errors.Is(err, store.ErrBusy):
+		retryAfter(c, busyRetry)
+		return refuse(fiber.StatusServiceUnavailable, "error.busy")
+	}
+	return err
+}
+
+func retryAfter(c *fiber.Ctx, d time.Duration) {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(int(math.Ceil(d.Seconds())), 1)))
 }
 
 // product looks up the :id parameter in the catalog.
 func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 	id := c.Params("id")
 	if !store.ValidID(id) {
-		return store.Product{}, fiber.NewError(fiber.StatusNotFound, "We could not find that part.")
+		return store.Product{}, refuse(fiber.StatusNotFound, "error.part_not_found")
 	}
 	p, ok := h.Catalog.Product(id)
 	if !ok {
@@ -374,12 +391,12 @@ func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 
 // views joins products with their live counts and the shopper's likes. When
 // Redis cannot be read it still returns the products, with CountKnown false.
-func (h *Shop) views(c *fiber.Ctx, products []store.Product) ([]productView, bool) {
+func (h *Shop) views(c *fiber.Ctx, v visit, products []store.Product) ([]productView, bool) {
 	ids := make([]string, len(products))
 	for i, p := range products {
 		ids[i] = p.ID
 	}
-	counts, liked, err := h.Likes.View(c.UserContext(), shopperID(c), ids)
+	counts, liked, err := h.Likes.View(c.UserContext(), v.shopper, ids)
 	if err != nil {
 		h.Log.Warn("counts unavailable", "err", err)
 	}
@@ -388,7 +405,7 @@ func (h *Shop) views(c *fiber.Ctx, products []store.Product) ([]productView, boo
 		// A fragment's own URL is not where the shopper is; htmx says where.
 		next = currentURL(c.Get("HX-Current-URL"), next)
 	}
-	next, csrf := utils.CopyString(next), csrfToken(c)
+	next, csrf := utils.CopyString(next), v.csrf
 	out := make([]productView, len(products))
 	for i, p := range products {
 		out[i] = productView{Product: p, Count: counts[p.ID], CountKnown: err == nil, Liked: liked[p.ID], Next: next, CSRF: csrf}
@@ -396,40 +413,69 @@ func (h *Shop) views(c *fiber.Ctx, products []store.Product) ([]productView, boo
 	return out, err == nil
 }
 
-// identify makes sure the shopper has an id cookie, issuing one on the first
-// visit (or when the cookie is not one of ours). A Like needs the cookie
-// from an earlier page: a made-up shopper could not have seen the button.
-func (h *Shop) identify(c *fiber.Ctx) error {
-	id := c.Cookies(shopperCookie)
-	if !validShopperID(id) {
-		if !safeMethod(c.Method()) {
-			return fiber.NewError(fiber.StatusBadRequest, "Your browser did not send the shop's cookie. Please allow cookies and reload the page.")
-		}
-		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("new shopper id: %w", err)
-		}
-		id = hex.EncodeToString(b[:])
-		c.Cookie(&fiber.Cookie{
-			Name: shopperCookie, Value: id, Path: "/", MaxAge: 365 * 24 * 3600,
-			HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: h.SecureCookie,
-		})
-	}
-	c.Locals(shopperCookie, utils.CopyString(id))
-	return c.Next()
+// visit is who is viewing a page: the shopper ("" when no id could be
+// issued), their CSRF token, and the message id of a notice for the page.
+type visit struct {
+	shopper, csrf, notice string
 }
 
-func shopperID(c *fiber.Ctx) string {
-	id, _ := c.Locals(shopperCookie).(string)
-	return id
+// visit identifies the shopper of a page view, giving the cookie on the
+// first visit: a new id (limited per client address), or the signed form
+// of an unsigned id from an earlier version that still has likes in Redis.
+func (h *Shop) visit(c *fiber.Ctx) visit {
+	cookie := c.Cookies(shopperCookie)
+	if id, ok := h.Shoppers.verify(cookie); ok {
+		return visit{shopper: id, csrf: h.CSRF.Token(id)}
+	}
+	ctx := c.UserContext()
+	if legacyShopperID(cookie) {
+		known, err := h.Likes.Known(ctx, cookie)
+		if err != nil {
+			h.Log.Warn("shopper not upgraded", "err", err)
+			return visit{}
+		}
+		if known {
+			return h.welcome(c, utils.CopyString(cookie))
+		}
+	}
+	// While Redis is down the limit cannot be read. The id is issued all
+	// the same, so that the shopper's Like answers "try again" (503) and
+	// works once Redis is back, instead of asking for a reload.
+	var limited *store.LimitedError
+	if err := h.Likes.Admit(ctx, clientIP(c)); errors.As(err, &limited) {
+		return visit{notice: "notice.too_many_visitors"}
+	} else if err != nil {
+		h.Log.Warn("new shopper not counted", "err", err)
+	}
+	id, err := h.Shoppers.issue()
+	if err != nil {
+		h.Log.Error("shopper not issued", "err", err)
+		return visit{}
+	}
+	return h.welcome(c, id)
 }
 
-func validShopperID(id string) bool {
-	if len(id) != 32 {
-		return false
+// welcome gives the shopper the signed cookie of id.
+func (h *Shop) welcome(c *fiber.Ctx, id string) visit {
+	c.Cookie(&fiber.Cookie{
+		Name: shopperCookie, Value: h.Shoppers.cookie(id), Path: "/", MaxAge: 365 * 24 * 3600,
+		HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: h.SecureCookie,
+	})
+	return visit{shopper: id, csrf: h.CSRF.Token(id)}
+}
+
+// signedShopper returns the shopper of a Like: only an id the shop signed
+// may Like, so inventing or altering a cookie gets nothing.
+func (h *Shop) signedShopper(c *fiber.Ctx) (string, error) {
+	cookie := c.Cookies(shopperCookie)
+	if cookie == "" {
+		return "", refuse(fiber.StatusBadRequest, "error.no_cookie")
 	}
-	_, err := hex.DecodeString(id)
-	return err == nil && strings.ToLower(id) == id
+	id, ok := h.Shoppers.verify(cookie)
+	if !ok {
+		return "", refuse(fiber.StatusBadRequest, "error.bad_cookie")
+	}
+	return utils.CopyString(id), nil
 }
 
 // localPath returns next if it is a path on this site, else fallback, so the
@@ -459,13 +505,3 @@ func currentURL(raw, fallback string) string {
 	}
 	return localPath(u.RequestURI(), fallback)
 }
-
-// csrfToken returns the CSRF token that the CSRF middleware left for this
-// request, or "" when CSRF is off.
-func csrfToken(c *fiber.Ctx) string {
-	t, _ := c.Locals(csrfContextKey).(string)
-	return t
-}
-
-// csrfContextKey is where the CSRF middleware stores the token.
-const csrfContextKey = "csrf"

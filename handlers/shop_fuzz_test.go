@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"net/http"
+	"phoenix/store"
 	"strings"
 	"testing"
 )
@@ -23,15 +24,16 @@ func headerSafe(s string) string {
 // make it a 500), and the stream grows, by one at most, only when a known
 // product was liked.
 func FuzzShop_Like(f *testing.F) {
-	fx := newShop(f, func(s *shopSetup) { s.shop.LikeLimit = nil })
+	fx := newShop(f, func(s *shopSetup) { s.limit = store.LikesOptions{} })
 	valid := fx.catalog.IDs()[0]
+	f.Add(valid, "/", fx.cookie, uint8(0), "")
+	f.Add(valid, "//evil.example", fx.cookie, uint8(1), "")
 	f.Add(valid, "/", testShopper, uint8(0), "")
-	f.Add(valid, "//evil.example", testShopper, uint8(1), "")
-	f.Add("no-such-part", "/", testShopper, uint8(0), "")
+	f.Add("no-such-part", "/", fx.cookie, uint8(0), "")
 	f.Add("../../etc/passwd", "/", "", uint8(2), "csrf=x")
 	f.Add(valid, "/\r\nSet-Cookie: a=b", "ZZ", uint8(1), "next=%0d%0a")
-	f.Add(strings.Repeat("a", 70), "/", testShopper, uint8(0), strings.Repeat("x", 20000))
-	f.Add("%ff%fe", "/\xff", testShopper+"\xff", uint8(3), "csrf=\xff&next=\xfe")
+	f.Add(strings.Repeat("a", 70), "/", fx.cookie, uint8(0), strings.Repeat("x", 20000))
+	f.Add("%ff%fe", "/\xff", fx.cookie+"\xff", uint8(3), "csrf=\xff&next=\xfe")
 	f.Fuzz(func(t *testing.T, id, next, shopper string, mode uint8, body string) {
 		form := "next=" + next
 		if mode%4 == 1 {
@@ -45,7 +47,7 @@ func FuzzShop_Like(f *testing.F) {
 			return // not a request a client could send
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Cookie", headerSafe("phoenix_shopper="+shopper+"; phoenix_csrf="+fx.token))
+		req.Header.Set("Cookie", headerSafe("phoenix_shopper="+shopper))
 		switch mode % 4 {
 		case 0:
 			req.Header.Set("X-CSRF-Token", fx.token)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -29,8 +30,10 @@ func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 type shopFixture struct {
 	app     *fiber.App
 	rdb     *redis.Client
+	prefix  string // of every key this shop writes
 	likes   *store.Likes
 	catalog *store.Catalog
+	cookie  string // testShopper's signed cookie, sent with every request
 	token   string // testShopper's CSRF token, sent with every unsafe request
 }
 
@@ -42,15 +45,14 @@ func newShop(tb testing.TB, opts ...func(*shopSetup)) *shopFixture {
 
 // shopSetup is what newShopOn builds the shop from; options change it.
 type shopSetup struct {
-	app    handlers.AppConfig
-	shop   *handlers.Shop
-	rdb    *redis.Client // for options that build their own limiters
-	prefix string
+	app   handlers.AppConfig
+	shop  *handlers.Shop
+	limit store.LikesOptions // the shop's Likes are opened with these
 }
 
-// newShopOn builds a shop with production-like protections (CSRF tokens
-// signed with the shared secret, rate limits in Redis); opts change the
-// setup before the app is built.
+// newShopOn builds a shop with production-like protections (signed shopper
+// ids and CSRF tokens, rate limits in Redis); opts change the setup before
+// the app is built.
 func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*shopSetup)) *shopFixture {
 	tb.Helper()
 	catalog, err := store.DefaultCatalog()
@@ -58,31 +60,39 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	likes := store.NewLikes(rdb, prefix)
-	signed, err := handlers.NewSignedTokens([]byte(testSecret))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	shoppers, csrf := shopKeys(tb)
 	s := shopSetup{
-		app: handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: "test-1", Section: "shop"},
-		shop: &handlers.Shop{
-			Likes: likes, Catalog: catalog, Log: log, Instance: "test-1",
-			CSRF:      handlers.CSRF(handlers.CSRFConfig{Signed: signed}),
-			LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, prefix+"rate:"), store.PerSecond(10), store.Rate{}),
-		},
-		rdb: rdb, prefix: prefix,
+		app:   handlers.AppConfig{Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "shop"},
+		shop:  &handlers.Shop{Catalog: catalog, Shoppers: shoppers, CSRF: csrf, Log: log, Instance: "test-1"},
+		limit: store.LikesOptions{PerShopper: store.PerSecond(10)},
 	}
 	for _, o := range opts {
 		o(&s)
 	}
+	likes := store.NewLikes(rdb, prefix, s.limit)
+	s.shop.Likes = likes
 	app, err := handlers.NewApp(s.app)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s.shop.Routes(app)
-	f := &shopFixture{app: app, rdb: rdb, likes: likes, catalog: s.shop.Catalog}
+	f := &shopFixture{app: app, rdb: rdb, prefix: prefix, likes: likes, catalog: s.shop.Catalog, cookie: shoppers.SignedCookie(testShopper)}
 	f.token = f.csrfToken(tb)
 	return f
+}
+
+// shopKeys returns the shop's shopper ids and CSRF tokens under testSecret.
+func shopKeys(tb testing.TB) (*handlers.Shoppers, *handlers.CSRF) {
+	tb.Helper()
+	shoppers, err := handlers.NewShoppers([]byte(testSecret))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	csrf, err := handlers.NewCSRF([]byte(testSecret), "shop")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return shoppers, csrf
 }
 
 // serve runs req through app and returns the answer and its whole body.
@@ -100,24 +110,22 @@ func serve(tb testing.TB, app *fiber.App, req *http.Request) (*http.Response, st
 	return resp, string(b)
 }
 
-// csrfToken fetches a page as testShopper and returns the CSRF token that
-// came with it, as a browser would keep it in its cookie jar ("" if none).
+// csrfToken fetches a page as testShopper and returns the CSRF token of
+// its forms, as a page would hold it.
 func (f *shopFixture) csrfToken(tb testing.TB) string {
 	tb.Helper()
 	req := httptest.NewRequest("GET", "/", nil)
-	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: testShopper})
-	resp, err := f.app.Test(req, -1)
-	if err != nil {
-		tb.Fatal(err)
+	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: f.cookie})
+	_, body := serve(tb, f.app, req)
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		tb.Fatalf("GET /: no CSRF token in the page")
 	}
-	resp.Body.Close()
-	for _, c := range resp.Cookies() {
-		if c.Name == "phoenix_csrf" && c.Value != "" {
-			return c.Value
-		}
-	}
-	return "" // CSRF is off in this setup
+	return m[1]
 }
+
+// csrfField finds the CSRF token in a page's forms.
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 const testShopper = "0123456789abcdef0123456789abcdef"
 
@@ -126,6 +134,11 @@ const testShopper = "0123456789abcdef0123456789abcdef"
 // X-CSRF-Token header for htmx, in the csrf form field for a plain form.
 func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, htmx bool) (*http.Response, string) {
 	tb.Helper()
+	return serve(tb, f.app, f.request(method, target, form, htmx))
+}
+
+// request is the request that do sends.
+func (f *shopFixture) request(method, target string, form url.Values, htmx bool) *http.Request {
 	unsafe := method != "GET" && f.token != ""
 	if unsafe && !htmx && form != nil {
 		form = maps.Clone(form)
@@ -139,17 +152,14 @@ func (f *shopFixture) do(tb testing.TB, method, target string, form url.Values, 
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: testShopper})
+	req.AddCookie(&http.Cookie{Name: "phoenix_shopper", Value: f.cookie})
 	if htmx {
 		req.Header.Set("HX-Request", "true")
-	}
-	if f.token != "" {
-		req.AddCookie(&http.Cookie{Name: "phoenix_csrf", Value: f.token})
 	}
 	if unsafe && (htmx || form == nil) {
 		req.Header.Set("X-CSRF-Token", f.token)
 	}
-	return serve(tb, f.app, req)
+	return req
 }
 
 func (f *shopFixture) streamLen(tb testing.TB) int64 {
@@ -320,6 +330,10 @@ func TestShop_RedisDown(t *testing.T) {
 	resp, body := f.do(t, "GET", "/", nil, false)
 	if resp.StatusCode != 200 || !strings.Contains(body, "unavailable") || !strings.Contains(body, `id="product-`+p.ID+`"`) {
 		t.Errorf("catalog without Redis: status %d, want 200 with products and an unavailable notice", resp.StatusCode)
+	}
+	// A first visit still gets an id, so its Like says "try again" too.
+	if resp, _, cookie, token := f.visitAnew(t, "/"); resp.StatusCode != 200 || cookie == "" || token == "" {
+		t.Errorf("first visit without Redis: status %d, cookie %q, token %q; want 200 with both", resp.StatusCode, cookie, token)
 	}
 	resp, body = f.do(t, "POST", "/products/"+p.ID+"/like", nil, true)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Could not save your like") {

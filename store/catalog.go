@@ -24,6 +24,13 @@ type Product struct {
 	PriceCents  int64  `json:"price_cents" db:"price_cents"`
 	Description string `json:"description" db:"description"`
 	Image       string `json:"image" db:"image"`
+	// NameI18n and DescriptionI18n are the name and description in other
+	// languages; where one is missing, the English field stands.
+	NameI18n        Names `json:"name_i18n,omitempty" db:"-"`
+	DescriptionI18n Names `json:"description_i18n,omitempty" db:"-"`
+	// CategoryI18n names the category in other languages; the catalog
+	// gives it once per category (category_i18n), ParseCatalog copies it here.
+	CategoryI18n Names `json:"-" db:"-"`
 }
 
 // Price formats the price for people, e.g. "$49.99".
@@ -33,10 +40,11 @@ func (p Product) Price() string {
 
 // Catalog is an immutable, validated list of products, safe for concurrent use.
 type Catalog struct {
-	products   []Product
-	byID       map[string]int
-	categories []string
-	index      *searchIndex
+	products      []Product
+	byID          map[string]int
+	categories    []string
+	categoryNames map[string]Names
+	index         *searchIndex
 }
 
 var imagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*\.svg$`)
@@ -105,7 +113,9 @@ func LoadCatalog(path string) (*Catalog, error) {
 // fields are refused with a message naming the product and field.
 func ParseCatalog(data []byte) (*Catalog, error) {
 	var doc struct {
-		Products []Product `json:"products"`
+		// Categories names each category in other languages.
+		Categories map[string]Names `json:"category_i18n"`
+		Products   []Product        `json:"products"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -121,7 +131,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	if len(doc.Products) > maxProducts {
 		return nil, fmt.Errorf("catalog has %d products, more than %d", len(doc.Products), maxProducts)
 	}
-	c := &Catalog{products: doc.Products, byID: make(map[string]int, len(doc.Products))}
+	c := &Catalog{products: doc.Products, byID: make(map[string]int, len(doc.Products)), categoryNames: doc.Categories}
 	for i, p := range doc.Products {
 		if err := p.validate(); err != nil {
 			return nil, fmt.Errorf("product %d (%q): %w", i+1, p.ID, err)
@@ -133,6 +143,17 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		if !slices.Contains(c.categories, p.Category) {
 			c.categories = append(c.categories, p.Category)
 		}
+	}
+	for cat, names := range doc.Categories {
+		if !slices.Contains(c.categories, cat) {
+			return nil, fmt.Errorf("category_i18n: %q is no product's category", cat)
+		}
+		if err := names.validate(maxCategoryLen); err != nil {
+			return nil, fmt.Errorf("category_i18n %q: %w", cat, err)
+		}
+	}
+	for i := range c.products {
+		c.products[i].CategoryI18n = doc.Categories[c.products[i].Category]
 	}
 	c.index = newSearchIndex(c.products)
 	return c, nil
@@ -158,17 +179,35 @@ func (p Product) validate() error {
 		return fmt.Errorf("bad image %q: want a file name like brake-pads.svg", p.Image)
 	}
 	for _, f := range text {
-		switch {
-		case strings.TrimSpace(f.value) == "":
-			return fmt.Errorf("missing field %s", f.field)
-		case !utf8.ValidString(f.value):
-			return fmt.Errorf("field %s is not valid UTF-8", f.field)
-		case utf8.RuneCountInString(f.value) > f.max:
-			return fmt.Errorf("field %s longer than %d characters", f.field, f.max)
+		if err := checkText(f.field, f.value, f.max); err != nil {
+			return err
 		}
+	}
+	if err := p.NameI18n.validate(maxNameLen); err != nil {
+		return fmt.Errorf("name_i18n: %w", err)
+	}
+	if err := p.DescriptionI18n.validate(maxDescriptionLen); err != nil {
+		return fmt.Errorf("description_i18n: %w", err)
 	}
 	return nil
 }
+
+// checkText checks one text field: present, UTF-8, at most limit characters.
+func checkText(field, value string, limit int) error {
+	switch {
+	case strings.TrimSpace(value) == "":
+		return fmt.Errorf("missing field %s", field)
+	case !utf8.ValidString(value):
+		return fmt.Errorf("field %s is not valid UTF-8", field)
+	case utf8.RuneCountInString(value) > limit:
+		return fmt.Errorf("field %s longer than %d characters", field, limit)
+	}
+	return nil
+}
+
+// CategoryI18n returns the categories' names in other languages, by
+// category. The map must not be modified.
+func (c *Catalog) CategoryI18n() map[string]Names { return c.categoryNames }
 
 // Products returns all products in catalog order. The slice must not be modified.
 func (c *Catalog) Products() []Product { return c.products }

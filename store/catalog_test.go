@@ -41,6 +41,13 @@ func TestParseCatalog(t *testing.T) {
 		{"negative price", `{"products":[{"id":"a","name":"A","category":"C","price_cents":-5,"description":"d"}]}`, "price_cents"},
 		{"bad image", `{"products":[{"id":"a","name":"A","category":"C","price_cents":1,"description":"d","image":"../x.svg"}]}`, "bad image"},
 		{"long name", `{"products":[{"id":"a","name":"` + strings.Repeat("n", 121) + `","category":"C","price_cents":1,"description":"d"}]}`, "longer than"},
+		{"translated", `{"category_i18n":{"C":{"zh-CN":"丙"}},"products":[{"id":"a","name":"A","category":"C","price_cents":1,"description":"d","name_i18n":{"zh-CN":"甲"},"description_i18n":{"zh-CN":"丁"}}]}`, ""},
+		{"blank translation", `{"products":[{"id":"a","name":"A","category":"C","price_cents":1,"description":"d","name_i18n":{"zh-CN":" "}}]}`, "name_i18n: missing field zh-CN"},
+		{"long translation", `{"products":[{"id":"a","name":"A","category":"C","price_cents":1,"description":"d","description_i18n":{"zh-CN":"` + strings.Repeat("长", 501) + `"}}]}`, "description_i18n: field zh-CN longer than 500"},
+		{"bad language", `{"products":[{"id":"a","name":"A","category":"C","price_cents":1,"description":"d","name_i18n":{"chinese":"甲"}}]}`, "bad language code"},
+		{"uncanonical language", `{"products":[{"id":"a","name":"A","category":"C","price_cents":1,"description":"d","name_i18n":{"zh-cn":"甲"}}]}`, "bad language code"},
+		{"unknown category name", `{"category_i18n":{"X":{"zh-CN":"丙"}},"products":[` + ok + `]}`, `"X" is no product's category`},
+		{"blank category name", `{"category_i18n":{"C":{"zh-CN":""}},"products":[` + ok + `]}`, `category_i18n "C": missing field zh-CN`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,6 +203,32 @@ func BenchmarkCatalog_Search(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultCatalog_Chinese checks that the embedded catalog names every
+// product and category in Chinese, and that English stands in for a
+// missing translation.
+func TestDefaultCatalog_Chinese(t *testing.T) {
+	c, err := store.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Products() {
+		if p.NameI18n["zh-CN"] == "" || p.DescriptionI18n["zh-CN"] == "" || p.CategoryI18n["zh-CN"] == "" {
+			t.Errorf("%s: no Chinese name, description or category", p.ID)
+		}
+	}
+	for _, cat := range c.Categories() {
+		if c.CategoryI18n()[cat]["zh-CN"] == "" {
+			t.Errorf("category %q has no Chinese name", cat)
+		}
+	}
+	if got := (store.Names{"zh-CN": "甲"}).In("fr", "A"); got != "A" {
+		t.Errorf("missing language: got %q, want the English A", got)
+	}
+	if got := store.Names(nil).In("zh-CN", "A"); got != "A" {
+		t.Errorf("no translations: got %q, want the English A", got)
 	}
 }
 

@@ -28,14 +28,18 @@ type ProductStats struct {
 	Category string `db:"category"`
 	Likes    int64  `db:"likes"`     // net likes now
 	LastHour int64  `db:"last_hour"` // net change over the last hour
+	// NameI18n and CategoryI18n are the catalog's names in other languages.
+	NameI18n     Names `db:"name_i18n"`
+	CategoryI18n Names `db:"category_i18n"`
 }
 
 // CategoryStats is one category's line in the dashboard's summary.
 type CategoryStats struct {
-	Category string `db:"category"`
-	Products int64  `db:"products"`
-	Likes    int64  `db:"likes"`
-	LastHour int64  `db:"last_hour"`
+	Category     string `db:"category"`
+	CategoryI18n Names  `db:"category_i18n"` // the category's names in other languages
+	Products     int64  `db:"products"`
+	Likes        int64  `db:"likes"`
+	LastHour     int64  `db:"last_hour"`
 }
 
 // Minute is one point of the likes-per-minute series.
@@ -89,6 +93,8 @@ func (s *Stats) ProductStats(ctx context.Context, since time.Time) ([]ProductSta
 		SELECT COALESCE(p.id, c.product_id) AS id,
 			COALESCE(p.name, c.product_id) AS name,
 			COALESCE(p.category, '') AS category,
+			COALESCE(p.name_i18n, '{}') AS name_i18n,
+			COALESCE(p.category_i18n, '{}') AS category_i18n,
 			COALESCE(c.likes, 0) AS likes,
 			COALESCE(h.change, 0) AS last_hour
 		FROM products p
@@ -110,10 +116,10 @@ func (s *Stats) CategoryStats(ctx context.Context, since time.Time) ([]CategoryS
 			FROM like_buckets WHERE minute >= $1 GROUP BY product_id
 		), lines AS (
 			SELECT COALESCE(p.id, c.product_id) AS id, COALESCE(p.category, '') AS category,
-				COALESCE(c.likes, 0) AS likes
+				COALESCE(p.category_i18n, '{}') AS category_i18n, COALESCE(c.likes, 0) AS likes
 			FROM products p FULL JOIN product_counters c ON c.product_id = p.id
 		)
-		SELECT l.category, count(*) AS products, COALESCE(sum(l.likes), 0) AS likes,
+		SELECT l.category, (array_agg(l.category_i18n))[1] AS category_i18n, count(*) AS products, COALESCE(sum(l.likes), 0) AS likes,
 			COALESCE(sum(h.change), 0) AS last_hour
 		FROM lines l LEFT JOIN hour h ON h.product_id = l.id
 		GROUP BY l.category

@@ -10,4 +10,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnavailable means a backing server could not be reached; nothing was saved.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrBusy means the event stream is over its bound (back-pressure):
+	// nothing was saved; retry later.
+	ErrBusy = errors.New("store busy")
 )

@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func FuzzParseCatalog(f *testing.F) {
 			if !store.ValidID(p.ID) || p.PriceCents <= 0 || !utf8.ValidString(p.Name+p.Category+p.Description) {
 				t.Fatalf("accepted a bad product %+v", p)
 			}
-			if got, ok := c.Product(p.ID); !ok || got != p {
+			if got, ok := c.Product(p.ID); !ok || !reflect.DeepEqual(got, p) {
 				t.Fatalf("product %q not found by id", p.ID)
 			}
 			if !c.HasCategory(p.Category) {

@@ -14,6 +14,9 @@ import (
 //go:embed scripts/like.lua
 var likeLua string
 
+//go:embed scripts/admit.lua
+var admitLua string
+
 // Action is what a shopper did to a product.
 type Action string
 
@@ -41,14 +44,26 @@ type LikeResult struct {
 type Likes struct {
 	rdb    *redis.Client
 	prefix string
+	opt    LikesOptions
 	like   *redis.Script
+	admit  *redis.Script
 	trim   *redis.Script
-	now    func() time.Time
+}
+
+// LikesOptions are the shop's limits on Likes, checked inside the Like's
+// own script (see Set). The zero value limits nothing, as the worker and
+// the tools need.
+type LikesOptions struct {
+	PerShopper, PerIP Rate // Likes and Unlikes per shopper and per client address
+	NewShoppersPerIP  Rate // new shopper ids per client address (see Admit)
+	// MaxBacklog is how many events the stream may hold before a Like is
+	// refused with ErrBusy; 0 is no bound.
+	MaxBacklog int64
 }
 
 // OpenLikes connects to the Redis server at url (redis://host:port/db) and
-// checks that it answers.
-func OpenLikes(ctx context.Context, url, prefix string) (*Likes, error) {
+// checks that it answers. opts, when given, sets the limits.
+func OpenLikes(ctx context.Context, url, prefix string, opts ...LikesOptions) (*Likes, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", err)
@@ -59,7 +74,7 @@ func OpenLikes(ctx context.Context, url, prefix string) (*Likes, error) {
 	opt.WriteTimeout = time.Second
 	opt.PoolTimeout = 2 * time.Second
 	opt.MaxRetries = 1
-	s := NewLikes(redis.NewClient(opt), prefix)
+	s := NewLikes(redis.NewClient(opt), prefix, opts...)
 	if err := s.Ping(ctx); err != nil {
 		// Redis may come up later; the shop degrades until it does.
 		return s, err
@@ -67,12 +82,21 @@ func OpenLikes(ctx context.Context, url, prefix string) (*Likes, error) {
 	return s, nil
 }
 
-// NewLikes wraps an existing client.
-func NewLikes(rdb *redis.Client, prefix string) *Likes {
-	return &Likes{rdb: rdb, prefix: prefix, like: redis.NewScript(rateLimitLua + "\n" + likeLua), trim: redis.NewScript(trimLua), now: time.Now}
+// NewLikes wraps an existing client. opts, when given, sets the limits.
+func NewLikes(rdb *redis.Client, prefix string, opts ...LikesOptions) *Likes {
+	s := &Likes{
+		rdb: rdb, prefix: prefix,
+		like:  redis.NewScript(rateLimitLua + "\n" + likeLua),
+		admit: redis.NewScript(rateLimitLua + "\n" + admitLua),
+		trim:  redis.NewScript(trimLua),
+	}
+	if len(opts) > 0 {
+		s.opt = opts[0]
+	}
+	return s
 }
 
-// Client returns the underlying Redis client (for the worker and rate limits).
+// Client returns the underlying Redis client (for the worker).
 func (s *Likes) Client() *redis.Client { return s.rdb }
 
 // Close closes the connection pool.
@@ -91,40 +115,99 @@ func (s *Likes) Key(name string) string { return s.prefix + name }
 
 func (s *Likes) shopperKey(shopper string) string { return s.prefix + "shopper:" + shopper + ":likes" }
 
+// rateKey is the key of one rate limit: what is limited (like, new shopper)
+// by whom (shopper, ip) and whose.
+func (s *Likes) rateKey(what, by, who string) string {
+	return s.prefix + "rate:" + what + ":" + by + ":" + who
+}
+
 // CountsKey is the hash of live counts, product id -> likes.
 func (s *Likes) CountsKey() string { return s.prefix + "counts" }
 
 // StreamKey is the stream of Like events.
 func (s *Likes) StreamKey() string { return s.prefix + "events" }
 
-// Like records that shopper likes product. Liking twice changes nothing.
+// Like records that shopper likes product, without limits (tests, tools).
+// Liking twice changes nothing.
 func (s *Likes) Like(ctx context.Context, shopper, product string) (LikeResult, error) {
-	return s.Set(ctx, shopper, product, ActionLike, Charge{})
+	return s.set(ctx, LikeInput{Shopper: shopper, Product: product, Action: ActionLike}, LikesOptions{})
 }
 
-// Unlike withdraws shopper's Like of product. Unliking twice changes nothing.
+// Unlike withdraws shopper's Like of product, without limits (tests,
+// tools). Unliking twice changes nothing.
 func (s *Likes) Unlike(ctx context.Context, shopper, product string) (LikeResult, error) {
-	return s.Set(ctx, shopper, product, ActionUnlike, Charge{})
+	return s.set(ctx, LikeInput{Shopper: shopper, Product: product, Action: ActionUnlike}, LikesOptions{})
 }
 
-// Set likes or unlikes product for shopper after charging the rate limits
-// of limits, all in one round trip. Over a limit it changes nothing and
-// returns a *LimitedError.
-func (s *Likes) Set(ctx context.Context, shopper, product string, a Action, limits Charge) (LikeResult, error) {
-	keys := append([]string{s.shopperKey(shopper), s.CountsKey(), s.StreamKey()}, limits.keys...)
-	at := strconv.FormatInt(s.now().UnixMilli(), 10)
-	args := append([]any{product, shopper, string(a), at}, limits.args...)
-	res, err := s.like.Run(ctx, s.rdb, keys, args...).Int64Slice()
+// LikeInput is one shopper's Like or Unlike as the shop received it.
+type LikeInput struct {
+	Shopper  string // the shopper's (verified) id
+	ClientIP string // the client's address; "" skips the per-address limit
+	Product  string // a product id of the catalog
+	Action   Action
+}
+
+// Set is the shop's protected Like: in one atomic script it refuses the
+// Like with ErrBusy when the stream is over MaxBacklog, charges the
+// per-shopper and per-address limits (over one: a *LimitedError), then
+// likes or unlikes. A refusal changes nothing.
+func (s *Likes) Set(ctx context.Context, in LikeInput) (LikeResult, error) {
+	return s.set(ctx, in, s.opt)
+}
+
+func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeResult, error) {
+	perIP := opt.PerIP
+	if in.ClientIP == "" {
+		perIP = Rate{}
+	}
+	keys := []string{s.shopperKey(in.Shopper), s.CountsKey(), s.StreamKey(),
+		s.rateKey("like", "shopper", in.Shopper), s.rateKey("like", "ip", in.ClientIP)}
+	res, err := s.like.Run(ctx, s.rdb, keys, in.Product, in.Shopper, string(in.Action), opt.MaxBacklog,
+		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst).Int64Slice()
 	if err != nil {
-		return LikeResult{}, fmt.Errorf("%w: %s %s: %v", ErrUnavailable, a, product, err)
+		return LikeResult{}, fmt.Errorf("%w: %s %s: %v", ErrUnavailable, in.Action, in.Product, err)
 	}
 	if len(res) != 2 {
-		return LikeResult{}, fmt.Errorf("%s %s: unexpected script result %v", a, product, res)
+		return LikeResult{}, fmt.Errorf("%s %s: unexpected script result %v", in.Action, in.Product, res)
 	}
-	if res[0] == -1 {
+	switch res[0] {
+	case -1:
 		return LikeResult{}, &LimitedError{RetryAfter: time.Duration(res[1]) * time.Microsecond}
+	case -2:
+		return LikeResult{}, fmt.Errorf("%w: %d events waiting (bound %d)", ErrBusy, res[1], opt.MaxBacklog)
 	}
-	return LikeResult{Liked: a == ActionLike, Count: res[1], Changed: res[0] == 1}, nil
+	return LikeResult{Liked: in.Action == ActionLike, Count: res[1], Changed: res[0] == 1}, nil
+}
+
+// Admit charges one new shopper id to the client address ip, so that one
+// address cannot mint shoppers without end (every replica shares the
+// limit). Over NewShoppersPerIP it returns a *LimitedError.
+func (s *Likes) Admit(ctx context.Context, ip string) error {
+	r := s.opt.NewShoppersPerIP
+	if !r.Enabled() {
+		return nil
+	}
+	res, err := s.admit.Run(ctx, s.rdb, []string{s.rateKey("shopper", "ip", ip)}, r.micros(), r.Burst).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("%w: admit shopper: %v", ErrUnavailable, err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("admit shopper: unexpected script result %v", res)
+	}
+	if res[0] != 1 {
+		return &LimitedError{RetryAfter: time.Duration(res[1]) * time.Microsecond}
+	}
+	return nil
+}
+
+// Known reports whether Redis holds likes of shopper (an id from before
+// shopper ids were signed, kept so that its likes are not lost).
+func (s *Likes) Known(ctx context.Context, shopper string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.shopperKey(shopper)).Result()
+	if err != nil {
+		return false, fmt.Errorf("%w: read shopper: %v", ErrUnavailable, err)
+	}
+	return n == 1, nil
 }
 
 // View returns, in one round trip, the live counts of the given products and

@@ -108,7 +108,7 @@ func (s *Likes) ShopBeats(ctx context.Context) ([]Beat, error) {
 	var gone []string
 	for name, js := range all {
 		var b Beat
-		if json.Unmarshal([]byte(js), &b) != nil || b.Name != name || s.now().Sub(b.At) > ReplicaGone {
+		if json.Unmarshal([]byte(js), &b) != nil || b.Name != name || time.Since(b.At) > ReplicaGone {
 			gone = append(gone, name)
 			continue
 		}

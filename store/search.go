@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -68,14 +69,26 @@ func newSearchIndex(products []Product) *searchIndex {
 	return x
 }
 
-// searchName is what ranks a product in a search: its name.
-func (p Product) searchName() string { return p.Name }
+// searchName is what ranks a product in a search: its name, in every
+// language the catalog gives, so a search works whatever the shopper's
+// language.
+func (p Product) searchName() string { return joinNames(p.Name, p.NameI18n) }
 
-// searchText is what a search looks in: the name, category and description,
-// joined by newlines, which no query word contains, so that a word cannot
-// match across two fields.
+// searchText is what a search looks in: the names, categories and
+// descriptions, joined by newlines, which no query word contains, so that a
+// word cannot match across two fields.
 func (p Product) searchText() string {
-	return p.searchName() + "\n" + p.Category + "\n" + p.Description
+	return p.searchName() + "\n" + joinNames(p.Category, p.CategoryI18n) + "\n" + joinNames(p.Description, p.DescriptionI18n)
+}
+
+// joinNames joins a text with its translations, in a fixed order, by
+// newlines.
+func joinNames(en string, other Names) string {
+	parts := []string{en}
+	for _, k := range slices.Sorted(maps.Keys(other)) {
+		parts = append(parts, other[k])
+	}
+	return strings.Join(parts, "\n")
 }
 
 func trigram(s string) uint32 { return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2]) }

@@ -270,20 +270,31 @@ func aggregate(events []Event) deltas {
 func (s *Stats) SyncProducts(ctx context.Context, products []Product) error {
 	n := len(products)
 	ids, names, categories := make([]string, n), make([]string, n), make([]string, n)
+	nameI18n, categoryI18n := make([]string, n), make([]string, n)
 	prices := make([]int64, n)
 	for i, p := range products {
 		ids[i], names[i], categories[i], prices[i] = p.ID, p.Name, p.Category, p.PriceCents
+		if err := jsonText(&nameI18n[i], p.NameI18n); err != nil {
+			return err
+		}
+		if err := jsonText(&categoryI18n[i], p.CategoryI18n); err != nil {
+			return err
+		}
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, `
-INSERT INTO products AS p (id, name, category, price_cents, updated_at)
-SELECT d.id, d.name, d.category, d.price_cents, $5
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d(id, name, category, price_cents)
+INSERT INTO products AS p (id, name, category, price_cents, name_i18n, category_i18n, updated_at)
+SELECT d.id, d.name, d.category, d.price_cents, d.name_i18n::jsonb, d.category_i18n::jsonb, $7
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+    AS d(id, name, category, price_cents, name_i18n, category_i18n)
 ORDER BY d.id
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category,
-    price_cents = EXCLUDED.price_cents, updated_at = EXCLUDED.updated_at
-WHERE (p.name, p.category, p.price_cents) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.category, EXCLUDED.price_cents)`,
-			pq.StringArray(ids), pq.StringArray(names), pq.StringArray(categories), pq.Int64Array(prices), s.now())
+    price_cents = EXCLUDED.price_cents, name_i18n = EXCLUDED.name_i18n,
+    category_i18n = EXCLUDED.category_i18n, updated_at = EXCLUDED.updated_at
+WHERE (p.name, p.category, p.price_cents, p.name_i18n, p.category_i18n) IS DISTINCT FROM
+    (EXCLUDED.name, EXCLUDED.category, EXCLUDED.price_cents, EXCLUDED.name_i18n, EXCLUDED.category_i18n)`,
+			pq.StringArray(ids), pq.StringArray(names), pq.StringArray(categories), pq.Int64Array(prices),
+			pq.StringArray(nameI18n), pq.StringArray(categoryI18n), s.now())
 		if err != nil {
 			return fmt.Errorf("upsert products: %w", err)
 		}
@@ -295,6 +306,16 @@ WHERE (p.name, p.category, p.price_cents) IS DISTINCT FROM (EXCLUDED.name, EXCLU
 	if err != nil {
 		return fmt.Errorf("sync products: %w", err)
 	}
+	return nil
+}
+
+// jsonText writes names as the JSON text of a jsonb value.
+func jsonText(dst *string, names Names) error {
+	v, err := names.Value()
+	if err != nil {
+		return fmt.Errorf("sync products: %w", err)
+	}
+	*dst = v.(string)
 	return nil
 }
 

@@ -192,6 +192,36 @@ func TestStats_SyncProducts(t *testing.T) {
 	if count() != len(changed) || name != "Renamed" {
 		t.Errorf("got %d products and name %q, want %d and Renamed", count(), name, len(changed))
 	}
+	t.Run("names in other languages", func(t *testing.T) {
+		changed[0].NameI18n = store.Names{"zh-CN": "改名"}
+		if err := s.SyncProducts(ctx, changed); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.ProductStats(ctx, time.Now().Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID := map[string]store.ProductStats{}
+		for _, r := range rows {
+			byID[r.ID] = r
+		}
+		if got := byID[changed[0].ID].NameI18n["zh-CN"]; got != "改名" {
+			t.Errorf("renamed product's Chinese name %q, want 改名", got)
+		}
+		disc := byID["drilled-slotted-brake-disc-300mm"]
+		if disc.NameI18n["zh-CN"] != "打孔划线刹车盘，300 毫米" || disc.CategoryI18n["zh-CN"] != "制动系统" {
+			t.Errorf("names of drilled-slotted-brake-disc-300mm: %v, category %v", disc.NameI18n, disc.CategoryI18n)
+		}
+		cats, err := s.CategoryStats(ctx, time.Now().Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cats {
+			if want := cat.CategoryI18n()[c.Category]["zh-CN"]; c.CategoryI18n["zh-CN"] != want || want == "" {
+				t.Errorf("category %q: Chinese name %q, want %q", c.Category, c.CategoryI18n["zh-CN"], want)
+			}
+		}
+	})
 }
 
 func TestStats_RecordWorkerStatus(t *testing.T) {

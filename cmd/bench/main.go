@@ -340,6 +340,7 @@ func (b *bench) http(ctx context.Context) error {
 		"PHOENIX_REDIS_URL=" + b.redis.URL(), "PHOENIX_DATABASE_URL=" + b.postgres.URL("phoenix"),
 		"PHOENIX_SHOP_ADDR=" + shopAddr, "PHOENIX_ADMIN_ADDR=" + adminAddr, "PHOENIX_WORKER_ADDR=" + workerAddr,
 		"PHOENIX_ADMIN_PASSWORD=bench-password-123", "PHOENIX_SECRET=bench-secret-0123456789abcdef0123456789abcdef",
+		"PHOENIX_SHOPPER_RATE_PER_IP=0", // every simulated shopper comes from 127.0.0.1
 		"PHOENIX_LOG_FORMAT=json", "PHOENIX_LOG_LEVEL=info",
 		// Limits sized for many shoppers behind one address (the load
 		// generator): both rules are checked on every Like, none binds.
@@ -549,6 +550,9 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 // shopper is one simulated shopper's cookies and CSRF token.
 type shopper struct{ cookie, token string }
 
+// csrfField finds the CSRF token in a page's forms.
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
 // liveStreams is how many idle live streams the bench opens.
 const liveStreams = 200
 
@@ -569,17 +573,17 @@ func fetchShoppers(base string, n int) ([]shopper, error) {
 				errs <- err
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if m := csrfField.FindSubmatch(body); m != nil {
+				out[i].token = string(m[1]) // bound to this shopper's id
+			}
 			var parts []string
 			for _, c := range resp.Cookies() {
 				parts = append(parts, c.Name+"="+c.Value)
-				if c.Name == "phoenix_csrf" {
-					out[i].token = c.Value
-				}
 			}
 			out[i].cookie = strings.Join(parts, "; ")
-			if out[i].token == "" || len(parts) < 2 {
+			if out[i].token == "" || len(parts) < 1 {
 				errs <- fmt.Errorf("GET /: status %d, cookies %v", resp.StatusCode, parts)
 			}
 		}()

@@ -149,17 +149,16 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	// Signed CSRF tokens: every admin replica with the same secret accepts
-	// them, and the admin needs no Redis for them.
-	tokens, err := handlers.NewSignedTokens([]byte(ac.secret))
+	// CSRF tokens signed under the admin's own key: every admin replica
+	// with the same secret accepts them, and no shop token passes.
+	csrf, err := handlers.NewCSRF([]byte(ac.secret), "admin")
 	if err != nil {
 		_ = stats.Close() // the secret's error is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	csrf := handlers.CSRF(handlers.CSRFConfig{Signed: tokens, Secure: ac.secureCookies})
 	metrics := handlers.NewMetrics(o.reg, "admin")
 	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
+		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
 		Instance: instanceName(e), Section: "admin", Metrics: metrics,
 	})
 	if err != nil {

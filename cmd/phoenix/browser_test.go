@@ -250,7 +250,7 @@ func (b *browser) screenshot(ctx context.Context, name string) {
 // violation, and a thrown error as a JS exception.
 func TestBrowser_ReportsProblems(t *testing.T) {
 	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "probe", Views: phoenix.Views(), Assets: phoenix.Assets(),
+		Name: "probe", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(),
 		Log: slog.New(slog.DiscardHandler), Instance: "probe", Section: "shop",
 	})
 	if err != nil {

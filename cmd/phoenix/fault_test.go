@@ -242,7 +242,7 @@ FROM like_events GROUP BY shopper_id, product_id`)
 			id := ""
 			for _, c := range s.jar.Cookies(shopURL) {
 				if c.Name == "phoenix_shopper" {
-					id = c.Value
+					id, _, _ = strings.Cut(c.Value, ".") // the id, without the shop's signature
 				}
 			}
 			if id == "" {

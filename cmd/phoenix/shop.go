@@ -47,15 +47,31 @@ type shopConfig struct {
 	// Likes a second allowed per shopper and per client address, with
 	// bursts of twice that; 0 disables the limit.
 	likeRatePerShopper, likeRatePerIP int
-	// secret is PHOENIX_SECRET, which signs CSRF tokens so that no Redis
-	// round trip checks them. The admin registers that flag too, so
-	// runShop registers it itself and phoenix all copies the admin's.
-	// Empty: tokens are kept in Redis instead.
+	// New shopper ids a minute per client address, with bursts of
+	// shopperBurst times that; 0 disables the limit.
+	shopperRatePerIP int
+	// maxBacklog is how many events the stream may hold before Likes
+	// answer 503 "busy"; 0: no bound.
+	maxBacklog int
+	// secret is PHOENIX_SECRET, which signs shopper ids and CSRF tokens.
+	// The admin registers that flag too, so runShop registers it itself
+	// (with its check) and phoenix all copies the admin's.
 	secret string
 }
 
-func (c *shopConfig) registerSecret(f *flags) {
-	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that signs CSRF tokens (unset: tokens are stored in Redis, two more round trips per Like)")
+// shopperBurst is how many times its per-minute rate of new shopper ids an
+// address may take at once: with the default 60, an office or a carrier's
+// NAT gets 600 new shoppers at once, then one a second.
+const shopperBurst = 10
+
+func (c *shopConfig) registerSecret(f *flags) func() error {
+	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that signs shopper ids and CSRF tokens (required)")
+	return func() error {
+		if len(c.secret) < handlers.MinSecretLen {
+			return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
+		}
+		return nil
+	}
 }
 
 func (c *shopConfig) register(f *flags) {
@@ -66,6 +82,9 @@ func (c *shopConfig) register(f *flags) {
 	// Off by default: many shoppers can share one address (an office, a
 	// carrier's NAT, the load generator).
 	f.Int(&c.likeRatePerIP, "like-rate-per-ip", "PHOENIX_LIKE_RATE_PER_IP", 0, "Likes a second per client address, bursts of twice that (0: no limit)")
+	f.Int(&c.shopperRatePerIP, "shopper-rate-per-ip", "PHOENIX_SHOPPER_RATE_PER_IP", 60,
+		fmt.Sprintf("new shopper ids a minute per client address, bursts of %d times that (0: no limit)", shopperBurst))
+	f.Int(&c.maxBacklog, "max-backlog", "PHOENIX_MAX_BACKLOG", 100000, "events waiting in Redis above which Likes answer 503 busy (0: no bound)")
 	c.proxy.register(f)
 }
 
@@ -74,13 +93,21 @@ func (c *shopConfig) checks() []func() error {
 		checkAddr("PHOENIX_SHOP_ADDR", &c.addr),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_SHOPPER", &c.likeRatePerShopper),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_IP", &c.likeRatePerIP),
-		func() error {
-			if c.secret != "" && len(c.secret) < handlers.MinSecretLen {
-				return fmt.Errorf("PHOENIX_SECRET: shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
-			}
-			return nil
-		},
+		checkNonNegative("PHOENIX_SHOPPER_RATE_PER_IP", &c.shopperRatePerIP),
+		checkNonNegative("PHOENIX_MAX_BACKLOG", &c.maxBacklog),
 	}, c.proxy.checks()...)
+}
+
+// likesOptions are the limits the shop's store checks in the Like script.
+func (c *shopConfig) likesOptions() store.LikesOptions {
+	var newShoppers store.Rate
+	if c.shopperRatePerIP > 0 {
+		newShoppers = store.Rate{Interval: time.Minute / time.Duration(c.shopperRatePerIP), Burst: shopperBurst * c.shopperRatePerIP}
+	}
+	return store.LikesOptions{
+		PerShopper: store.PerSecond(c.likeRatePerShopper), PerIP: store.PerSecond(c.likeRatePerIP),
+		NewShoppersPerIP: newShoppers, MaxBacklog: int64(c.maxBacklog),
+	}
 }
 
 // proxyConfig says which reverse proxies may tell a role the client's
@@ -141,8 +168,8 @@ func runShop(ctx context.Context, e *env, args []string) error {
 	oc.register(f)
 	rc.register(f)
 	sc.register(f)
-	sc.registerSecret(f)
-	if err := f.parse(args, append(append(oc.checks(), rc.checks()...), sc.checks()...)...); err != nil {
+	checkSecret := sc.registerSecret(f)
+	if err := f.parse(args, append(append(oc.checks(), rc.checks()...), append(sc.checks(), checkSecret)...)...); err != nil {
 		return err
 	}
 	log, err := lc.logger(e.stderr)
@@ -175,7 +202,16 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	if err != nil {
 		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
 	}
-	likes, err := store.OpenLikes(ctx, rc.url, rc.prefix)
+	shoppers, err := handlers.NewShoppers([]byte(sc.secret))
+	if err != nil {
+		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+	}
+	csrf, err := handlers.NewCSRF([]byte(sc.secret), "shop")
+	if err != nil {
+		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+	}
+	// The limits live in Redis, so every shop replica shares them.
+	likes, err := store.OpenLikes(ctx, rc.url, rc.prefix, sc.likesOptions())
 	if errors.Is(err, store.ErrUnavailable) {
 		// The catalog still renders without Redis; Likes answer 503 until it is back.
 		log.Warn("redis unreachable at start", "err", err)
@@ -188,7 +224,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
 	metrics := handlers.NewMetrics(o.reg, "shop")
 	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log,
+		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
 		Instance: instanceName(e), Section: "shop", Secure: sc.secureCookies,
 		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(), Metrics: metrics,
 	})
@@ -198,25 +234,9 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
 	health.Routes(app)
-	rdb := likes.Client()
-	// Every shop replica accepts every other's CSRF tokens: signed with the
-	// shared secret, or else kept in the shared Redis.
-	csrfConfig := handlers.CSRFConfig{Storage: store.NewKV(rdb, rc.prefix+"csrf:"), Secure: sc.secureCookies}
-	if sc.secret != "" {
-		if csrfConfig.Signed, err = handlers.NewSignedTokens([]byte(sc.secret)); err != nil {
-			_ = likes.Close() // the error that stopped start-up is the one to report
-			return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
-		}
-	} else {
-		log.Warn("PHOENIX_SECRET unset: CSRF tokens are kept in Redis")
-	}
 	(&handlers.Shop{
-		Likes: likes, Catalog: catalog, Log: log, Instance: instanceName(e), SecureCookie: sc.secureCookies,
-		// Limits live in Redis, so every shop replica shares them.
-		CSRF: handlers.CSRF(csrfConfig),
-		LikeLimit: handlers.LikeLimit(store.NewLimiter(rdb, rc.prefix+"rate:"),
-			store.PerSecond(sc.likeRatePerShopper), store.PerSecond(sc.likeRatePerIP)),
-		Metrics: metrics,
+		Likes: likes, Catalog: catalog, Shoppers: shoppers, CSRF: csrf, Log: log,
+		Instance: instanceName(e), SecureCookie: sc.secureCookies, Metrics: metrics,
 	}).Routes(app)
 	ln, err := listen("shop", sc.addr, e)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"phoenix/store"
@@ -410,6 +411,66 @@ func TestShopBrowser_LoadMore(t *testing.T) {
 		}
 		if loc := eval[string](b, ctx, "location.search"); loc != "?page=2" {
 			t.Errorf("landed on %q, want ?page=2", loc)
+		}
+	})
+}
+
+// TestShopBrowser_Language switches the language with JavaScript off, as
+// a plain link: the same page comes back in Chinese, and the choice stays
+// for the next page. A browser that asks for Chinese gets it at once.
+func TestShopBrowser_Language(t *testing.T) {
+	vars, _ := sharedRedis(t)
+	p := startPhoenix(t, "shop", vars)
+	c := defaultCatalog(t)
+	product := c.Products()[0]
+	read := `({lang: document.documentElement.lang, h1: document.querySelector('h1')?.textContent.trim(),
+		price: document.querySelector('.price')?.textContent.trim() ?? '', href: location.href})`
+	type state struct {
+		Lang  string `json:"lang"`
+		H1    string `json:"h1"`
+		Price string `json:"price"`
+		Href  string `json:"href"`
+	}
+	t.Run("switcher without JS", func(t *testing.T) {
+		b := newBrowser(t)
+		ctx := b.timeout()
+		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+		start := p.url("shop", "/products/"+product.ID)
+		b.open(ctx, start, false)
+		if got := eval[state](b, ctx, read); got.Lang != "en" || got.H1 != product.Name || got.Price != "$49.99" {
+			t.Fatalf("before switching: %+v, want English", got)
+		}
+		b.do(ctx, "click 中文", chromedp.Click(chromedp.CSS("#lang-zh-CN")))
+		b.do(ctx, "wait for Chinese", chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"] h1`)))
+		if got := eval[state](b, ctx, read); got.H1 != product.NameI18n["zh-CN"] || got.Price != "US$49.99" || got.Href != start {
+			t.Errorf("after switching: %+v, want %q at US$49.99 on %s", got, product.NameI18n["zh-CN"], start)
+		}
+		b.open(ctx, p.url("shop", "/"), false)
+		if got := eval[state](b, ctx, read); got.Lang != "zh-CN" || got.H1 != "汽车配件" {
+			t.Errorf("next page: %+v, want the catalog in Chinese", got)
+		}
+		b.do(ctx, "click English", chromedp.Click(chromedp.CSS("#lang-en")))
+		b.do(ctx, "wait for English", chromedp.WaitVisible(chromedp.CSS(`html[lang="en"] h1`)))
+		if got := eval[state](b, ctx, read); got.H1 != "Auto parts" {
+			t.Errorf("back to English: %+v", got)
+		}
+	})
+	t.Run("Accept-Language", func(t *testing.T) {
+		b := newBrowser(t)
+		ctx := b.timeout()
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+			Headers: network.Headers{"Accept-Language": "zh-CN,zh;q=0.9"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		b.open(ctx, p.url("shop", "/"), true)
+		if got := eval[state](b, ctx, read); got.Lang != "zh-CN" || got.H1 != "汽车配件" {
+			t.Errorf("got %+v, want the catalog in Chinese", got)
 		}
 	})
 }

@@ -132,7 +132,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	// close can log on the failure paths below.
 	r := &workerRole{likes: likes, stats: stats, server: &server{log: log}}
 	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Log: log, Instance: instanceName(e),
+		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: instanceName(e),
 		Metrics: handlers.NewMetrics(o.reg, "worker"),
 	})
 	if err != nil {

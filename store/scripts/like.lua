@@ -1,35 +1,48 @@
--- Sets or clears one shopper's Like of one product, atomically.
+-- Sets or clears one shopper's Like of one product, atomically, after the
+-- back-pressure check and the rate limits (ratelimit.lua, which the store
+-- prepends, defines charge and now_us).
 -- KEYS[1] the shopper's set of liked product ids
 -- KEYS[2] the hash of live counts (product id -> likes)
 -- KEYS[3] the event stream
+-- KEYS[4] the shopper's rate limit, KEYS[5] the client address's
 -- ARGV[1] product id, ARGV[2] shopper id, ARGV[3] "like" or "unlike",
--- ARGV[4] time in unix milliseconds
--- Returns {changed (0 or 1), count after the call}. Each event also carries
--- the shopper's number of likes after it, so the worker can count shoppers
--- who like something (0 -> 1 and 1 -> 0) without a row per shopper.
--- Only a real change touches the counter and the stream, so repeating a
--- request (a double click, a client retry) never counts twice.
--- KEYS[4...], ARGV[5...] (optional) rate limits to charge first, as
--- ratelimit.lua's charge reads them (the store prepends that file): over a
--- limit nothing changes and the result is {-1, retry after in µs}. One round
--- trip for the limits and the Like.
-if #KEYS > 3 then
-  local allowed = charge(4, 5)
-  if allowed[1] == 0 then return {-1, allowed[2]} end
+-- ARGV[4] the backlog bound (0: none),
+-- ARGV[5], ARGV[6] the shopper's limit: interval in µs (0: none), burst
+-- ARGV[7], ARGV[8] the address's limit, likewise
+-- Returns {1 or 0 (changed or not), count after the call},
+-- {-1, retry after in µs} over a rate limit, or {-2, stream length} when the
+-- stream is over its bound; those two change nothing.
+--
+-- Back-pressure: the worker trims acknowledged entries, so the stream's
+-- length is what the workers have not yet delivered and acknowledged; with
+-- the workers stopped it is exactly the undelivered backlog. XLEN is O(1),
+-- and refusing new events here never trims unread ones.
+local bound = tonumber(ARGV[4])
+if bound > 0 then
+  local n = redis.call('XLEN', KEYS[3])
+  if n >= bound then return {-2, n} end
 end
+local now = now_us()
+local allowed = charge({{KEYS[4], ARGV[5], ARGV[6]}, {KEYS[5], ARGV[7], ARGV[8]}}, now)
+if allowed[1] == 0 then return {-1, allowed[2]} end
 local changed
 if ARGV[3] == 'like' then
   changed = redis.call('SADD', KEYS[1], ARGV[1])
 else
   changed = redis.call('SREM', KEYS[1], ARGV[1])
 end
+-- Each event carries the shopper's number of likes after it, so the worker
+-- can count shoppers who like something (0 -> 1 and 1 -> 0) without a row
+-- per shopper. Only a real change touches the counter and the stream, so a
+-- repeated request (a double click, a retry) never counts twice. Its time
+-- is Redis's (in ms), not the shop's clock, which may drift.
 local count
 if changed == 1 then
   local delta = 1
   if ARGV[3] ~= 'like' then delta = -1 end
   count = redis.call('HINCRBY', KEYS[2], ARGV[1], delta)
-  redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3], 'at', ARGV[4],
-    'likes', redis.call('SCARD', KEYS[1]))
+  redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
+    'at', string.format('%d', math.floor(now / 1000)), 'likes', redis.call('SCARD', KEYS[1]))
 else
   count = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 end
