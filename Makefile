@@ -15,7 +15,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X main.version=$(VERSION)" -o phoenix ./cmd/phoenix
 
 test: vet lint
-	@.ci/ensure-packages redis-server postgres chromium
+	@.ci/ensure-packages redis-server postgres chromium nginx
 	$(GO) test -race -timeout 15m ./...
 
 vet:

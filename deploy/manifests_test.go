@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -184,6 +185,11 @@ func TestManifests_Roles(t *testing.T) {
 				t.Errorf("%s keeps no data", name)
 			}
 		}
+		// Bounded, and never evicting: an evicted key is a lost Like.
+		args := strings.Join(m.statefulSets["redis"].Spec.Template.Spec.Containers[0].Args, " ")
+		if !strings.Contains(args, "--maxmemory ") || !strings.Contains(args, "--maxmemory-policy noeviction") {
+			t.Errorf("Redis args %q lack --maxmemory and --maxmemory-policy noeviction", args)
+		}
 	})
 }
 
@@ -288,5 +294,8 @@ func TestCompose(t *testing.T) {
 	}
 	if !bytes.Contains(data, []byte("--appendonly")) {
 		t.Error("compose Redis must run with the append-only file on")
+	}
+	if !bytes.Contains(data, []byte(`"--maxmemory-policy", "noeviction"`)) {
+		t.Error("compose Redis must be bounded with --maxmemory and never evict")
 	}
 }

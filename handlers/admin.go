@@ -24,7 +24,6 @@ import (
 const (
 	defaultPoll       = 2 * time.Second
 	defaultStaleAfter = 30 * time.Second
-	defaultLoginLimit = 5 // failed logins per address per minute
 	queryTimeout      = 2 * time.Second
 	chartMinutes      = 60
 	// Message ids of the stale notices.
@@ -43,7 +42,11 @@ type Admin struct {
 	Instance   string
 	StaleAfter time.Duration // a worker heartbeat older than this makes the numbers "may be stale"
 	Poll       time.Duration // how often the page refreshes its fragments
-	LoginLimit int           // failed logins allowed per client address per minute
+	// Logins counts failed logins per client address across replicas;
+	// nil means store.NewLogins(Stats) with the default limits.
+	Logins *store.Logins
+	// LoginMetrics counts failures and guessing alerts; nil: none.
+	LoginMetrics *LoginMetrics
 	// CSRF guards login and logout with the admin's tokens, bound to the
 	// visitor nonce cookie (see visitor).
 	CSRF *CSRF
@@ -66,16 +69,15 @@ func (h *Admin) Routes(r fiber.Router) {
 		}
 		return c.Next()
 	}
-	// The limiter comes after CSRF, so a forged login spends no allowance;
-	// it counts every other refusal (wrong password: 401).
-	login := append([]fiber.Handler{protect}, LoginLimiter(LoginLimitConfig{
-		Max: cmp.Or(h.LoginLimit, defaultLoginLimit), Window: time.Minute,
-	})...)
+	if h.Logins == nil {
+		h.Logins = store.NewLogins(h.Stats, store.LoginLimits{})
+	}
 	r.Use(h.Sessions.Middleware())
 	// The pages that hold a form (login, dashboard with its logout button)
 	// make a token through layout; the polled fragments need none.
 	r.Get("/login", h.LoginForm)
-	r.Post("/login", append(login, h.Login)...)
+	// CSRF first, so a forged login spends no allowance.
+	r.Post("/login", protect, h.Login)
 	r.Use(h.requireSession)
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
 	r.Post("/logout", protect, h.Logout)
@@ -111,11 +113,17 @@ func (h *Admin) LoginForm(c *fiber.Ctx) error {
 }
 
 // Login handles POST /login: the right password starts a session and goes
-// on to next; a wrong one answers 401, which the limiter counts.
+// on to next; a wrong one answers 401 and counts against the client's
+// limit; a client over it gets 429.
 func (h *Admin) Login(c *fiber.Ctx) error {
 	next := localPath(c.FormValue("next"), "/admin")
+	ctx, cancel := context.WithTimeout(c.UserContext(), loginTimeout)
+	defer cancel()
+	if err := h.checkLoginLimit(ctx, c); err != nil {
+		return err
+	}
 	if !h.Sessions.CheckPassword(c.FormValue("password")) {
-		h.Log.Warn("admin login failed", "ip", c.IP())
+		h.loginFailed(ctx, c)
 		c.Status(fiber.StatusUnauthorized)
 		return h.renderLogin(c, next, "login.wrong")
 	}

@@ -53,7 +53,10 @@ func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adm
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin"})
+	// Behind a proxy that app.Test's peer address (0.0.0.0) stands for, so
+	// that X-Real-IP names the client.
+	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin",
+		ProxyHeader: "X-Real-IP", TrustedProxies: []string{"0.0.0.0"}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -254,25 +257,40 @@ func TestAdmin_Login(t *testing.T) {
 	})
 }
 
+// TestAdmin_LoginLimit: five wrong passwords from one client, counted in
+// PostgreSQL, lock that client out on every replica, and nobody else.
 func TestAdmin_LoginLimit(t *testing.T) {
-	f := newAdmin(t)
-	wrong := request{method: "POST", target: "/login", form: url.Values{"password": {"guess"}}}
-	for i := range 5 {
-		if resp, _ := f.do(t, wrong); resp.StatusCode != fiber.StatusUnauthorized {
+	dbURL := storetest.Postgres(t)
+	replicas := []*adminFixture{newAdminOn(t, dbURL), newAdminOn(t, dbURL)}
+	from := func(ip, password string) request {
+		return request{method: "POST", target: "/login", form: url.Values{"password": {password}}, header: map[string]string{"X-Real-IP": ip}}
+	}
+	const guesser, admin = "203.0.113.7", "198.51.100.2"
+	for i := range 5 { // alternating replicas: the count is shared
+		if resp, _ := replicas[i%2].do(t, from(guesser, "guess")); resp.StatusCode != fiber.StatusUnauthorized {
 			t.Fatalf("attempt %d: status %d, want 401", i+1, resp.StatusCode)
 		}
 	}
-	resp, body := f.do(t, wrong)
-	if resp.StatusCode != fiber.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("sixth attempt: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	for i, f := range replicas {
+		resp, body := f.do(t, from(guesser, "guess"))
+		if resp.StatusCode != fiber.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("replica %d, sixth attempt: status %d, Retry-After %q; want 429 with Retry-After", i+1, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if !strings.Contains(body, "Too many failed logins") {
+			t.Errorf("429 page lacks its message")
+		}
+		if resp, _ := f.do(t, from(guesser, testPassword)); resp.StatusCode != fiber.StatusTooManyRequests {
+			t.Errorf("replica %d, right password while limited: status %d, want 429", i+1, resp.StatusCode)
+		}
 	}
-	if !strings.Contains(body, "Too many failed logins") {
-		t.Errorf("429 page lacks its message")
-	}
-	right := request{method: "POST", target: "/login", form: url.Values{"password": {testPassword}}}
-	if resp, _ := f.do(t, right); resp.StatusCode != fiber.StatusTooManyRequests {
-		t.Errorf("right password while limited: status %d, want 429", resp.StatusCode)
-	}
+	t.Run("another client", func(t *testing.T) {
+		if resp, _ := replicas[0].do(t, from(admin, "typo")); resp.StatusCode != fiber.StatusUnauthorized {
+			t.Errorf("another client's wrong password: status %d, want 401", resp.StatusCode)
+		}
+		if resp, _ := replicas[1].do(t, from(admin, testPassword)); resp.StatusCode != fiber.StatusSeeOther {
+			t.Errorf("another client's right password: status %d, want 303", resp.StatusCode)
+		}
+	})
 }
 
 // TestAdmin_RequiresSession requests every admin URL without a session: no

@@ -72,7 +72,7 @@ type AppConfig struct {
 	// Secure: served over TLS or behind a TLS proxy; adds HSTS.
 	Secure bool
 	// ProxyHeader names the header that carries the client address (such as
-	// X-Forwarded-For), believed only from TrustedProxies. Empty: the
+	// X-Real-IP), believed only from TrustedProxies. Empty: the
 	// peer's address is the client's, and no forwarded header is trusted.
 	ProxyHeader    string
 	TrustedProxies []string

@@ -2,8 +2,6 @@ package handlers_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/store/storetest"
@@ -257,49 +252,5 @@ func TestShop_LikeLimit(t *testing.T) {
 				t.Errorf("accepted %d, limited %d; want %d and %d", accepted.Load(), limited.Load(), burst, 120-burst)
 			}
 		})
-	}
-}
-
-// TestLoginLimiter checks the admin's failed-login limit: successes never
-// count, failures past Max get 429 with Retry-After, even for the right
-// password, and the refusal says so.
-func TestLoginLimiter(t *testing.T) {
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Section: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	login := func(c *fiber.Ctx) error {
-		if c.FormValue("password") != "right" {
-			return fiber.NewError(fiber.StatusUnauthorized, "Wrong password.")
-		}
-		return c.SendString("welcome")
-	}
-	app.Post("/login", append(handlers.LoginLimiter(handlers.LoginLimitConfig{Max: 3, Window: time.Minute}), login)...)
-	try := func(password string) *http.Response {
-		t.Helper()
-		req := httptest.NewRequest("POST", "/login", strings.NewReader("password="+password))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := app.Test(req, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	for range 10 {
-		if got := try("right").StatusCode; got != 200 {
-			t.Fatalf("right password: status %d, want 200", got)
-		}
-	}
-	for i := range 3 {
-		if got := try("wrong").StatusCode; got != 401 {
-			t.Fatalf("failure %d: status %d, want 401", i+1, got)
-		}
-	}
-	for _, pw := range []string{"wrong", "right"} {
-		resp := try(pw)
-		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
-			t.Errorf("%s password after 3 failures: status %d, Retry-After %q; want 429 with Retry-After", pw, resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
 	}
 }

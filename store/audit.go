@@ -115,7 +115,7 @@ type redisAudit struct {
 	waiting map[string]int64 // net likes per product in unacknowledged entries
 	backlog Backlog
 	partial bool
-	lastID  string // the stream's last generated id; "" when there is no stream
+	lastID  string // the stream's last generated id; "0-0" when there is no stream
 }
 
 // auditRead reads the live counts, the group's backlog and the stream's last
@@ -125,48 +125,25 @@ type redisAudit struct {
 func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
 	pipe := s.rdb.TxPipeline()
 	counts := pipe.HGetAll(ctx, s.CountsKey())
-	exists := pipe.Exists(ctx, s.StreamKey())
-	length := pipe.XLen(ctx, s.StreamKey())
-	// Without a stream, both XINFOs fail ("no such key"); that is read
-	// from exists, and their errors are ignored.
-	info := pipe.XInfoStream(ctx, s.StreamKey())
-	groups := pipe.XInfoGroups(ctx, s.StreamKey())
-	_, _ = pipe.Exec(ctx)
-	for _, c := range []redis.Cmder{counts, exists, length} {
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return redisAudit{}, fmt.Errorf("%w: audit redis: %v", ErrUnavailable, err)
-		}
+	state := s.groupState(ctx, pipe, group)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return redisAudit{}, fmt.Errorf("%w: audit redis: %v", ErrUnavailable, err)
 	}
-	r := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}}
+	st, err := parseGroupState(state)
+	if err != nil {
+		return redisAudit{}, err
+	}
+	r := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}, backlog: st.backlog,
+		partial: st.backlog.Estimated, lastID: st.lastGenerated}
 	for id, v := range counts.Val() {
 		r.live[id] = parseCount(v)
 	}
-	if exists.Val() == 0 {
-		return r, nil
-	}
-	for _, c := range []redis.Cmder{info, groups} {
-		if err := c.Err(); err != nil {
-			return redisAudit{}, fmt.Errorf("%w: audit stream: %v", ErrUnavailable, err)
-		}
-	}
-	r.lastID = info.Val().LastGeneratedID
-	var g *redis.XInfoGroup
-	for i := range groups.Val() {
-		if groups.Val()[i].Name == group {
-			g = &groups.Val()[i]
-		}
-	}
-	if g == nil {
-		// No worker has read the stream yet: all of it is waiting.
-		r.backlog = Backlog{Undelivered: length.Val()}
-		return r, s.addWaiting(ctx, &r, "-", nil)
-	}
-	r.backlog = Backlog{Undelivered: g.Lag, Pending: g.Pending}
-	if g.Lag < 0 {
-		r.backlog.Undelivered = max(length.Val()-g.Pending, 0)
-	}
 	if r.backlog.Total() == 0 {
 		return r, nil
+	}
+	if !st.found {
+		// No worker has read the stream yet: all of it is waiting.
+		return r, s.addWaiting(ctx, &r, "-", nil)
 	}
 	pending, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream: s.StreamKey(), Group: group, Start: "-", End: "+", Count: auditScanLimit,
@@ -178,8 +155,8 @@ func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error)
 	for i, p := range pending {
 		ids[i] = p.ID
 	}
-	r.partial = int64(len(pending)) < g.Pending
-	return r, s.addWaiting(ctx, &r, "("+g.LastDeliveredID, ids)
+	r.partial = r.partial || int64(len(pending)) < r.backlog.Pending
+	return r, s.addWaiting(ctx, &r, "("+st.lastDelivered, ids)
 }
 
 // addWaiting adds to r.waiting the entries after from (undelivered) and the

@@ -55,6 +55,7 @@ type WorkerStatus struct {
 	LastBatchAt  sql.NullTime `db:"last_batch_at"`
 	EventsSynced int64        `db:"events_synced"`
 	Backlog      int64        `db:"backlog"`
+	MaxBacklog   int64        `db:"max_backlog"`
 	LagMS        int64        `db:"lag_ms"`
 	UpdatedAt    time.Time    `db:"updated_at"`
 }
@@ -170,7 +171,7 @@ func fillMinutes(rows []Minute, start time.Time, n int) []Minute {
 
 // WorkerStatus returns the most recently active worker consumers, latest first.
 func (s *Stats) WorkerStatus(ctx context.Context) ([]WorkerStatus, error) {
-	const q = `SELECT consumer, last_batch_at, events_synced, backlog, lag_ms, updated_at
+	const q = `SELECT consumer, last_batch_at, events_synced, backlog, max_backlog, lag_ms, updated_at
 		FROM worker_status ORDER BY updated_at DESC, consumer LIMIT $1`
 	var rows []WorkerStatus
 	if err := s.db.SelectContext(ctx, &rows, q, maxWorkers); err != nil {

@@ -18,6 +18,12 @@ import (
 //go:embed scripts/trim.lua
 var trimLua string
 
+//go:embed scripts/backlog.lua
+var backlogLua string
+
+//go:embed scripts/reap.lua
+var reapLua string
+
 // Event is one Like event as the shop appended it to the stream: a shopper
 // started (ActionLike) or stopped (ActionUnlike) liking a product. ID is the
 // stream entry id, which makes the event unique: a replay is recognised.
@@ -252,47 +258,110 @@ func (s *Likes) DeadLetter(ctx context.Context, group string, bad []Malformed) e
 	return nil
 }
 
-// TrimAcked removes the stream entries that every consumer group has
-// acknowledged, so Redis memory stays bounded. It never removes an entry
-// some group has not read or has pending. It returns how many entries went.
-// Trimming is approximate (whole internal nodes), so a few acknowledged
-// entries may stay until the next call.
-func (s *Likes) TrimAcked(ctx context.Context) (int64, error) {
-	n, err := s.trim.Run(ctx, s.rdb, []string{s.StreamKey()}).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("%w: trim stream: %v", ErrUnavailable, err)
+// DeleteIdleConsumers removes the group's consumers that have nothing
+// pending and have been idle for at least idle, except self: every worker
+// restart adds a consumer name, and the group would otherwise keep them all.
+// A consumer with pending entries is kept whatever its age, so that its
+// entries stay claimable. It returns the names deleted.
+func (s *Likes) DeleteIdleConsumers(ctx context.Context, group, self string, idle time.Duration) ([]string, error) {
+	names, err := reapScript.Run(ctx, s.rdb, []string{s.StreamKey()}, group, idle.Milliseconds(), self).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: delete idle consumers: %v", ErrUnavailable, err)
 	}
-	return n, nil
+	return names, nil
+}
+
+// Trimmed is what one TrimAcked did.
+type Trimmed struct {
+	Removed int64    // entries removed
+	Others  []string // other consumer groups on the stream, not waited for
+}
+
+// TrimAcked removes the stream entries that group has acknowledged, so Redis
+// memory stays bounded. It never removes an entry the group has not read or
+// has pending. Other groups are not waited for (one left over after a
+// rename would pin the stream forever); they are returned for the caller to
+// report. Trimming is approximate (whole internal nodes), so a few
+// acknowledged entries may stay until the next call.
+func (s *Likes) TrimAcked(ctx context.Context, group string) (Trimmed, error) {
+	v, err := s.trim.Run(ctx, s.rdb, []string{s.StreamKey()}, group).Slice()
+	if err != nil || len(v) == 0 {
+		return Trimmed{}, fmt.Errorf("%w: trim stream: %v", ErrUnavailable, err)
+	}
+	t := Trimmed{}
+	t.Removed, _ = v[0].(int64)
+	for _, o := range v[1:] {
+		if name, ok := o.(string); ok {
+			t.Others = append(t.Others, name)
+		}
+	}
+	return t, nil
 }
 
 // Backlog is how much of the stream a group has yet to finish.
 type Backlog struct {
 	Undelivered int64 // entries not yet delivered to any consumer of the group
 	Pending     int64 // entries delivered but not acknowledged
+	// Estimated is set when the stream was too long on both sides of the
+	// group's last-delivered id to count, so Undelivered is an estimate
+	// (never above XLEN − backlogScanCap, an upper bound of the true figure).
+	Estimated bool
 }
 
 // Total is the number of entries the group has not acknowledged.
 func (b Backlog) Total() int64 { return b.Undelivered + b.Pending }
 
-// GroupBacklog returns the group's backlog. When Redis cannot tell the
-// group's lag exactly (after entries were deleted out of order), the stream
-// length stands in as an upper bound.
+// backlogScanCap bounds the entries the backlog script reads on each side of
+// the last-delivered id. The trim keeps the acknowledged head near one
+// radix-tree node (100 entries) plus what is pending, so the count is exact but in bursts; each entry read costs Redis time (BenchmarkLikes_GroupBacklog), so the cap stays small.
+const backlogScanCap = 500
+
+// The scripts below never change once made, so one value serves every Likes.
+var (
+	backlogScript = redis.NewScript(backlogLua)
+	reapScript    = redis.NewScript(reapLua)
+)
+
+// groupState is what the backlog script reads, at one moment.
+type groupState struct {
+	found         bool // the group exists
+	backlog       Backlog
+	lastDelivered string
+	lastGenerated string // the stream's last id; "0-0" when there is no stream
+}
+
+// GroupBacklog returns the group's backlog, counted from the entries the
+// stream holds (see scripts/backlog.lua). Without the group, every entry is
+// undelivered.
 func (s *Likes) GroupBacklog(ctx context.Context, group string) (Backlog, error) {
-	pipe := s.rdb.Pipeline()
-	groups := pipe.XInfoGroups(ctx, s.StreamKey())
-	length := pipe.XLen(ctx, s.StreamKey())
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Backlog{}, fmt.Errorf("%w: read backlog: %v", ErrUnavailable, err)
+	st, err := parseGroupState(backlogScript.Run(ctx, s.rdb, []string{s.StreamKey()}, group, backlogScanCap))
+	if err != nil {
+		return Backlog{}, err
 	}
-	for _, g := range groups.Val() {
-		if g.Name != group {
-			continue
-		}
-		b := Backlog{Undelivered: g.Lag, Pending: g.Pending}
-		if g.Lag < 0 {
-			b.Undelivered = max(length.Val()-g.Pending, 0)
-		}
-		return b, nil
+	return st.backlog, nil
+}
+
+// groupState runs the backlog script in a pipeline (a MULTI of the audit);
+// read it with parseGroupState after Exec.
+func (s *Likes) groupState(ctx context.Context, pipe redis.Pipeliner, group string) *redis.Cmd {
+	// Eval, not EvalSha: a pipeline cannot retry a NOSCRIPT.
+	return backlogScript.Eval(ctx, pipe, []string{s.StreamKey()}, group, backlogScanCap)
+}
+
+func parseGroupState(cmd *redis.Cmd) (groupState, error) {
+	v, err := cmd.Slice()
+	if err != nil {
+		return groupState{}, fmt.Errorf("%w: read backlog: %v", ErrUnavailable, err)
 	}
-	return Backlog{Undelivered: length.Val()}, nil
+	if len(v) != 6 {
+		return groupState{}, fmt.Errorf("read backlog: %d values, want 6", len(v))
+	}
+	n := func(i int) int64 { x, _ := v[i].(int64); return x }
+	str := func(i int) string { x, _ := v[i].(string); return x }
+	return groupState{
+		found:         n(0) == 1,
+		backlog:       Backlog{Undelivered: n(1), Pending: n(2), Estimated: n(3) == 0},
+		lastDelivered: str(4),
+		lastGenerated: str(5),
+	}, nil
 }

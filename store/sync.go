@@ -326,6 +326,7 @@ type WorkerReport struct {
 	LastBatchAt time.Time     // zero: no batch since the last record
 	Synced      int64         // events applied since the last record
 	Backlog     int64         // entries of the stream the group has not acknowledged
+	MaxBacklog  int64         // the backlog at which the shop refuses Likes (0: none)
 	Lag         time.Duration // how far behind the stream PostgreSQL is
 }
 
@@ -336,15 +337,16 @@ func (s *Stats) RecordWorkerStatus(ctx context.Context, st WorkerReport) error {
 	// One statement, so that the row and its NOTIFY commit together.
 	_, err := s.db.ExecContext(ctx, `
 WITH up AS (
-INSERT INTO worker_status AS w (consumer, last_batch_at, events_synced, backlog, lag_ms, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO worker_status AS w (consumer, last_batch_at, events_synced, backlog, max_backlog, lag_ms, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (consumer) DO UPDATE SET
     last_batch_at = COALESCE(EXCLUDED.last_batch_at, w.last_batch_at),
     events_synced = w.events_synced + EXCLUDED.events_synced,
-    backlog = EXCLUDED.backlog, lag_ms = EXCLUDED.lag_ms, updated_at = EXCLUDED.updated_at
+    backlog = EXCLUDED.backlog, max_backlog = EXCLUDED.max_backlog,
+    lag_ms = EXCLUDED.lag_ms, updated_at = EXCLUDED.updated_at
 RETURNING 1)
 SELECT pg_notify('`+NotifyChannel+`', '') FROM up`,
-		st.Consumer, last, st.Synced, st.Backlog, st.Lag.Milliseconds(), s.now())
+		st.Consumer, last, st.Synced, st.Backlog, st.MaxBacklog, st.Lag.Milliseconds(), s.now())
 	if err != nil {
 		return fmt.Errorf("record worker status: %w", err)
 	}

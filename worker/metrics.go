@@ -15,11 +15,16 @@ type Metrics struct {
 	replayed      prometheus.Counter
 	parked        prometheus.Counter
 	backlog       prometheus.Gauge
+	maxBacklog    prometheus.Gauge
 	lag           prometheus.Gauge
+	others        prometheus.Gauge
+	deleted       prometheus.Counter
 }
 
-// NewMetrics registers the worker's metrics with reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers the worker's metrics with reg. maxBacklog is the
+// shop's backlog bound (PHOENIX_MAX_BACKLOG), exported as a constant gauge
+// so that an alert can compare the backlog with it.
+func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 	m := &Metrics{
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "phoenix_worker_batch_size", Help: "Events per committed batch.",
@@ -41,11 +46,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_backlog_events", Help: "Stream entries not yet synced by the group (undelivered plus pending), as last read.",
 		}),
+		maxBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phoenix_worker_backlog_max_events", Help: "The backlog at which the shop answers Likes 503 busy (PHOENIX_MAX_BACKLOG; 0: no bound).",
+		}),
+		others: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phoenix_worker_other_groups", Help: "Consumer groups on the event stream other than the worker's own, as the last trim saw; the trim does not wait for them.",
+		}),
+		deleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phoenix_worker_consumers_deleted_total", Help: "Consumers deleted from the group after idling past PHOENIX_WORKER_CONSUMER_IDLE with nothing pending.",
+		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_lag_seconds", Help: "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty.",
 		}),
 	}
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.lag)
+	m.maxBacklog.Set(float64(maxBacklog))
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted)
 	return m
 }
 
@@ -73,5 +88,19 @@ func (m *Metrics) status(backlog int64, lag time.Duration) {
 	if m != nil {
 		m.backlog.Set(float64(backlog))
 		m.lag.Set(lag.Seconds())
+	}
+}
+
+// otherGroups records how many foreign groups the trim saw; m may be nil.
+func (m *Metrics) otherGroups(n int) {
+	if m != nil {
+		m.others.Set(float64(n))
+	}
+}
+
+// consumersDeleted counts idle consumers deleted; m may be nil.
+func (m *Metrics) consumersDeleted(n int) {
+	if m != nil {
+		m.deleted.Add(float64(n))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ const (
 	DefaultClaimIdle      = 30 * time.Second
 	DefaultTrimEvery      = 10 * time.Second
 	DefaultHeartbeatEvery = 5 * time.Second
+	DefaultConsumerIdle   = time.Hour
 )
 
 // Back-off after a failed Redis or PostgreSQL call: doubling from
@@ -61,6 +63,13 @@ type Sync struct {
 	// HeartbeatEvery is how often an idle worker records its status
 	// (DefaultHeartbeatEvery).
 	HeartbeatEvery time.Duration
+	// ConsumerIdle is how long another consumer of the group may go without
+	// reading, with nothing pending, before the trim step deletes it
+	// (DefaultConsumerIdle). A live worker reads every Block.
+	ConsumerIdle time.Duration
+	// MaxBacklog is the shop's backlog bound (PHOENIX_MAX_BACKLOG), recorded
+	// with the status so that the admin can show the backlog against it.
+	MaxBacklog int64
 
 	// Metrics receives batch sizes and durations, events synced, backlog
 	// and lag; nil: none.
@@ -96,6 +105,8 @@ type Sync struct {
 	lag         time.Duration
 	// count is shared with the report loop.
 	count counters
+	// others is the other groups the last trim saw, to log a change once.
+	others string
 }
 
 func (w *Sync) defaults() {
@@ -122,6 +133,9 @@ func (w *Sync) defaults() {
 	}
 	if w.Faults == nil {
 		w.Faults = store.NewFaults()
+	}
+	if w.ConsumerIdle <= 0 {
+		w.ConsumerIdle = DefaultConsumerIdle
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -383,7 +397,7 @@ func (w *Sync) recordStatus(ctx context.Context) {
 	w.Metrics.status(backlog.Total(), w.lag)
 	st := store.WorkerReport{
 		Consumer: w.Consumer, LastBatchAt: w.lastBatchAt, Synced: w.synced,
-		Backlog: backlog.Total(), Lag: w.lag,
+		Backlog: backlog.Total(), MaxBacklog: w.MaxBacklog, Lag: w.lag,
 	}
 	if err := w.Stats.RecordWorkerStatus(sctx, st); err != nil {
 		w.Log.Warn("record status failed", "err", err)
@@ -392,15 +406,34 @@ func (w *Sync) recordStatus(ctx context.Context) {
 	w.synced, w.lastBatchAt, w.lastStatus = 0, time.Time{}, w.now()
 }
 
-// trim removes the acknowledged history from the stream.
+// trim removes the acknowledged history from the stream, reports consumer
+// groups other than its own (they pin nothing, but someone should remove
+// them) and deletes consumers idle past ConsumerIdle.
 func (w *Sync) trim(ctx context.Context) {
-	n, err := w.Likes.TrimAcked(ctx)
+	t, err := w.Likes.TrimAcked(ctx, w.Group)
 	if err != nil {
 		w.Log.Warn("trim failed", "err", err)
 		return
 	}
-	if n > 0 {
-		w.Log.Debug("trimmed stream", "entries", n)
+	if t.Removed > 0 {
+		w.Log.Debug("trimmed stream", "entries", t.Removed)
+	}
+	w.Metrics.otherGroups(len(t.Others))
+	if others := strings.Join(t.Others, ","); others != w.others {
+		w.others = others
+		if others != "" {
+			w.Log.Warn("other consumer groups on the stream are not waited for by the trim; remove them with XGROUP DESTROY if unused",
+				"groups", t.Others, "group", w.Group)
+		}
+	}
+	gone, err := w.Likes.DeleteIdleConsumers(ctx, w.Group, w.Consumer, w.ConsumerIdle)
+	if err != nil {
+		w.Log.Warn("delete idle consumers failed", "err", err)
+		return
+	}
+	if len(gone) > 0 {
+		w.Log.Info("deleted idle consumers", "consumers", gone, "idle", w.ConsumerIdle.String())
+		w.Metrics.consumersDeleted(len(gone))
 	}
 }
 

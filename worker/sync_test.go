@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -145,9 +145,13 @@ func clicks(t testing.TB, likes *store.Likes, shopperIDs []string, n int64) int6
 // that bulk clicks run exactly what the shop runs.
 func likeScript(t testing.TB) *redis.Script {
 	t.Helper()
-	src, err := os.ReadFile("../store/scripts/like.lua")
-	if err != nil {
-		t.Fatal(err)
+	var src []byte
+	for _, f := range []string{"ratelimit.lua", "like.lua"} { // as the store joins them
+		b, err := os.ReadFile("../store/scripts/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(append(src, b...), '\n')
 	}
 	return redis.NewScript(string(src))
 }
@@ -173,9 +177,9 @@ func bulkClicks(t testing.TB, e *env, shopperIDs []string, n int64) int64 {
 			if rand.IntN(3) == 0 {
 				action = "unlike"
 			}
-			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey()}
-			at := strconv.FormatInt(time.Now().UnixMilli(), 10)
-			cmds[i] = script.EvalSha(ctx, pipe, keys, products[rand.IntN(len(products))], s, action, at)
+			// No backlog bound and no rate limits (intervals of 0).
+			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey(), prefix + "rate:none", prefix + "rate:none"}
+			cmds[i] = script.EvalSha(ctx, pipe, keys, products[rand.IntN(len(products))], s, action, 0, 0, 0, 0, 0)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatal(err)
@@ -493,4 +497,81 @@ func TestSync_Shutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+// TestSync_BoundedRedis: a group left over after a rename does not pin the
+// stream, consumers of dead workers leave the group, and the status row and
+// metrics carry the backlog bound.
+func TestSync_BoundedRedis(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ids := shoppers(50)
+	n := clicks(t, e.likes, ids, 1000)
+	if err := e.likes.EnsureGroup(ctx, "renamed-away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.likes.EnsureGroup(ctx, DefaultGroup); err != nil {
+		t.Fatal(err)
+	}
+	// A worker that died holding entries, and one that died with none.
+	if _, err := e.likes.ReadNew(ctx, DefaultGroup, "dead-busy", 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.XGroupCreateConsumer(ctx, e.likes.StreamKey(), DefaultGroup, "dead-idle").Err(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	w := e.newSync(t, "w1")
+	w.ConsumerIdle = 400 * time.Millisecond // past ClaimIdle, so dead-busy's entries are claimed first
+	w.MaxBacklog = 1234
+	w.Metrics = NewMetrics(reg, w.MaxBacklog)
+	start(t, w)
+	waitDrained(t, e, n, 30*time.Second)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cs, err := e.rdb.XInfoConsumers(ctx, e.likes.StreamKey(), DefaultGroup).Result()
+		if err == nil && len(cs) == 1 && cs[0].Name == "w1" && streamLen(t, e) <= 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %+v (%v), stream %d entries; want only w1 and the history trimmed despite the other group", cs, err, streamLen(t, e))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := map[string]float64{
+		"phoenix_worker_other_groups":            1,
+		"phoenix_worker_backlog_max_events":      1234,
+		"phoenix_worker_consumers_deleted_total": 2,
+	}
+	for name, v := range want {
+		if got := gauge(t, reg, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	var max int64
+	if err := e.stats.DB().Get(&max, `SELECT max_backlog FROM worker_status WHERE consumer = 'w1'`); err != nil || max != 1234 {
+		t.Errorf("worker_status max_backlog %d (%v), want 1234", max, err)
+	}
+}
+
+// gauge reads one gauge's or counter's value from reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if g := m.GetGauge(); g != nil {
+			return g.GetValue()
+		}
+		return m.GetCounter().GetValue()
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
 }

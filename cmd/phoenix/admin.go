@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -18,7 +19,7 @@ import (
 
 // Admin settings' limits.
 const (
-	minPasswordLen = 8
+	minPasswordLen = 12
 	sessionTTL     = 12 * time.Hour
 	maxMigrateWait = 30 * time.Second
 )
@@ -29,18 +30,22 @@ type adminConfig struct {
 	password   string
 	secret     string
 	staleAfter time.Duration
+	// Failed logins a minute: per client address (then 429), and of all
+	// clients together (then a warning and a metric, no refusal).
+	loginLimit, loginAlert int
 	// liveStreams and liveStreamsPerSession bound the dashboard's open
 	// live streams (beyond them, the page polls).
 	liveStreams, liveStreamsPerSession int
-	// secureCookies is PHOENIX_SECURE_COOKIES. The shop registers that flag
-	// too, so runAdmin registers it itself and phoenix all copies the shop's.
-	secureCookies bool
 }
 
 func (c *adminConfig) register(f *flags) {
 	f.String(&c.addr, "admin-addr", "PHOENIX_ADMIN_ADDR", ":8081", "admin listen address")
 	f.String(&c.password, "admin-password", "PHOENIX_ADMIN_PASSWORD", "", "the admin password (required)")
 	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that protects the admin session cookie (required)")
+	f.Int(&c.loginLimit, "admin-login-limit", "PHOENIX_ADMIN_LOGIN_LIMIT", 5,
+		"failed logins a minute allowed per client address (the proxy header's, behind a proxy); then 429")
+	f.Int(&c.loginAlert, "admin-login-alert", "PHOENIX_ADMIN_LOGIN_ALERT", 50,
+		"failed logins a minute of all clients together past which a warning is logged and phoenix_admin_login_guessing_alerts_total rises")
 	f.Int(&c.liveStreams, "live-streams", "PHOENIX_LIVE_STREAMS", 200, "live dashboard streams open at once in this process; beyond, 503 and the page polls")
 	f.Int(&c.liveStreamsPerSession, "live-streams-per-session", "PHOENIX_LIVE_STREAMS_PER_SESSION", 4, "live dashboard streams per admin session; beyond, 429")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
@@ -50,6 +55,8 @@ func (c *adminConfig) register(f *flags) {
 func (c *adminConfig) checks() []func() error {
 	return []func() error{
 		checkAddr("PHOENIX_ADMIN_ADDR", &c.addr),
+		checkPositive("PHOENIX_ADMIN_LOGIN_LIMIT", &c.loginLimit),
+		checkPositive("PHOENIX_ADMIN_LOGIN_ALERT", &c.loginAlert),
 		func() error {
 			if utf8.RuneCountInString(c.password) < minPasswordLen {
 				return fmt.Errorf("PHOENIX_ADMIN_PASSWORD: missing or shorter than %d characters", minPasswordLen)
@@ -101,14 +108,15 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		oc opsConfig
 		dc databaseConfig
 		ac adminConfig
+		ec edgeConfig
 	)
 	lc.register(f, "json")
 	oc.register(f)
+	ec.register(f)
 	dc.register(f)
 	dc.registerMigrate(f)
 	ac.register(f)
-	f.Bool(&ac.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure (set when served over TLS or behind a TLS proxy)")
-	if err := f.parse(args, append(append(oc.checks(), dc.checks()...), ac.checks()...)...); err != nil {
+	if err := f.parse(args, append(append(append(oc.checks(), ec.checks()...), dc.checks()...), ac.checks()...)...); err != nil {
 		return err
 	}
 	log, err := lc.logger(e.stderr)
@@ -116,7 +124,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	reg := newRegistry()
-	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay})
+	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec})
 	if err != nil {
 		return err
 	}
@@ -130,7 +138,10 @@ type adminRole struct {
 	stats   *store.Stats
 	dash    *handlers.Admin
 	migrate bool
-	beat    func() store.Beat
+	// migrated is set once the migrations are applied; until then the admin
+	// is not ready (its login limit and dashboard need the tables).
+	migrated *atomic.Bool
+	beat     func() store.Beat
 }
 
 // adminBeatEvery is how often an admin reports its heartbeat.
@@ -144,7 +155,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	} else if err != nil {
 		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
 	}
-	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, ac.secureCookies)
+	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, o.edge.secure)
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
@@ -157,18 +168,29 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	metrics := handlers.NewMetrics(o.reg, "admin")
-	app, err := handlers.NewApp(handlers.AppConfig{
+	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
 		Instance: instanceName(e), Section: "admin", Metrics: metrics,
-	})
+	}))
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
-	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}}}
+	migrated := &atomic.Bool{}
+	migrated.Store(!dc.migrate)
+	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}, {Name: "migrations", Ping: func(context.Context) error {
+		if !migrated.Load() {
+			return errors.New("not applied yet")
+		}
+		return nil
+	}}}}
 	health.Routes(app)
-	dash := &handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
-		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession}}
+	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
+	dash := &handlers.Admin{
+		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
+		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
+		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
+	}
 	dash.Routes(app)
 	ln, err := listen("admin", ac.addr, e)
 	if err != nil {
@@ -182,7 +204,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		counts[store.CountStreams] = int64(dash.Live.Open())
 		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: counts}
 	}
-	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, beat: beat}, nil
+	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated, beat: beat}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -190,7 +212,12 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 func (a *adminRole) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if a.migrate {
-		g.Go(func() error { migrateUntilDone(gctx, a.log, a.stats); return nil })
+		g.Go(func() error {
+			if migrateUntilDone(gctx, a.log, a.stats) {
+				a.migrated.Store(true)
+			}
+			return nil
+		})
 	}
 	// The live streams end with ctx, before the server's shutdown waits
 	// for open connections.
@@ -211,20 +238,20 @@ func (a *adminRole) run(ctx context.Context) error {
 }
 
 // migrateUntilDone applies the migrations, retrying with back-off while
-// they fail, until they succeed or ctx is done.
-func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) {
+// they fail, until they succeed (true) or ctx is done (false).
+func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) bool {
 	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
 		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
 		err := stats.Migrate(mctx)
 		cancel()
 		if err == nil {
 			log.Info("migrations applied")
-			return
+			return true
 		}
 		log.Warn("migrations not applied, retrying", "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(wait):
 		}
 	}

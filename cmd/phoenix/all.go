@@ -9,6 +9,7 @@ import (
 type allConfig struct {
 	log      logConfig
 	ops      opsConfig
+	edge     edgeConfig
 	redis    redisConfig
 	shop     shopConfig
 	database databaseConfig
@@ -19,19 +20,23 @@ type allConfig struct {
 func (c *allConfig) register(f *flags, logFormat string) {
 	c.log.register(f, logFormat)
 	c.ops.register(f)
+	c.edge.register(f)
 	c.redis.register(f)
 	c.shop.register(f)
 	c.database.register(f)
 	c.database.registerMigrate(f)
 	c.worker.register(f, f.e)
+	c.worker.backlog.register(f)
 	c.admin.register(f)
 }
 
 func (c *allConfig) checks() []func() error {
-	checks := append(c.ops.checks(), c.redis.checks()...)
+	checks := append(c.ops.checks(), c.edge.checks()...)
+	checks = append(checks, c.redis.checks()...)
 	checks = append(checks, c.shop.checks()...)
 	checks = append(checks, c.database.checks()...)
 	checks = append(checks, c.worker.checks()...)
+	checks = append(checks, c.worker.backlog.checks()...)
 	return append(checks, c.admin.checks()...)
 }
 
@@ -54,8 +59,9 @@ func runAll(ctx context.Context, e *env, args []string) error {
 // others.
 func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
 	cfg.shop.secret = cfg.admin.secret // one PHOENIX_SECRET for every role
+	cfg.shop.backlog = cfg.worker.backlog
 	reg := newRegistry()
-	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay}
+	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay, edge: cfg.edge}
 	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop, o)
 	if err != nil {
 		return err
@@ -67,7 +73,6 @@ func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) erro
 		return err
 	}
 	defer worker.close()
-	cfg.admin.secureCookies = cfg.shop.secureCookies // one PHOENIX_SECURE_COOKIES for every role
 	admin, err := openAdmin(ctx, e, log, cfg.database, cfg.admin, o)
 	if err != nil {
 		return err

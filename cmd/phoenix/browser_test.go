@@ -43,9 +43,10 @@ type browser struct {
 	barriers int
 }
 
-// newBrowser starts Debian's chromium headless with a fresh profile. Without
-// chromium the test is skipped, or fails when CI is "true".
-func newBrowser(tb testing.TB) *browser {
+// newBrowser starts Debian's chromium headless with a fresh profile, plus
+// any extra options. Without chromium the test is skipped, or fails when CI
+// is "true".
+func newBrowser(tb testing.TB, extra ...chromedp.ExecAllocatorOption) *browser {
 	tb.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -55,7 +56,7 @@ func newBrowser(tb testing.TB) *browser {
 		}
 		tb.Skip(hint)
 	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
 		chromedp.NoSandbox, // root in a container has no user namespaces
@@ -68,7 +69,8 @@ func newBrowser(tb testing.TB) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(tb.TempDir()),
 		chromedp.WindowSize(1280, 900),
-	)
+	}, extra...)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	tb.Cleanup(acancel)
 	ctx, cancel := chromedp.NewContext(actx)
 	// Start the browser with the tab's own context: the browser lives as

@@ -406,6 +406,27 @@ func TestFault_RedisRestart(t *testing.T) {
 	t.Logf("load: %d requests, %d refused while Redis was down, %d uncertain", sum.Requests, refused, sum.Uncertain)
 	clean := r.recovered(t)
 	r.assertHonest(t, sum, clean)
+	r.assertNoBacklog(t)
+}
+
+// assertNoBacklog waits until the worker's status row (what the admin and
+// /metrics show) reports an empty backlog, as the stream does.
+func (r *faultRig) assertNoBacklog(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(recoverTimeout)
+	for {
+		var recorded int64
+		err := r.stats.DB().Get(&recorded, `SELECT backlog FROM worker_status ORDER BY updated_at DESC LIMIT 1`)
+		live := backlog(t, r.likes)
+		if err == nil && recorded == 0 && live == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			g, _ := r.likes.Client().XInfoGroups(context.Background(), r.likes.StreamKey()).Result()
+			t.Fatalf("backlog recorded %d (%v), counted %d, want 0; XINFO GROUPS says %+v", recorded, err, live, g)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // adminLogin logs in to the admin and returns the session cookie header.

@@ -113,10 +113,12 @@ func (c *opsConfig) checks() []func() error {
 }
 
 // ops is what each role takes from its process: the registry its metrics
-// go to and how long its server drains.
+// go to, how long its server drains, and (web roles) its proxy and TLS
+// settings.
 type ops struct {
 	reg        prometheus.Registerer
 	drainDelay time.Duration
+	edge       edgeConfig
 }
 
 // runRoles opens the metrics server, runs the roles until ctx is done and

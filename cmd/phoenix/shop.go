@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -40,19 +38,18 @@ func (c *redisConfig) checks() []func() error {
 
 // shopConfig is the shop role's own settings.
 type shopConfig struct {
-	addr          string
-	catalog       string
-	secureCookies bool
-	proxy         proxyConfig
+	addr    string
+	catalog string
 	// Likes a second allowed per shopper and per client address, with
 	// bursts of twice that; 0 disables the limit.
 	likeRatePerShopper, likeRatePerIP int
 	// New shopper ids a minute per client address, with bursts of
 	// shopperBurst times that; 0 disables the limit.
 	shopperRatePerIP int
-	// maxBacklog is how many events the stream may hold before Likes
-	// answer 503 "busy"; 0: no bound.
-	maxBacklog int
+	// backlog bounds the events the stream may hold before Likes answer
+	// 503 "busy". The worker registers that flag too, so runShop
+	// registers it itself and phoenix all copies the worker's.
+	backlog backlogConfig
 	// secret is PHOENIX_SECRET, which signs shopper ids and CSRF tokens.
 	// The admin registers that flag too, so runShop registers it itself
 	// (with its check) and phoenix all copies the admin's.
@@ -77,25 +74,21 @@ func (c *shopConfig) registerSecret(f *flags) func() error {
 func (c *shopConfig) register(f *flags) {
 	f.String(&c.addr, "shop-addr", "PHOENIX_SHOP_ADDR", ":8080", "shop listen address")
 	f.String(&c.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
-	f.Bool(&c.secureCookies, "secure-cookies", "PHOENIX_SECURE_COOKIES", false, "mark cookies Secure and send HSTS (set when served over TLS or behind a TLS proxy)")
 	f.Int(&c.likeRatePerShopper, "like-rate-per-shopper", "PHOENIX_LIKE_RATE_PER_SHOPPER", 10, "Likes a second per shopper, bursts of twice that (0: no limit)")
 	// Off by default: many shoppers can share one address (an office, a
 	// carrier's NAT, the load generator).
 	f.Int(&c.likeRatePerIP, "like-rate-per-ip", "PHOENIX_LIKE_RATE_PER_IP", 0, "Likes a second per client address, bursts of twice that (0: no limit)")
 	f.Int(&c.shopperRatePerIP, "shopper-rate-per-ip", "PHOENIX_SHOPPER_RATE_PER_IP", 60,
 		fmt.Sprintf("new shopper ids a minute per client address, bursts of %d times that (0: no limit)", shopperBurst))
-	f.Int(&c.maxBacklog, "max-backlog", "PHOENIX_MAX_BACKLOG", 100000, "events waiting in Redis above which Likes answer 503 busy (0: no bound)")
-	c.proxy.register(f)
 }
 
 func (c *shopConfig) checks() []func() error {
-	return append([]func() error{
+	return []func() error{
 		checkAddr("PHOENIX_SHOP_ADDR", &c.addr),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_SHOPPER", &c.likeRatePerShopper),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_IP", &c.likeRatePerIP),
 		checkNonNegative("PHOENIX_SHOPPER_RATE_PER_IP", &c.shopperRatePerIP),
-		checkNonNegative("PHOENIX_MAX_BACKLOG", &c.maxBacklog),
-	}, c.proxy.checks()...)
+	}
 }
 
 // likesOptions are the limits the shop's store checks in the Like script.
@@ -106,44 +99,8 @@ func (c *shopConfig) likesOptions() store.LikesOptions {
 	}
 	return store.LikesOptions{
 		PerShopper: store.PerSecond(c.likeRatePerShopper), PerIP: store.PerSecond(c.likeRatePerIP),
-		NewShoppersPerIP: newShoppers, MaxBacklog: int64(c.maxBacklog),
+		NewShoppersPerIP: newShoppers, MaxBacklog: int64(c.backlog.max),
 	}
-}
-
-// proxyConfig says which reverse proxies may tell a role the client's
-// address. By default none: the peer's address is the client's.
-type proxyConfig struct {
-	header  string
-	trusted string // comma-separated IPs or CIDRs
-}
-
-func (c *proxyConfig) register(f *flags) {
-	f.String(&c.header, "proxy-header", "PHOENIX_PROXY_HEADER", "", "header carrying the client address, set by a trusted proxy (e.g. X-Real-IP)")
-	f.String(&c.trusted, "trusted-proxies", "PHOENIX_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose proxy header and X-Forwarded-Proto are believed")
-}
-
-func (c *proxyConfig) checks() []func() error {
-	return []func() error{func() error {
-		for _, p := range c.list() {
-			if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
-				return fmt.Errorf("PHOENIX_TRUSTED_PROXIES: %q is not an IP address or CIDR", p)
-			}
-		}
-		if c.header != "" && c.trusted == "" {
-			return errors.New("PHOENIX_PROXY_HEADER: set PHOENIX_TRUSTED_PROXIES too, or the header is never believed")
-		}
-		return nil
-	}}
-}
-
-func (c *proxyConfig) list() []string {
-	var out []string
-	for _, p := range strings.Split(c.trusted, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // checkNonNegative checks that a number is 0 or more.
@@ -163,13 +120,18 @@ func runShop(ctx context.Context, e *env, args []string) error {
 		oc opsConfig
 		rc redisConfig
 		sc shopConfig
+		ec edgeConfig
 	)
 	lc.register(f, "json")
 	oc.register(f)
+	ec.register(f)
 	rc.register(f)
 	sc.register(f)
+	sc.backlog.register(f)
 	checkSecret := sc.registerSecret(f)
-	if err := f.parse(args, append(append(oc.checks(), rc.checks()...), append(sc.checks(), checkSecret)...)...); err != nil {
+	checks := append(append(oc.checks(), ec.checks()...), rc.checks()...)
+	checks = append(append(checks, sc.checks()...), sc.backlog.checks()...)
+	if err := f.parse(args, append(checks, checkSecret)...); err != nil {
 		return err
 	}
 	log, err := lc.logger(e.stderr)
@@ -177,7 +139,7 @@ func runShop(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	reg := newRegistry()
-	shop, err := openShop(ctx, e, log, rc, sc, ops{reg: reg, drainDelay: oc.drainDelay})
+	shop, err := openShop(ctx, e, log, rc, sc, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec})
 	if err != nil {
 		return err
 	}
@@ -223,11 +185,10 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	faults := store.NewFaults()
 	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
 	metrics := handlers.NewMetrics(o.reg, "shop")
-	app, err := handlers.NewApp(handlers.AppConfig{
+	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
-		Instance: instanceName(e), Section: "shop", Secure: sc.secureCookies,
-		ProxyHeader: sc.proxy.header, TrustedProxies: sc.proxy.list(), Metrics: metrics,
-	})
+		Instance: instanceName(e), Section: "shop", Metrics: metrics,
+	}))
 	if err != nil {
 		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
@@ -236,7 +197,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	health.Routes(app)
 	(&handlers.Shop{
 		Likes: likes, Catalog: catalog, Shoppers: shoppers, CSRF: csrf, Log: log,
-		Instance: instanceName(e), SecureCookie: sc.secureCookies, Metrics: metrics,
+		Instance: instanceName(e), SecureCookie: o.edge.secure, Metrics: metrics,
 	}).Routes(app)
 	ln, err := listen("shop", sc.addr, e)
 	if err != nil {

@@ -25,7 +25,31 @@ type workerConfig struct {
 	batch     int
 	block     time.Duration
 	claimIdle time.Duration
-	catalog   string // shared with the shop under phoenix all
+	// consumerIdle: other consumers idle this long with nothing pending
+	// are deleted from the group.
+	consumerIdle time.Duration
+	catalog      string // shared with the shop under phoenix all
+	backlog      backlogConfig
+}
+
+// defaultMaxBacklog is PHOENIX_MAX_BACKLOG's default: about a minute and a
+// half of Likes at the shop's measured peak, a few megabytes of Redis.
+const defaultMaxBacklog = 100000
+
+// backlogConfig is the bound on the undelivered backlog: the shop answers
+// Likes 503 busy above it, the worker reports it. Registered once per
+// process, by whichever role comes first, because phoenix all runs both.
+type backlogConfig struct {
+	max int
+}
+
+func (c *backlogConfig) register(f *flags) {
+	f.Int(&c.max, "max-backlog", "PHOENIX_MAX_BACKLOG", defaultMaxBacklog,
+		"undelivered Like events above which the shop answers Likes 503 busy (0: no bound)")
+}
+
+func (c *backlogConfig) checks() []func() error {
+	return []func() error{checkNonNegative("PHOENIX_MAX_BACKLOG", &c.max)}
 }
 
 func (c *workerConfig) register(f *flags, e *env) {
@@ -36,6 +60,8 @@ func (c *workerConfig) register(f *flags, e *env) {
 	f.Duration(&c.block, "worker-block", "PHOENIX_WORKER_BLOCK", worker.DefaultBlock, "how long a read waits for new events")
 	f.Duration(&c.claimIdle, "worker-claim-idle", "PHOENIX_WORKER_CLAIM_IDLE", worker.DefaultClaimIdle,
 		"how long an event may stay unacknowledged with another worker before this one takes it over")
+	f.Duration(&c.consumerIdle, "worker-consumer-idle", "PHOENIX_WORKER_CONSUMER_IDLE", worker.DefaultConsumerIdle,
+		"delete another worker's consumer name from the group once it has read nothing for this long and has nothing pending")
 }
 
 func (c *workerConfig) checks() []func() error {
@@ -52,6 +78,10 @@ func (c *workerConfig) checks() []func() error {
 				return fmt.Errorf("PHOENIX_WORKER_BLOCK: %s is shorter than 1ms", c.block)
 			case c.claimIdle < time.Millisecond:
 				return fmt.Errorf("PHOENIX_WORKER_CLAIM_IDLE: %s is shorter than 1ms", c.claimIdle)
+			case c.consumerIdle < c.block+c.claimIdle:
+				// A live worker reads every block; deleting it costs
+				// nothing, but churn in the group is noise.
+				return fmt.Errorf("PHOENIX_WORKER_CONSUMER_IDLE: %s is shorter than PHOENIX_WORKER_BLOCK plus PHOENIX_WORKER_CLAIM_IDLE", c.consumerIdle)
 			}
 			return nil
 		},
@@ -82,8 +112,9 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 	dc.register(f)
 	dc.registerMigrate(f)
 	wc.register(f, e)
+	wc.backlog.register(f)
 	f.String(&wc.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
-	checks := append(append(append(oc.checks(), rc.checks()...), dc.checks()...), wc.checks()...)
+	checks := append(append(append(oc.checks(), rc.checks()...), dc.checks()...), append(wc.checks(), wc.backlog.checks()...)...)
 	if err := f.parse(args, checks...); err != nil {
 		return err
 	}
@@ -150,7 +181,8 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	r.sync = &worker.Sync{
 		Likes: likes, Stats: stats, Log: log.With("role", "worker"),
 		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
-		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg),
+		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(wc.backlog.max),
+		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg, int64(wc.backlog.max)),
 		Version: buildVersion(),
 	}
 	return r, nil

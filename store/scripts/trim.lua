@@ -1,47 +1,41 @@
--- Trims the event stream up to the oldest entry that some consumer group
--- still needs, atomically, so that no group can move between the look and
--- the trim.
+-- Trims the event stream up to the oldest entry the configured consumer
+-- group still needs, atomically, so that the group cannot move between the
+-- look and the trim.
 -- KEYS[1] the event stream
--- Returns the number of entries removed.
+-- ARGV[1] the consumer group
+-- Returns {entries removed, name of every other group on the stream}.
 --
--- For each group, the entries it still needs start at its oldest pending
--- entry, or, with nothing pending, after its last delivered entry (which is
--- kept too: one acknowledged entry costs nothing and the id needs no
--- arithmetic). XTRIM
--- MINID keeps every entry with an id at or above the smallest such bound;
--- "~" lets Redis remove only whole internal nodes, which is cheaper and
--- never goes past the bound.
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-
-local function less(a, b)
-  local ams, aseq = parse(a)
-  local bms, bseq = parse(b)
-  return ams < bms or (ams == bms and aseq < bseq)
-end
-
+-- Only the configured group counts: a group left over after a rename would
+-- otherwise pin the trim point forever and Redis would grow without bound.
+-- The others are returned so that the worker can report them.
+--
+-- The entries the group still needs start at its oldest pending entry, or,
+-- with nothing pending, after its last delivered entry (which is kept too:
+-- one acknowledged entry costs nothing and the id needs no arithmetic).
+-- XTRIM MINID keeps every entry with an id at or above that bound; "~" lets
+-- Redis remove only whole internal nodes, which is cheaper and never goes
+-- past the bound.
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
-if #groups == 0 then
-  -- Nobody reads the stream yet: everything is unprocessed.
-  return 0
+  return {0}
 end
 local bound = nil
-for _, g in ipairs(groups) do
+local others = {}
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local info = {}
   for i = 1, #g, 2 do
     info[g[i]] = g[i + 1]
   end
-  local need = info['last-delivered-id']
-  if info['pending'] > 0 then
-    need = redis.call('XPENDING', KEYS[1], info['name'])[2]
-  end
-  if bound == nil or less(need, bound) then
-    bound = need
+  if info['name'] == ARGV[1] then
+    bound = info['last-delivered-id']
+    if info['pending'] > 0 then
+      bound = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
+    end
+  else
+    others[#others + 1] = info['name']
   end
 end
-return redis.call('XTRIM', KEYS[1], 'MINID', '~', bound)
+if bound == nil then
+  -- The group has not read the stream yet: everything is unprocessed.
+  return {0, unpack(others)}
+end
+return {redis.call('XTRIM', KEYS[1], 'MINID', '~', bound), unpack(others)}
