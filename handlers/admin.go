@@ -55,6 +55,9 @@ type Admin struct {
 	// ReplicaAlive is how long after its last heartbeat a replica shows as
 	// alive in the flow view (defaultReplicaAlive).
 	ReplicaAlive time.Duration
+	// Demo enables the demo controls (GET /admin/demo): pause the workers,
+	// inject faults. Off, their routes do not exist.
+	Demo bool
 
 	last lastGood
 }
@@ -95,6 +98,9 @@ func (h *Admin) Routes(r fiber.Router) {
 	stats.Get("/chart", h.Chart)
 	stats.Get("/worker", h.Worker)
 	stats.Get("/flow", h.Flow)
+	if h.Demo {
+		h.demoRoutes(r, protect)
+	}
 }
 
 type loginPage struct {

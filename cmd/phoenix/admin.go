@@ -36,6 +36,8 @@ type adminConfig struct {
 	// liveStreams and liveStreamsPerSession bound the dashboard's open
 	// live streams (beyond them, the page polls).
 	liveStreams, liveStreamsPerSession int
+	// demoControls enables the demo controls page; phoenix dev turns it on.
+	demoControls bool
 }
 
 func (c *adminConfig) register(f *flags) {
@@ -48,6 +50,7 @@ func (c *adminConfig) register(f *flags) {
 		"failed logins a minute of all clients together past which a warning is logged and phoenix_admin_login_guessing_alerts_total rises")
 	f.Int(&c.liveStreams, "live-streams", "PHOENIX_LIVE_STREAMS", 200, "live dashboard streams open at once in this process; beyond, 503 and the page polls")
 	f.Int(&c.liveStreamsPerSession, "live-streams-per-session", "PHOENIX_LIVE_STREAMS_PER_SESSION", 4, "live dashboard streams per admin session; beyond, 429")
+	f.Bool(&c.demoControls, "demo-controls", "PHOENIX_DEMO_CONTROLS", false, "serve /admin/demo: pause the workers and inject faults from the admin (on under phoenix dev)")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
 }
 
@@ -187,7 +190,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	health.Routes(app)
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
 	dash := &handlers.Admin{
-		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
+		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,
 		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
 		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
 	}
