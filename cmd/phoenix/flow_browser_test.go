@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"phoenix/store/storetest"
 )
 
 // TestAdminBrowser_Flow: the dashboard's flow view lists every replica
@@ -51,4 +53,40 @@ func TestAdminBrowser_Flow(t *testing.T) {
 		t.Error("the page reloaded; want the flow view pushed")
 	}
 	b.screenshot(ctx, "flow")
+}
+
+// TestAdminBrowser_DemoControls: from the demo page a presenter pauses and
+// resumes the workers, and injects and ends a fault; the flow view shows
+// each while it is in force.
+func TestAdminBrowser_DemoControls(t *testing.T) {
+	vars, _ := sharedRedis(t)
+	vars["PHOENIX_DATABASE_URL"] = storetest.Postgres(t)
+	vars["PHOENIX_ADMIN_PASSWORD"] = adminTestPassword
+	vars["PHOENIX_SECRET"] = "test-secret-0123456789abcdef-0123456789"
+	vars["PHOENIX_DEMO_CONTROLS"] = "true"
+	p := startPhoenix(t, "all", vars)
+	b := newBrowser(t)
+	ctx := b.timeout()
+	b.open(ctx, p.url("admin", "/login?next=/admin/demo"), true)
+	login(b, ctx, adminTestPassword)
+	waitVisible(b, ctx, "#pause-form")
+
+	b.do(ctx, "pause", chromedp.SetValue(chromedp.CSS("#pause-duration"), "60"), chromedp.Click(chromedp.CSS("#pause-submit")))
+	waitVisible(b, ctx, "#resume-submit")
+	b.waitFor(ctx, "the pause in the flow view", `document.querySelector('#flow-node-worker.paused #flow-paused') !== null`, `document.getElementById('flow-node-worker')?.outerHTML`)
+	b.do(ctx, "resume", chromedp.Click(chromedp.CSS("#resume-submit")))
+	waitVisible(b, ctx, `#demo-done[data-done="demo.done_ended"]`)
+	b.waitFor(ctx, "the pause gone", `document.querySelector('#flow-paused') === null && document.querySelector('#resume-submit') === null`, `document.getElementById('flow-node-worker')?.outerHTML`)
+
+	b.do(ctx, "inject PostgreSQL errors",
+		chromedp.SetValue(chromedp.CSS("#fault-rate"), "50"), chromedp.SetValue(chromedp.CSS("#fault-duration"), "60"),
+		chromedp.Click(chromedp.CSS("#fault-submit")))
+	waitVisible(b, ctx, "#demo-faults")
+	b.waitFor(ctx, "the fault in the flow view", `document.querySelector('#flow-node-postgres .flow-fault')?.textContent.includes('50.0%')`,
+		`document.getElementById('flow-node-postgres')?.outerHTML`)
+	b.screenshot(ctx, "demo")
+	b.do(ctx, "end the fault", chromedp.Click(chromedp.CSS("#demo-faults button[data-end]")))
+	waitVisible(b, ctx, `#demo-done[data-done="demo.done_ended"]`)
+	b.waitFor(ctx, "the fault gone", `document.querySelector('#demo-faults') === null && document.querySelector('.flow-fault') === null`,
+		`document.getElementById('flow-view')?.outerHTML`)
 }
