@@ -2,6 +2,7 @@
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 # The version every role reports in its heartbeat (the admin's flow view).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
@@ -14,9 +15,10 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X main.version=$(VERSION)" -o phoenix ./cmd/phoenix
 
+# prometheus gives the alert tests promtool and a real Prometheus server.
 test: vet lint
-	@.ci/ensure-packages redis-server postgres chromium nginx
-	$(GO) test -race -timeout 15m ./...
+	@.ci/ensure-packages redis-server postgres chromium nginx prometheus
+	$(GO) test -race -timeout 25m ./...
 
 vet:
 	$(GO) vet ./...
@@ -27,6 +29,9 @@ lint:
 	# cmd/bench is a developer tool that builds and runs local programs by
 	# design; gosec's subprocess and file rules do not apply to it.
 	$(GO) run $(GOSEC) -quiet -exclude-dir=cmd/bench ./...
+	# The delivery pipeline; actionlint runs shellcheck on its scripts.
+	@.ci/ensure-packages shellcheck
+	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
 
 # Measures on this machine and rewrites BENCHMARKS.md (about 10 minutes).
 bench:

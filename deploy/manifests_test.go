@@ -16,11 +16,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 )
 
-// manifests is every object in the base, decoded strictly.
+// manifests is every object of one rendering (the Kustomize base, or the
+// Helm chart's output), decoded strictly.
 type manifests struct {
 	deployments  map[string]*appsv1.Deployment
 	statefulSets map[string]*appsv1.StatefulSet
@@ -28,9 +30,22 @@ type manifests struct {
 	hpas         map[string]*autoscalingv2.HorizontalPodAutoscaler
 	pdbs         map[string]*policyv1.PodDisruptionBudget
 	configMaps   map[string]*corev1.ConfigMap
+	ingresses    map[string]*networkingv1.Ingress
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
+
+func newManifests() *manifests {
+	return &manifests{
+		deployments:  map[string]*appsv1.Deployment{},
+		statefulSets: map[string]*appsv1.StatefulSet{},
+		services:     map[string]*corev1.Service{},
+		hpas:         map[string]*autoscalingv2.HorizontalPodAutoscaler{},
+		pdbs:         map[string]*policyv1.PodDisruptionBudget{},
+		configMaps:   map[string]*corev1.ConfigMap{},
+		ingresses:    map[string]*networkingv1.Ingress{},
+	}
+}
 
 func loadBase(t *testing.T) *manifests {
 	t.Helper()
@@ -41,49 +56,63 @@ func loadBase(t *testing.T) *manifests {
 		Resources  []string `json:"resources"`
 	}
 	readStrict(t, filepath.Join("k8s", "base", "kustomization.yaml"), &kust)
-	m := &manifests{
-		deployments:  map[string]*appsv1.Deployment{},
-		statefulSets: map[string]*appsv1.StatefulSet{},
-		services:     map[string]*corev1.Service{},
-		hpas:         map[string]*autoscalingv2.HorizontalPodAutoscaler{},
-		pdbs:         map[string]*policyv1.PodDisruptionBudget{},
-		configMaps:   map[string]*corev1.ConfigMap{},
-	}
+	m := newManifests()
 	for _, res := range kust.Resources {
 		data, err := os.ReadFile(filepath.Join("k8s", "base", res))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, doc := range docSeparator.Split(string(data), -1) {
-			if len(bytes.TrimSpace([]byte(doc))) == 0 {
-				continue
-			}
-			where := fmt.Sprintf("%s document %d", res, i+1)
-			var meta struct {
-				Kind string `json:"kind"`
-			}
-			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			switch meta.Kind {
-			case "Deployment":
-				add(t, where, doc, m.deployments)
-			case "StatefulSet":
-				add(t, where, doc, m.statefulSets)
-			case "Service":
-				add(t, where, doc, m.services)
-			case "HorizontalPodAutoscaler":
-				add(t, where, doc, m.hpas)
-			case "PodDisruptionBudget":
-				add(t, where, doc, m.pdbs)
-			case "ConfigMap":
-				add(t, where, doc, m.configMaps)
-			default:
-				t.Fatalf("%s: unexpected kind %q", where, meta.Kind)
-			}
-		}
+		m.decode(t, res, data)
 	}
 	return m
+}
+
+// decode adds each YAML document of data, strictly decoded into its API
+// type; an unknown kind, field or duplicate name fails the test.
+func (m *manifests) decode(t *testing.T, source string, data []byte) {
+	t.Helper()
+	for i, doc := range docSeparator.Split(string(data), -1) {
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		where := fmt.Sprintf("%s document %d", source, i+1)
+		var meta struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		switch meta.Kind {
+		case "Deployment":
+			add(t, where, doc, m.deployments)
+		case "StatefulSet":
+			add(t, where, doc, m.statefulSets)
+		case "Service":
+			add(t, where, doc, m.services)
+		case "HorizontalPodAutoscaler":
+			add(t, where, doc, m.hpas)
+		case "PodDisruptionBudget":
+			add(t, where, doc, m.pdbs)
+		case "ConfigMap":
+			add(t, where, doc, m.configMaps)
+		case "Ingress":
+			add(t, where, doc, m.ingresses)
+		default:
+			t.Fatalf("%s: unexpected kind %q", where, meta.Kind)
+		}
+	}
+}
+
+// stripComments drops whole-line comments, so that a document of only
+// comments (as helm template prints for an empty template) counts as empty.
+func stripComments(doc string) []byte {
+	var out []byte
+	for line := range strings.Lines(doc) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 // json is any JSON value, for the parts of kustomization.yaml not checked here.
@@ -104,6 +133,9 @@ func add[T any, PT interface {
 	if obj.GetName() == "" {
 		t.Fatalf("%s: no metadata.name", where)
 	}
+	if _, dup := into[obj.GetName()]; dup {
+		t.Fatalf("%s: a second object named %q", where, obj.GetName())
+	}
 	into[obj.GetName()] = obj
 }
 
@@ -120,6 +152,15 @@ func readStrict(t *testing.T, path string, v any) {
 
 func TestManifests_Roles(t *testing.T) {
 	m := loadBase(t)
+	checkRoles(t, m)
+	t.Run("stateful servers", func(t *testing.T) { checkStateful(t, m) })
+}
+
+// checkRoles applies the platform rules to the three Phoenix roles: locked-
+// down pods with probes and resources, disruption budgets, enough replicas,
+// an autoscaled shop, and Services that select pods.
+func checkRoles(t *testing.T, m *manifests) {
+	t.Helper()
 	ports := map[string]int32{"shop": 8080, "admin": 8081, "worker": 8082}
 	for role, port := range ports {
 		t.Run(role, func(t *testing.T) {
@@ -171,26 +212,30 @@ func TestManifests_Roles(t *testing.T) {
 			}
 		}
 	})
-	t.Run("stateful servers", func(t *testing.T) {
-		for _, name := range []string{"redis", "postgres"} {
-			s, ok := m.statefulSets[name]
-			if !ok {
-				t.Fatalf("no StatefulSet %s", name)
-			}
-			c := s.Spec.Template.Spec.Containers[0]
-			if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.Resources.Limits.Memory().IsZero() {
-				t.Errorf("%s needs probes and limits", name)
-			}
-			if len(s.Spec.VolumeClaimTemplates) == 0 {
-				t.Errorf("%s keeps no data", name)
-			}
+}
+
+// checkStateful applies the platform rules to the in-cluster Redis and
+// PostgreSQL: probes, limits and a volume for the data.
+func checkStateful(t *testing.T, m *manifests) {
+	t.Helper()
+	for _, name := range []string{"redis", "postgres"} {
+		s, ok := m.statefulSets[name]
+		if !ok {
+			t.Fatalf("no StatefulSet %s", name)
 		}
-		// Bounded, and never evicting: an evicted key is a lost Like.
-		args := strings.Join(m.statefulSets["redis"].Spec.Template.Spec.Containers[0].Args, " ")
-		if !strings.Contains(args, "--maxmemory ") || !strings.Contains(args, "--maxmemory-policy noeviction") {
-			t.Errorf("Redis args %q lack --maxmemory and --maxmemory-policy noeviction", args)
+		c := s.Spec.Template.Spec.Containers[0]
+		if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s needs probes and limits", name)
 		}
-	})
+		if len(s.Spec.VolumeClaimTemplates) == 0 {
+			t.Errorf("%s keeps no data", name)
+		}
+	}
+	// Bounded, and never evicting: an evicted key is a lost Like.
+	args := strings.Join(m.statefulSets["redis"].Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--maxmemory ") || !strings.Contains(args, "--maxmemory-policy noeviction") {
+		t.Errorf("Redis args %q lack --maxmemory and --maxmemory-policy noeviction", args)
+	}
 }
 
 // checkContainer applies the platform rules to one Phoenix container.

@@ -51,6 +51,12 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		}, []string{"action", "outcome"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.likes)
+	// The accepted series exist from the start at 0, so that increase()
+	// counts the first Likes after a restart too: the backlog alert sums
+	// them against what the workers synced.
+	for _, a := range []store.Action{store.ActionLike, store.ActionUnlike} {
+		m.likes.WithLabelValues(string(a), likeAccepted)
+	}
 	return m
 }
 

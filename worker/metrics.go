@@ -17,6 +17,7 @@ type Metrics struct {
 	backlog       prometheus.Gauge
 	maxBacklog    prometheus.Gauge
 	lag           prometheus.Gauge
+	heartbeat     prometheus.Gauge
 	others        prometheus.Gauge
 	deleted       prometheus.Counter
 }
@@ -58,9 +59,15 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_lag_seconds", Help: "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty.",
 		}),
+		// A timestamp rather than up{}: it also goes stale when the worker
+		// runs but cannot reach PostgreSQL, and it needs no scrape job name.
+		heartbeat: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phoenix_worker_heartbeat_timestamp_seconds",
+			Help: "Unix time at which the worker last recorded its status in PostgreSQL (every few seconds while it runs).",
+		}),
 	}
 	m.maxBacklog.Set(float64(maxBacklog))
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted)
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat)
 	return m
 }
 
@@ -88,6 +95,14 @@ func (m *Metrics) status(backlog int64, lag time.Duration) {
 	if m != nil {
 		m.backlog.Set(float64(backlog))
 		m.lag.Set(lag.Seconds())
+	}
+}
+
+// recorded notes that the status was written to PostgreSQL at t; m may be
+// nil.
+func (m *Metrics) recorded(t time.Time) {
+	if m != nil {
+		m.heartbeat.Set(float64(t.UnixNano()) / 1e9)
 	}
 }
 

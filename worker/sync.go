@@ -15,11 +15,13 @@ import (
 
 // Defaults for the zero values of Sync's settings.
 const (
-	DefaultGroup          = "phoenix-workers"
-	DefaultBatchSize      = 1000
-	DefaultBlock          = time.Second
-	DefaultClaimIdle      = 30 * time.Second
-	DefaultTrimEvery      = 10 * time.Second
+	DefaultGroup     = "phoenix-workers"
+	DefaultBatchSize = 1000
+	DefaultBlock     = time.Second
+	DefaultClaimIdle = 30 * time.Second
+	// Trimming often keeps the stream near its unacknowledged part, which
+	// the shop's back-pressure reads as XLEN: a second of Likes at most.
+	DefaultTrimEvery      = time.Second
 	DefaultHeartbeatEvery = 5 * time.Second
 	DefaultConsumerIdle   = time.Hour
 )
@@ -404,6 +406,7 @@ func (w *Sync) recordStatus(ctx context.Context) {
 		return
 	}
 	w.synced, w.lastBatchAt, w.lastStatus = 0, time.Time{}, w.now()
+	w.Metrics.recorded(w.lastStatus)
 }
 
 // trim removes the acknowledged history from the stream, reports consumer

@@ -188,6 +188,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		return nil
 	}}}}
 	health.Routes(app)
+	health.Export(o.reg, "admin")
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
 	dash := &handlers.Admin{
 		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,

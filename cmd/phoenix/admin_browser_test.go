@@ -60,16 +60,19 @@ func newShopper(t *testing.T, p *phoenixProc) *shopper {
 }
 
 // like posts the no-JS Like form of product.
-func (s *shopper) like(t *testing.T, product string) {
+func (s *shopper) like(t *testing.T, product string) { s.post(t, "like", product) }
+
+// post sends the no-JS form of action ("like" or "unlike") on product.
+func (s *shopper) post(t *testing.T, action, product string) {
 	t.Helper()
 	form := url.Values{"csrf": {s.token}, "next": {"/"}}
-	resp, err := s.client.PostForm(s.base+"/products/"+product+"/like", form)
+	resp, err := s.client.PostForm(s.base+"/products/"+product+"/"+action, form)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("Like %s: status %d, want 303", product, resp.StatusCode)
+		t.Fatalf("%s %s: status %d, want 303", action, product, resp.StatusCode)
 	}
 }
 

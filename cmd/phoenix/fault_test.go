@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -52,7 +53,8 @@ type faultRig struct {
 	cookie string // the admin session
 }
 
-func newFaultRig(t *testing.T) *faultRig {
+// newFaultRig starts the rig; extra settings override the defaults.
+func newFaultRig(t *testing.T, extra map[string]string) *faultRig {
 	t.Helper()
 	ctx := context.Background()
 	r := &faultRig{redis: storetest.RedisServer(t), pg: storetest.PostgresServer(t), bin: storetest.Phoenix(t)}
@@ -71,6 +73,7 @@ func newFaultRig(t *testing.T) *faultRig {
 		"PHOENIX_SECRET":                strings.Repeat("s", 40),
 		"PHOENIX_LOG_LEVEL":             "warn",
 	}
+	maps.Copy(r.vars, extra)
 	r.startWorker(t)
 	r.shop = startPhoenix(t, "shop", r.vars)
 	r.admin = startPhoenix(t, "admin", r.vars)
@@ -312,7 +315,7 @@ func backlog(t *testing.T, likes *store.Likes) int64 {
 // under load, starting a new one each time: the shop is unaffected, and the
 // new workers claim what the dead ones left, so PostgreSQL ends up exact.
 func TestFault_WorkerKilled(t *testing.T) {
-	r := newFaultRig(t)
+	r := newFaultRig(t, nil)
 	run := r.load(t, 10*time.Second)
 	seen := int64(0)
 	for i := range 3 {
@@ -334,7 +337,7 @@ func TestFault_WorkerKilled(t *testing.T) {
 // load: the shop keeps saving Likes, events wait in Redis, the admin shows
 // its last numbers as stale, and everything catches up after the restart.
 func TestFault_PostgresRestart(t *testing.T) {
-	r := newFaultRig(t)
+	r := newFaultRig(t, nil)
 	run := r.load(t, 10*time.Second)
 	r.waitStored(t, 0)
 	if err := r.pg.Stop(); err != nil {
@@ -362,7 +365,7 @@ func TestFault_PostgresRestart(t *testing.T) {
 // catalog still renders, Likes answer 503 "could not save" (never a false
 // success), the worker waits, and all of it recovers by itself.
 func TestFault_RedisRestart(t *testing.T) {
-	r := newFaultRig(t)
+	r := newFaultRig(t, nil)
 	run := r.load(t, 10*time.Second)
 	r.waitStored(t, 0)
 	// A shopper who has the page (cookie and token) before the outage.
@@ -488,4 +491,69 @@ func fetch(t *testing.T, c *http.Client, method, u, token string) (int, string) 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestFault_BackPressure stops the worker under load: once the stream holds
+// PHOENIX_MAX_BACKLOG events the shop answers Likes 503 "busy" with
+// Retry-After and saves nothing, so Redis stops growing; after the worker
+// returns, every refused Like is absent, every saved one is in PostgreSQL,
+// and the audit is exact.
+func TestFault_BackPressure(t *testing.T) {
+	// Above what a running worker leaves between two trims (a second of
+	// the rig's 300 Likes/s, plus Redis's whole-node trimming), below what
+	// 6 s of load without a worker writes.
+	const bound = 1000
+	r := newFaultRig(t, map[string]string{"PHOENIX_MAX_BACKLOG": strconv.Itoa(bound)})
+	r.worker.Kill9(t)
+	sum := <-r.load(t, 6*time.Second)
+	ctx := context.Background()
+	n, err := r.likes.Client().XLen(ctx, r.likes.StreamKey()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != bound {
+		t.Errorf("stream holds %d events with the worker stopped, want the bound %d", n, bound)
+	}
+	if busy := sum.Errors["status 503"]; busy == 0 || sum.Uncertain > 0 {
+		t.Errorf("load without a worker: errors %v, %d uncertain; want 503 busy answers and none uncertain", sum.Errors, sum.Uncertain)
+	}
+	// A refusal says when to come back.
+	resp, body := busyLike(t, r)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "busy") {
+		t.Errorf("Like at the bound: status %d, Retry-After %q; want 503 busy with Retry-After:\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	t.Logf("worker stopped: %d requests, %d likes saved, errors %v; stream at %d", sum.Requests, sum.ConfirmedLikes, sum.Errors, n)
+	r.startWorker(t)
+	// The worker drains and trims the stream below the bound by itself.
+	r.holdDown(t, 0, func() bool {
+		n, err := r.likes.Client().XLen(ctx, r.likes.StreamKey()).Result()
+		return err == nil && n < bound && backlog(t, r.likes) == 0
+	})
+	clean := r.recovered(t)
+	r.assertHonest(t, sum, clean)
+}
+
+// busyLike sends one htmx Like as a shopper with a page (cookie, token).
+func busyLike(t *testing.T, r *faultRig) (*http.Response, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	_, page := fetch(t, c, http.MethodGet, r.shop.url("shop", "/products/"+r.ids[0]), "")
+	token := csrfField.FindStringSubmatch(page)
+	if token == nil {
+		t.Fatal("product page without a CSRF token")
+	}
+	req, err := http.NewRequest(http.MethodPost, r.shop.url("shop", "/products/"+r.ids[0]+"/like"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", token[1])
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }

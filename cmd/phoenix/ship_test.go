@@ -339,6 +339,10 @@ func TestBinary_StaticFromEmptyFolder(t *testing.T) {
 			{"phoenix_worker_batch_duration_seconds_count", nil, atLeast(1), ">= 1"},
 			{"phoenix_worker_backlog_events", nil, atLeast(0), "present"},
 			{"phoenix_worker_lag_seconds", nil, atLeast(0), "present"},
+			{"phoenix_worker_heartbeat_timestamp_seconds", nil, atLeast(float64(time.Now().Add(-time.Minute).Unix())), "within the last minute"},
+			{"phoenix_ready", []string{`role="shop"`}, equal(1), "1"},
+			{"phoenix_ready", []string{`role="admin"`}, equal(1), "1"},
+			{"phoenix_ready", []string{`role="worker"`}, equal(1), "1"},
 			{"go_goroutines", nil, atLeast(1), ">= 1"},
 		} {
 			got, ok := metricValue(body, c.name, c.labels...)

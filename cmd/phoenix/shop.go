@@ -195,6 +195,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
 	health.Routes(app)
+	health.Export(o.reg, "shop")
 	(&handlers.Shop{
 		Likes: likes, Catalog: catalog, Shoppers: shoppers, CSRF: csrf, Log: log,
 		Instance: instanceName(e), SecureCookie: o.edge.secure, Metrics: metrics,

@@ -172,6 +172,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	}
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}, {Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
+	health.Export(o.reg, "worker")
 	ln, err := listen("worker", wc.addr, e)
 	if err != nil {
 		r.close()
