@@ -16,7 +16,7 @@ import (
 // "could not save" for what it did not save, and phoenix audit is exact.
 func TestFault_DemoControls(t *testing.T) {
 	ctx := context.Background()
-	r := newFaultRig(t)
+	r := newFaultRig(t, nil)
 	run := r.load(t, 12*time.Second)
 	r.waitStored(t, 0)
 
