@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"phoenix/store/storetest"
@@ -135,6 +134,7 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		if path := eval[string](b, ctx, `location.pathname + location.search`); path != "/login?next=%2Fadmin" {
 			t.Errorf("at %q, want /login?next=%%2Fadmin", path)
 		}
+		b.axe(ctx, "login")
 	}
 
 	// Wrong password.
@@ -149,6 +149,7 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		if eval[bool](b, ctx, `document.getElementById('stats-totals') !== null`) {
 			t.Error("a wrong password shows statistics")
 		}
+		b.axe(ctx, "login after a wrong password")
 	}
 
 	// Right password lands on the dashboard.
@@ -177,6 +178,7 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		if !eval[bool](b, ctx, `window.phoenixMark === 1`) {
 			t.Error("the page reloaded; want htmx polling")
 		}
+		b.axe(ctx, "dashboard with likes")
 	}
 
 	// Sorting and filtering with htmx.
@@ -198,6 +200,7 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		if !eval[bool](b, ctx, `window.phoenixMark === 1`) {
 			t.Error("sorting or filtering reloaded the page; want an htmx swap")
 		}
+		b.axe(ctx, "dashboard sorted and filtered")
 	}
 
 	// Screenshots at 1280px and 390px.
@@ -209,7 +212,23 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		b.open(ctx, admin+"/admin", true)
 		b.screenshot(ctx, "admin-390")
 		noOverflow(t, b, ctx, 390)
+		b.axe(ctx, "dashboard at 390px")
 		setWidth(b, ctx, 1280)
+	}
+
+	// In Chinese, at both widths.
+	{
+		acceptLanguage(b, ctx, "zh-CN,zh;q=0.9")
+		for _, width := range []int{390, 1280} {
+			setWidth(b, ctx, width)
+			b.open(ctx, admin+"/admin", true)
+			if lang := eval[string](b, ctx, `document.documentElement.lang`); lang != "zh-CN" {
+				t.Fatalf("dashboard lang %q, want zh-CN", lang)
+			}
+			noOverflow(t, b, ctx, width)
+			b.axe(ctx, fmt.Sprintf("dashboard in Chinese at %dpx", width))
+		}
+		acceptLanguage(b, ctx, "en")
 	}
 
 	// Logout.
@@ -221,15 +240,22 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		if path := eval[string](b, ctx, `location.pathname`); path != "/login" {
 			t.Errorf("after logout /admin shows %q, want the login form", path)
 		}
+		for _, width := range []int{390, 1280} {
+			setWidth(b, ctx, width)
+			acceptLanguage(b, ctx, "zh-CN")
+			b.open(ctx, admin+"/login", false)
+			b.axe(ctx, fmt.Sprintf("login in Chinese at %dpx", width))
+			acceptLanguage(b, ctx, "en")
+			b.open(ctx, admin+"/login", false)
+			b.axe(ctx, fmt.Sprintf("login at %dpx", width))
+		}
 	}
 
 	// Sorting and filtering without JS.
 	{
 		nojs := newBrowser(t)
 		ctx := nojs.timeout()
-		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-			t.Fatal(err)
-		}
+		nojs.disableJS(ctx)
 		nojs.open(ctx, admin+"/login", false)
 		login(nojs, ctx, adminTestPassword)
 		waitVisible(nojs, ctx, "#stats-products")
@@ -246,6 +272,7 @@ func TestAdminBrowser_Dashboard(t *testing.T) {
 		if rows := eval[int](nojs, ctx, `document.querySelectorAll('#stats-products tbody tr[id]').length`); rows != 1 {
 			t.Errorf("filtered by %q: %d rows, want 1", products[1].Name, rows)
 		}
+		nojs.axe(ctx, "dashboard filtered without JS")
 		if eval[bool](nojs, ctx, `window.htmx !== undefined`) {
 			t.Error("htmx ran with JS disabled")
 		}

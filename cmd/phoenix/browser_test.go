@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
@@ -41,6 +42,22 @@ type browser struct {
 	msgs     []chromedp.ConsoleMessage
 	expected []string // substrings of errors that the test provokes on purpose
 	barriers int
+	jsOff    bool // the page's scripts are disabled (set by disableJS)
+}
+
+// disableJS turns the page's scripts off, as for a visitor without JS;
+// evaluating through the protocol still works.
+func (b *browser) disableJS(ctx context.Context) {
+	b.tb.Helper()
+	b.setJS(ctx, false)
+	b.jsOff = true
+}
+
+func (b *browser) setJS(ctx context.Context, on bool) {
+	b.tb.Helper()
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on}); err != nil {
+		b.tb.Fatalf("turn scripts on=%v: %v", on, err)
+	}
 }
 
 // newBrowser starts Debian's chromium headless with a fresh profile, plus
@@ -247,10 +264,10 @@ func (b *browser) screenshot(ctx context.Context, name string) {
 	}
 }
 
-// TestBrowser_ReportsProblems checks the checker: a page with an inline
-// script under Phoenix's real security headers must be reported as a CSP
-// violation, and a thrown error as a JS exception.
-func TestBrowser_ReportsProblems(t *testing.T) {
+// probePage serves html at / of an app with Phoenix's real security
+// headers and returns its URL.
+func probePage(t *testing.T, html string) string {
+	t.Helper()
 	app, err := handlers.NewApp(handlers.AppConfig{
 		Name: "probe", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(),
 		Log: slog.New(slog.DiscardHandler), Instance: "probe", Section: "shop",
@@ -258,9 +275,9 @@ func TestBrowser_ReportsProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.Get("/inline", func(c *fiber.Ctx) error {
+	app.Get("/", func(c *fiber.Ctx) error {
 		c.Type("html")
-		return c.SendString(`<!doctype html><title>inline</title><p id="p">inline</p><script>document.title = 'ran'</script>`)
+		return c.SendString(html)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -276,10 +293,17 @@ func TestBrowser_ReportsProblems(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	return "http://" + ln.Addr().String() + "/"
+}
 
+// TestBrowser_ReportsProblems checks the checker: a page with an inline
+// script under Phoenix's real security headers must be reported as a CSP
+// violation, and a thrown error as a JS exception.
+func TestBrowser_ReportsProblems(t *testing.T) {
+	url := probePage(t, `<!doctype html><title>inline</title><p id="p">inline</p><script>document.title = 'ran'</script>`)
 	b := newBrowser(t)
 	ctx := b.timeout()
-	b.open(ctx, "http://"+ln.Addr().String()+"/inline", false)
+	b.open(ctx, url, false)
 	if title := eval[string](b, ctx, "document.title"); title != "inline" {
 		t.Errorf("inline script ran under the CSP: title %q", title)
 	}

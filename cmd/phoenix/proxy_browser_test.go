@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -331,9 +330,7 @@ func TestProxy_TLS(t *testing.T) {
 		secureCookies(proxy.shop, "phoenix_shopper", "phoenix_csrf")
 	})
 	t.Run("unlike without JS", func(t *testing.T) {
-		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-			t.Fatal(err)
-		}
+		b.disableJS(ctx)
 		b.open(ctx, proxy.shop+"/", false)
 		b.do(ctx, "submit Unlike", chromedp.Click(chromedp.CSS(likeSelector(id))))
 		b.do(ctx, "wait for redirect", chromedp.WaitVisible(chromedp.CSS(likeSelector(id)+`[aria-pressed="false"]`)))

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -101,6 +100,7 @@ func TestShopBrowser_LikeWithHTMX(t *testing.T) {
 
 	b.open(ctx, p.url("shop", "/"), true)
 	b.screenshot(ctx, "catalog")
+	b.axe(ctx, "catalog")
 	wantLike(t, readLike(b, ctx, id), id, false, 0)
 	// A full page load would drop this; an htmx swap keeps it.
 	b.do(ctx, "mark page", chromedp.Evaluate[chromedp.Void](`window.phoenixMark = 1`))
@@ -111,6 +111,7 @@ func TestShopBrowser_LikeWithHTMX(t *testing.T) {
 	if !eval[bool](b, ctx, `window.phoenixMark === 1`) {
 		t.Error("Like reloaded the page; want an htmx swap")
 	}
+	b.axe(ctx, "catalog after a Like")
 
 	b.do(ctx, "reload", chromedp.Reload())
 	wantLike(t, readLike(b, ctx, id), id, true, 1)
@@ -128,9 +129,7 @@ func TestShopBrowser_LikeWithoutJS(t *testing.T) {
 	p := startPhoenix(t, "shop", vars)
 	b := newBrowser(t)
 	ctx := b.timeout()
-	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-		t.Fatal(err)
-	}
+	b.disableJS(ctx)
 	id := defaultCatalog(t).Products()[0].ID
 	start := p.url("shop", "/?category=Brakes")
 
@@ -138,6 +137,7 @@ func TestShopBrowser_LikeWithoutJS(t *testing.T) {
 	if eval[bool](b, ctx, `window.htmx !== undefined`) {
 		t.Fatal("htmx ran with JS disabled")
 	}
+	b.axe(ctx, "category page without JS")
 	wantLike(t, readLike(b, ctx, id), id, false, 0)
 
 	b.do(ctx, "submit Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
@@ -227,6 +227,7 @@ func TestShopBrowser_FilterAndSearch(t *testing.T) {
 	if !got.Marked {
 		t.Error("search reloaded the page; want an htmx swap")
 	}
+	b.axe(ctx, "search results")
 	searchURL := eval[string](b, ctx, "location.href")
 
 	// Back restores the category grid (htmx asks for the whole page).
@@ -288,6 +289,7 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 	if !strings.Contains(notice, "unavailable") {
 		t.Errorf("catalog notice %q, want counts unavailable", notice)
 	}
+	b.axe(ctx, "catalog with Redis down")
 
 	// The failed POST shows up in the console as a 503.
 	b.expectErrors("503")
@@ -295,6 +297,7 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 	b.waitFor(ctx, "flash notice", `document.getElementById('flash').textContent.includes('Could not save your like')`,
 		`document.getElementById('flash').outerHTML`)
 	b.screenshot(ctx, "like-redis-down")
+	b.axe(ctx, "catalog after a failed Like")
 	if got := readLike(b, ctx, id); got.Pressed != "false" {
 		t.Errorf("button after failed Like = %+v, want not pressed", got)
 	}
@@ -324,6 +327,7 @@ func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
 	if txt := eval[string](b, ctx, `document.querySelector('main').textContent`); !strings.Contains(txt, "not liked any parts yet") {
 		t.Errorf("empty My likes page says %q", txt)
 	}
+	b.axe(ctx, "empty My likes")
 	// The last part is on the last page.
 	for i, path := range []string{"/", "/?page=" + strconv.Itoa((len(products)+catalogPageSize-1)/catalogPageSize)} {
 		b.open(ctx, p.url("shop", path), true)
@@ -336,21 +340,56 @@ func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
 		t.Errorf("My likes lists %v, want %v", got, liked)
 	}
 	b.screenshot(ctx, "likes")
+	b.axe(ctx, "My likes")
 	b.open(ctx, p.url("shop", "/products/"+liked[0]), true)
 	b.screenshot(ctx, "product")
+	b.axe(ctx, "product")
 	missing := p.url("shop", "/no-such-page")
 	b.expectErrors("404 (Not Found) " + missing)
 	b.open(ctx, missing, false)
 	b.screenshot(ctx, "error")
+	b.axe(ctx, "404")
 
+	pages := []string{"/", "/?q=brake", "/products/" + liked[0], "/likes", "/no-such-page"}
 	b.do(ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
-	for _, path := range []string{"/", "/products/" + liked[0], "/likes", "/no-such-page"} {
+	for _, path := range pages {
 		b.open(ctx, p.url("shop", path), path != "/no-such-page")
 		w := eval[[2]int](b, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`)
 		if w[0] > w[1] {
 			t.Errorf("%s at 390px: scrollWidth %d > innerWidth %d", path, w[0], w[1])
 		}
 		b.screenshot(ctx, "phone"+strings.ReplaceAll(path, "/", "_"))
+		b.axe(ctx, path+" at 390px")
+	}
+
+	// The same pages in Chinese, on the phone and on the desktop.
+	acceptLanguage(b, ctx, "zh-CN,zh;q=0.9")
+	for _, width := range []int64{390, 1280} {
+		var mobile []chromedp.EmulateViewportOption
+		if width == 390 {
+			mobile = append(mobile, chromedp.EmulateMobile)
+		}
+		b.do(ctx, "viewport", chromedp.EmulateViewport(width, 844, mobile...))
+		for _, path := range pages {
+			b.open(ctx, p.url("shop", path), path != "/no-such-page")
+			if lang := eval[string](b, ctx, `document.documentElement.lang`); lang != "zh-CN" {
+				t.Fatalf("%s: lang %q, want zh-CN", path, lang)
+			}
+			b.axe(ctx, fmt.Sprintf("%s in Chinese at %dpx", path, width))
+		}
+	}
+}
+
+// acceptLanguage makes the browser send this Accept-Language from now on.
+func acceptLanguage(b *browser, ctx context.Context, value string) {
+	b.tb.Helper()
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		b.tb.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Accept-Language": value},
+	}); err != nil {
+		b.tb.Fatal(err)
 	}
 }
 
@@ -396,13 +435,12 @@ func TestShopBrowser_LoadMore(t *testing.T) {
 		b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(last))))
 		waitPressed(b, ctx, last, true)
 		b.screenshot(ctx, "load-more")
+		b.axe(ctx, "catalog after load more")
 	})
 	t.Run("no js", func(t *testing.T) {
 		b := newBrowser(t)
 		ctx := b.timeout()
-		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-			t.Fatal(err)
-		}
+		b.disableJS(ctx)
 		b.open(ctx, p.url("shop", "/"), false)
 		b.do(ctx, "follow More parts", chromedp.Click(chromedp.CSS(`a.load-more`)))
 		b.do(ctx, "wait for page 2", chromedp.WaitVisible(chromedp.CSS(`a[rel="prev"]`)))
@@ -434,9 +472,7 @@ func TestShopBrowser_Language(t *testing.T) {
 	t.Run("switcher without JS", func(t *testing.T) {
 		b := newBrowser(t)
 		ctx := b.timeout()
-		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-			t.Fatal(err)
-		}
+		b.disableJS(ctx)
 		start := p.url("shop", "/products/"+product.ID)
 		b.open(ctx, start, false)
 		if got := eval[state](b, ctx, read); got.Lang != "en" || got.H1 != product.Name || got.Price != "$49.99" {
@@ -447,6 +483,7 @@ func TestShopBrowser_Language(t *testing.T) {
 		if got := eval[state](b, ctx, read); got.H1 != product.NameI18n["zh-CN"] || got.Price != "US$49.99" || got.Href != start {
 			t.Errorf("after switching: %+v, want %q at US$49.99 on %s", got, product.NameI18n["zh-CN"], start)
 		}
+		b.axe(ctx, "product in Chinese without JS")
 		b.open(ctx, p.url("shop", "/"), false)
 		if got := eval[state](b, ctx, read); got.Lang != "zh-CN" || got.H1 != "汽车配件" {
 			t.Errorf("next page: %+v, want the catalog in Chinese", got)
@@ -460,17 +497,11 @@ func TestShopBrowser_Language(t *testing.T) {
 	t.Run("Accept-Language", func(t *testing.T) {
 		b := newBrowser(t)
 		ctx := b.timeout()
-		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
-			Headers: network.Headers{"Accept-Language": "zh-CN,zh;q=0.9"},
-		}); err != nil {
-			t.Fatal(err)
-		}
+		acceptLanguage(b, ctx, "zh-CN,zh;q=0.9")
 		b.open(ctx, p.url("shop", "/"), true)
 		if got := eval[state](b, ctx, read); got.Lang != "zh-CN" || got.H1 != "汽车配件" {
 			t.Errorf("got %+v, want the catalog in Chinese", got)
 		}
+		b.axe(ctx, "catalog in Chinese")
 	})
 }
