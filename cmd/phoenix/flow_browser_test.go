@@ -52,6 +52,7 @@ func TestAdminBrowser_Flow(t *testing.T) {
 	if !eval[bool](b, ctx, `window.phoenixMark === 1`) {
 		t.Error("the page reloaded; want the flow view pushed")
 	}
+	b.axe(ctx, "dashboard with a gone replica")
 	b.screenshot(ctx, "flow")
 }
 
@@ -84,6 +85,7 @@ func TestAdminBrowser_DemoControls(t *testing.T) {
 	waitVisible(b, ctx, "#demo-faults")
 	b.waitFor(ctx, "the fault in the flow view", `document.querySelector('#flow-node-postgres .flow-fault')?.textContent.includes('50.0%')`,
 		`document.getElementById('flow-node-postgres')?.outerHTML`)
+	b.axe(ctx, "demo page with a fault")
 	b.screenshot(ctx, "demo")
 	b.do(ctx, "end the fault", chromedp.Click(chromedp.CSS("#demo-faults button[data-end]")))
 	waitVisible(b, ctx, `#demo-done[data-done="demo.done_ended"]`)
