@@ -3,6 +3,8 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+# The version every role reports in its heartbeat (the admin's flow view).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: run test build vet lint bench clean
 
@@ -11,7 +13,7 @@ run:
 	$(GO) run ./cmd/phoenix dev
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o phoenix ./cmd/phoenix
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X main.version=$(VERSION)" -o phoenix ./cmd/phoenix
 
 # prometheus gives the alert tests promtool and a real Prometheus server.
 test: vet lint

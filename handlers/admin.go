@@ -52,6 +52,12 @@ type Admin struct {
 	CSRF *CSRF
 	// Live, when set, pushes the dashboard's changes (GET /admin/live).
 	Live *Live
+	// ReplicaAlive is how long after its last heartbeat a replica shows as
+	// alive in the flow view (defaultReplicaAlive).
+	ReplicaAlive time.Duration
+	// Demo enables the demo controls (GET /admin/demo): pause the workers,
+	// inject faults. Off, their routes do not exist.
+	Demo bool
 
 	last lastGood
 }
@@ -91,6 +97,10 @@ func (h *Admin) Routes(r fiber.Router) {
 	stats.Get("/categories", h.Categories)
 	stats.Get("/chart", h.Chart)
 	stats.Get("/worker", h.Worker)
+	stats.Get("/flow", h.Flow)
+	if h.Demo {
+		h.demoRoutes(r, protect)
+	}
 }
 
 type loginPage struct {
@@ -224,16 +234,18 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 // version (store.Version), the minute (the time windows move by the
 // minute) and whether the worker is overdue. Equal names, equal fragments.
 func (h *Admin) dataVersion(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	v, err := h.Stats.Version(ctx)
+	vctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	v, err := h.Stats.Version(vctx)
 	cancel()
 	if err != nil {
 		return "", err
 	}
 	now := h.Stats.Now()
 	overdue := !v.Heartbeat.IsZero() && now.Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter)
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v", v.Totals.Likes, v.Totals.Shoppers,
-		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue))
+	// The flow view ages by time alone (a replica greys out), so its
+	// content, small, is part of the version.
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v %+v", v.Totals.Likes, v.Totals.Shoppers,
+		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue, h.flow(ctx)))
 	return hex.EncodeToString(sum[:12]), nil
 }
 
@@ -265,7 +277,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	return render(c, "pages/admin", adminPage{
 		layoutData: h.layout(c, langOf(c).text("nav.dashboard")), Query: q, Categories: categoriesOf(table.Options),
 		Totals: h.totals(ctx), Chart: h.chart(ctx, q, table.Options), Summary: h.categories(ctx),
-		Table: table, Worker: h.worker(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
+		Table: table, Worker: h.worker(ctx), Flow: h.flow(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
 	})
 }
 

@@ -199,6 +199,7 @@ type adminPage struct {
 	Summary    categoriesView
 	Table      productsView
 	Worker     workerView
+	Flow       flowView
 	ExportURL  string
 	Live       string // the live stream's URL; "" without one
 }

@@ -282,6 +282,14 @@ func (l *Locale) Price(cents int64) string {
 	return l.dollar + l.printer.Sprint(number.Decimal(float64(cents)/100, number.Scale(2)))
 }
 
+// Rate writes a rate per second: one decimal below 10, whole above.
+func (l *Locale) Rate(f float64) string {
+	if f < 10 {
+		return l.printer.Sprint(number.Decimal(f, number.Scale(1)))
+	}
+	return l.Count(int64(f + 0.5))
+}
+
 // Percent writes a share (0..1) as a percentage with one decimal.
 func (l *Locale) Percent(f float64) string {
 	return l.printer.Sprint(number.Percent(f, number.Scale(1)))
@@ -431,6 +439,7 @@ func langFuncs(l *Locale) map[string]any {
 		"signed": l.Change,
 		"price":  l.Price,
 		"pct":    l.Percent,
+		"rate":   l.Rate,
 		"clock":  l.Clock,
 		"lang":   func() string { return l.Code },
 		// tr picks a catalog text in this language, else its English.

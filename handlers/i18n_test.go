@@ -59,7 +59,7 @@ func loadMessages(tb testing.TB, name string) messages {
 
 // latinInChinese are the only Latin words the Chinese messages may hold:
 // names and symbols that Chinese writes as they are.
-var latinInChinese = []string{"UTC", "PostgreSQL", "CSV", "Cookie", "asc", "desc"}
+var latinInChinese = []string{"UTC", "PostgreSQL", "Redis", "CSV", "Cookie", "asc", "desc"}
 
 // action matches a message's template actions ({{.Count}}).
 var action = regexp.MustCompile(`\{\{[^}]*\}\}`)

@@ -23,7 +23,7 @@ const (
 	defaultMaxPerSession = 4
 	defaultPushInterval  = 250 * time.Millisecond // at most 4 pushes a second
 	defaultSSEHeartbeat  = 15 * time.Second
-	defaultRecheck       = 5 * time.Second
+	defaultRecheck       = 2 * time.Second // the flow view greys a replica by time alone
 	streamWriteTimeout   = 10 * time.Second
 	sseRetry             = 2 * time.Second
 	versionDown          = "down" // the data version while PostgreSQL cannot be read
@@ -64,7 +64,7 @@ type sseEvent struct {
 }
 
 // liveFragments are the dashboard's fragments, in the order they are pushed.
-var liveFragments = []string{"worker", "totals", "chart", "categories", "products"}
+var liveFragments = []string{"flow", "worker", "totals", "chart", "categories", "products"}
 
 // RunLive follows the data version until ctx is done, then ends every open
 // stream, so that a shutdown does not wait for them.
@@ -377,6 +377,7 @@ func (h *Admin) renderFragments(ctx context.Context, views fiber.Views, q dashbo
 		name string
 		data any
 	}{
+		"flow":       {"partials/flow", h.flow(ctx)},
 		"worker":     {"partials/worker-status", h.worker(ctx)},
 		"totals":     {"partials/stats-totals", h.totals(ctx)},
 		"chart":      {"partials/stats-chart", h.chart(ctx, q, table.Options)},

@@ -169,11 +169,11 @@ func TestAdmin_Live(t *testing.T) {
 		}
 	}
 	first := s.next(t, time.Second)
-	if got, want := names(first), "worker,totals,chart,categories,products"; got != want {
+	if got, want := names(first), "flow,worker,totals,chart,categories,products"; got != want {
 		t.Fatalf("first events: got %s, want %s", got, want)
 	}
-	if !strings.Contains(first[1].data, `id="stats-totals"`) || !strings.Contains(first[1].data, `sse-swap="totals"`) {
-		t.Errorf("totals event is not the totals fragment: %s", first[1].data)
+	if !strings.Contains(first[2].data, `id="stats-totals"`) || !strings.Contains(first[2].data, `sse-swap="totals"`) {
+		t.Errorf("totals event is not the totals fragment: %s", first[2].data)
 	}
 	version := first[0].id
 

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,8 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	likes    *prometheus.CounterVec
+	// Running totals for the role's heartbeat (the flow view's rates).
+	requestsSeen, likesSaved atomic.Int64
 }
 
 // Like outcomes, the "outcome" label of phoenix_likes_total.
@@ -62,6 +65,7 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 func (m *Metrics) request(route, method string, status int, d time.Duration) {
 	if m != nil {
 		m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		m.requestsSeen.Add(1)
 		m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 	}
 }
@@ -70,5 +74,17 @@ func (m *Metrics) request(route, method string, status int, d time.Duration) {
 func (m *Metrics) like(action, outcome string) {
 	if m != nil {
 		m.likes.WithLabelValues(action, outcome).Inc()
+		if outcome == likeAccepted {
+			m.likesSaved.Add(1)
+		}
 	}
+}
+
+// Counts returns the requests answered and the Likes and Unlikes saved
+// since start, as a heartbeat carries them; m may be nil.
+func (m *Metrics) Counts() map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return map[string]int64{store.CountRequests: m.requestsSeen.Load(), store.CountLikes: m.likesSaved.Load()}
 }

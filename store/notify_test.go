@@ -9,8 +9,8 @@ import (
 	"phoenix/store"
 )
 
-// listen runs s.Listen until the test ends and returns a channel that
-// receives one value per call of its callback.
+// listen runs s.Listen until the test ends and, once it has subscribed,
+// returns a channel that receives one value per call of its callback.
 func listen(t *testing.T, s *store.Stats) <-chan struct{} {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -24,6 +24,24 @@ func listen(t *testing.T, s *store.Stats) <-chan struct{} {
 		}
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	// Listen has subscribed once a NOTIFY sent now arrives.
+	deadline := time.Now().Add(5 * time.Second)
+	for subscribed := false; !subscribed; {
+		if _, err := s.DB().Exec(`SELECT pg_notify($1, '')`, store.NotifyChannel); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-calls:
+			subscribed = true
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("listener never subscribed")
+			}
+		}
+	}
+	for len(calls) > 0 {
+		<-calls
+	}
 	return calls
 }
 
@@ -49,24 +67,6 @@ func TestStats_Listen(t *testing.T) {
 	ctx := context.Background()
 	s := openStats(t)
 	calls := listen(t, s)
-	// Listen has subscribed once a NOTIFY sent now arrives.
-	deadline := time.Now().Add(5 * time.Second)
-	for subscribed := false; !subscribed; {
-		if _, err := s.DB().Exec(`SELECT pg_notify($1, '')`, store.NotifyChannel); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-calls:
-			subscribed = true
-		case <-time.After(100 * time.Millisecond):
-			if time.Now().After(deadline) {
-				t.Fatal("listener never subscribed")
-			}
-		}
-	}
-	for len(calls) > 0 {
-		<-calls
-	}
 
 	t.Run("batch commits", func(t *testing.T) {
 		if _, err := s.ApplyBatch(ctx, []store.Event{event("1-0", "pads", "alice", store.ActionLike, 1)}); err != nil {

@@ -77,6 +77,15 @@ type Sync struct {
 	// and lag; nil: none.
 	Metrics *Metrics
 
+	// Version is the build's version, reported with the heartbeat.
+	Version string
+	// ReportEvery is how often the heartbeats are reported and the demo
+	// controls relayed (DefaultReportEvery).
+	ReportEvery time.Duration
+	// Faults holds the demo controls in force; nil: NewFaults (filled by
+	// the report loop).
+	Faults *store.Faults
+
 	// Migrate applies the database migrations at start.
 	Migrate bool
 	// Products, when set, is written to the products table at start, so
@@ -96,6 +105,8 @@ type Sync struct {
 	lastBatchAt time.Time
 	lastStatus  time.Time
 	lag         time.Duration
+	// count is shared with the report loop.
+	count counters
 	// others is the other groups the last trim saw, to log a change once.
 	others string
 }
@@ -119,6 +130,12 @@ func (w *Sync) defaults() {
 	if w.HeartbeatEvery <= 0 {
 		w.HeartbeatEvery = DefaultHeartbeatEvery
 	}
+	if w.ReportEvery <= 0 {
+		w.ReportEvery = DefaultReportEvery
+	}
+	if w.Faults == nil {
+		w.Faults = store.NewFaults()
+	}
 	if w.ConsumerIdle <= 0 {
 		w.ConsumerIdle = DefaultConsumerIdle
 	}
@@ -139,6 +156,11 @@ func (w *Sync) Run(ctx context.Context) error {
 	}
 	w.defaults()
 	w.Log.Info("worker starting", "consumer", w.Consumer, "group", w.Group, "batch", w.BatchSize)
+	var reporter sync.WaitGroup
+	defer reporter.Wait()
+	rctx, stopReport := context.WithCancel(ctx)
+	defer stopReport() // before reporter.Wait, as defers run last first
+	reporter.Go(func() { w.report(rctx) })
 	if err := w.retry(ctx, "prepare", w.prepare); err != nil {
 		return nil // ctx done
 	}
@@ -151,10 +173,10 @@ func (w *Sync) Run(ctx context.Context) error {
 	// idle read hands over an empty one) and closes the channel when ctx is
 	// done, and this loop processes everything it receives: no entry read
 	// is left behind at shutdown.
-	rctx, stopReader := context.WithCancel(ctx)
+	readCtx, stopReader := context.WithCancel(ctx)
 	batches := make(chan store.Batch)
 	var wg sync.WaitGroup
-	wg.Go(func() { w.read(rctx, batches) })
+	wg.Go(func() { w.read(readCtx, batches) })
 	defer func() {
 		// Only reached early after an injected crash: what was read
 		// ahead stays pending, as it would in a real crash.
@@ -194,6 +216,15 @@ func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
 	defer close(out)
 	wait := backoffMin
 	for ctx.Err() == nil {
+		if w.Faults.Paused() {
+			// Paused by a demo control: read nothing, so the backlog
+			// grows; an empty batch lets the loop record its status.
+			if !sleep(ctx, w.Block) {
+				return
+			}
+			out <- store.Batch{}
+			continue
+		}
 		// The read does not use ctx: a blocked read cut short could leave
 		// entries delivered to us that we never see (pending until
 		// claimed). Block bounds how long a shutdown waits for it instead.
@@ -285,6 +316,7 @@ func (w *Sync) claimStale(ctx context.Context) error {
 // PostgreSQL or Redis is away, it gives up: the entries stay pending, and
 // this or another worker processes them later.
 func (w *Sync) process(ctx context.Context, b store.Batch) error {
+	w.count.read.Add(int64(b.Len()))
 	for _, m := range b.Malformed {
 		w.Log.Warn("malformed entry parked", "id", m.ID, "err", m.Err)
 	}
@@ -300,6 +332,11 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	start := w.now()
 	var applied int
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
+		// A demo fault fails the write before it is made: the batch
+		// stays pending and is retried, as after a real failure.
+		if err := w.Faults.Inject(ctx, store.TargetWorkerPostgres); err != nil {
+			return err
+		}
 		var err error
 		applied, err = w.Stats.ApplyBatch(ctx, b.Events)
 		return err
@@ -323,6 +360,8 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	w.synced += int64(applied)
 	w.lastBatchAt = w.now()
 	w.lag = w.now().Sub(latest(b.Events))
+	w.count.applied.Add(int64(applied))
+	w.count.lagMS.Store(w.lag.Milliseconds())
 	w.Metrics.batch(len(b.Events), applied, w.now().Sub(start), w.lag)
 	if applied < len(b.Events) {
 		w.Log.Info("replayed events ignored", "count", len(b.Events)-applied)

@@ -36,6 +36,8 @@ type adminConfig struct {
 	// liveStreams and liveStreamsPerSession bound the dashboard's open
 	// live streams (beyond them, the page polls).
 	liveStreams, liveStreamsPerSession int
+	// demoControls enables the demo controls page; phoenix dev turns it on.
+	demoControls bool
 }
 
 func (c *adminConfig) register(f *flags) {
@@ -48,6 +50,7 @@ func (c *adminConfig) register(f *flags) {
 		"failed logins a minute of all clients together past which a warning is logged and phoenix_admin_login_guessing_alerts_total rises")
 	f.Int(&c.liveStreams, "live-streams", "PHOENIX_LIVE_STREAMS", 200, "live dashboard streams open at once in this process; beyond, 503 and the page polls")
 	f.Int(&c.liveStreamsPerSession, "live-streams-per-session", "PHOENIX_LIVE_STREAMS_PER_SESSION", 4, "live dashboard streams per admin session; beyond, 429")
+	f.Bool(&c.demoControls, "demo-controls", "PHOENIX_DEMO_CONTROLS", false, "serve /admin/demo: pause the workers and inject faults from the admin (on under phoenix dev)")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
 }
 
@@ -141,7 +144,11 @@ type adminRole struct {
 	// migrated is set once the migrations are applied; until then the admin
 	// is not ready (its login limit and dashboard need the tables).
 	migrated *atomic.Bool
+	beat     func() store.Beat
 }
+
+// adminBeatEvery is how often an admin reports its heartbeat.
+const adminBeatEvery = 2 * time.Second
 
 func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig, o ops) (*adminRole, error) {
 	stats, err := store.OpenStats(ctx, dc.url)
@@ -163,9 +170,10 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		_ = stats.Close() // the secret's error is the one to report
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
+	metrics := handlers.NewMetrics(o.reg, "admin")
 	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
-		Instance: instanceName(e), Section: "admin", Metrics: handlers.NewMetrics(o.reg, "admin"),
+		Instance: instanceName(e), Section: "admin", Metrics: metrics,
 	}))
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report
@@ -183,7 +191,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	health.Export(o.reg, "admin")
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
 	dash := &handlers.Admin{
-		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf,
+		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,
 		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
 		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
 	}
@@ -194,7 +202,13 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		return nil, err
 	}
 	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated}, nil
+	name, ver := replicaName(e), buildVersion()
+	beat := func() store.Beat {
+		counts := metrics.Counts()
+		counts[store.CountStreams] = int64(dash.Live.Open())
+		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: counts}
+	}
+	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated, beat: beat}, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -212,6 +226,17 @@ func (a *adminRole) run(ctx context.Context) error {
 	// The live streams end with ctx, before the server's shutdown waits
 	// for open connections.
 	g.Go(func() error { return a.dash.RunLive(gctx) })
+	g.Go(func() error {
+		// The admin reports straight into PostgreSQL, the one store it has.
+		store.Every(gctx, adminBeatEvery, func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, adminBeatEvery)
+			defer cancel()
+			if err := a.stats.RecordBeats(ctx, []store.Beat{a.beat()}); err != nil {
+				a.log.Debug("record heartbeat failed", "err", err)
+			}
+		})
+		return nil
+	})
 	g.Go(func() error { return a.server.run(gctx) })
 	return g.Wait()
 }

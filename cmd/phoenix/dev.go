@@ -35,6 +35,11 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		"worker-addr": &cfg.worker.addr, "metrics-addr": &cfg.ops.metricsAddr,
 	})
 	generated := cfg.admin.generateSecrets()
+	// The demo controls are for a presenter at their own machine: on under
+	// dev unless set.
+	if e.getenv("PHOENIX_DEMO_CONTROLS") == "" && !flagSet(f, "demo-controls") {
+		cfg.admin.demoControls = true
+	}
 	for _, check := range cfg.checks() {
 		if err := check(); err != nil {
 			return err
@@ -69,6 +74,13 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	cfg.redis.url = rdb.URL()
 	cfg.database.url = pg.URL("phoenix")
 	return startAll(ctx, devBanner(e, cfg.admin.password, generated), log, cfg)
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(f *flags, name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 // loopbackDefaults makes each listen address that was not set (by flag or

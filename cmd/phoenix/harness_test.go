@@ -39,6 +39,8 @@ func rolesOf(tb testing.TB, cmd string) []string {
 		return []string{"shop", "worker", "admin"}
 	case "admin":
 		return []string{"admin"}
+	case "worker":
+		return []string{"worker"}
 	}
 	tb.Fatalf("rolesOf: unknown command %q", cmd)
 	return nil

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
@@ -145,10 +147,16 @@ func runShop(ctx context.Context, e *env, args []string) error {
 	return runRoles(ctx, e, log, oc, reg, shop.run)
 }
 
-// shopRole is a running shop: its Redis store and its HTTP server.
+// shopBeatEvery is how often a shop reports its heartbeat into Redis.
+const shopBeatEvery = 2 * time.Second
+
+// shopRole is a running shop: its Redis store, its HTTP server, and its
+// heartbeat, which also brings it the demo controls.
 type shopRole struct {
 	*server
-	likes *store.Likes
+	likes  *store.Likes
+	faults *store.Faults
+	beat   func() store.Beat
 }
 
 func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc shopConfig, o ops) (*shopRole, error) {
@@ -172,6 +180,10 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	} else if err != nil {
 		return nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
 	}
+	// Demo controls reach the shop with its heartbeat; their faults go
+	// into every Redis call the shop makes, before it is sent.
+	faults := store.NewFaults()
+	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
 	metrics := handlers.NewMetrics(o.reg, "shop")
 	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
@@ -193,7 +205,23 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 		_ = likes.Close() // the error that stopped start-up is the one to report
 		return nil, err
 	}
-	return &shopRole{server: &server{role: "shop", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}, likes: likes}, nil
+	name, ver := replicaName(e), buildVersion()
+	beat := func() store.Beat {
+		return store.Beat{Role: store.RoleShop, Name: name, Version: ver, At: time.Now(), Counts: metrics.Counts()}
+	}
+	srv := &server{role: "shop", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
+	return &shopRole{server: srv, likes: likes, faults: faults, beat: beat}, nil
+}
+
+// run serves and reports the heartbeat until ctx is done.
+func (s *shopRole) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.server.run(gctx) })
+	g.Go(func() error {
+		s.likes.Heartbeat(gctx, shopBeatEvery, s.beat, s.faults)
+		return nil
+	})
+	return g.Wait()
 }
 
 func (s *shopRole) close() {

@@ -90,7 +90,10 @@ func (c *workerConfig) checks() []func() error {
 
 // defaultConsumer names the worker after its host and process, so that
 // workers on one host (or restarts) never share a name.
-func defaultConsumer(e *env) string {
+func defaultConsumer(e *env) string { return replicaName(e) }
+
+// replicaName names this process in the heartbeats: its host and pid.
+func replicaName(e *env) string {
 	return instanceName(e) + "-" + strconv.Itoa(os.Getpid())
 }
 
@@ -181,6 +184,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
 		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(wc.backlog.max),
 		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg, int64(wc.backlog.max)),
+		Version: buildVersion(),
 	}
 	return r, nil
 }
