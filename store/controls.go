@@ -231,8 +231,9 @@ func (f *Faults) Inject(ctx context.Context, target string) error {
 	if f == nil || ctx.Value(noFaults{}) != nil {
 		return nil
 	}
-	if c, ok := f.find(target, EffectLatency); ok && f.rand() < c.Rate {
-		t := time.NewTimer(c.Latency)
+	latency, fail := f.active(target)
+	if latency != nil && f.rand() < latency.Rate {
+		t := time.NewTimer(latency.Latency)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -240,10 +241,37 @@ func (f *Faults) Inject(ctx context.Context, target string) error {
 		case <-t.C:
 		}
 	}
-	if c, ok := f.find(target, EffectError); ok && f.rand() < c.Rate {
+	if fail != nil && f.rand() < fail.Rate {
 		return fmt.Errorf("%w: %s", ErrInjected, target)
 	}
 	return nil
+}
+
+// active returns target's latency and error controls in force, under one
+// lock and one reading of the clock: Inject runs before every Redis call
+// of the shop, and nearly always finds nothing.
+func (f *Faults) active(target string) (latency, fail *Control) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.controls) == 0 {
+		return nil, nil
+	}
+	now := f.now()
+	for i := range f.controls {
+		// Set replaces the slice and never changes it, so its elements
+		// may be read after the lock.
+		c := &f.controls[i]
+		if c.Target != target || !c.Active(now) {
+			continue
+		}
+		switch {
+		case c.Effect == EffectLatency && latency == nil:
+			latency = c
+		case c.Effect == EffectError && fail == nil:
+			fail = c
+		}
+	}
+	return latency, fail
 }
 
 type noFaults struct{}
