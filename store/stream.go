@@ -25,9 +25,11 @@ var backlogLua string
 var reapLua string
 
 // Event is one Like event as the shop appended it to the stream: a shopper
-// started (ActionLike) or stopped (ActionUnlike) liking a product. ID is the
-// stream entry id, which makes the event unique: a replay is recognised.
+// started (ActionLike) or stopped (ActionUnlike) liking a product. Shard and
+// ID (the stream entry id, unique only within its shard's stream) make the
+// event unique: a replay is recognised.
 type Event struct {
+	Shard     int       `db:"shard"`
 	ID        string    `db:"stream_id"`
 	ProductID string    `db:"product_id"`
 	ShopperID string    `db:"shopper_id"`

@@ -36,8 +36,8 @@ import (
 	_ "github.com/lib/pq"
 
 	"phoenix/store"
-	"phoenix/store/localdb"
 	"phoenix/store/storetest"
+	"phoenix/supervise"
 )
 
 func main() {
@@ -56,8 +56,8 @@ type bench struct {
 	duration time.Duration
 	phoenix  string // built binaries
 	ceiling  string
-	redis    *localdb.Redis
-	postgres *localdb.Postgres
+	redis    *supervise.Redis
+	postgres *supervise.Postgres
 	report   strings.Builder
 }
 
@@ -80,11 +80,11 @@ func run(ctx context.Context) error {
 	if err := b.build(); err != nil {
 		return err
 	}
-	if b.redis, err = localdb.StartRedis(ctx, localdb.RedisOptions{Dir: filepath.Join(dir, "redis")}); err != nil {
+	if b.redis, err = supervise.StartRedis(ctx, supervise.RedisOptions{Dir: filepath.Join(dir, "redis")}); err != nil {
 		return err
 	}
 	defer b.redis.Stop()
-	if b.postgres, err = localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: filepath.Join(dir, "pg")}); err != nil {
+	if b.postgres, err = supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: filepath.Join(dir, "pg")}); err != nil {
 		return err
 	}
 	defer b.postgres.Stop()
@@ -152,7 +152,7 @@ The load generators (wrk, cmd/bench's Go client) run on the same cores as the se
 shared with other work: read figures together with the load average.
 
 Throughput figures are medians of %d runs of %s each; ratios compare figures of this same run.
-Servers: private redis-server and PostgreSQL 15 (fsync on) started by store/localdb; phoenix and
+Servers: private redis-server and PostgreSQL 15 (fsync on) started by supervise; phoenix and
 cmd/ceiling built with `+"`CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'`"+`.
 
 `, time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH,

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"phoenix/store/localdb"
+	"phoenix/supervise"
 )
 
 // devConfig is phoenix dev's own settings: where the private servers live.
@@ -57,12 +57,12 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("PHOENIX_DATA_DIR: %w", err)
 	}
 	log.Info("starting private servers", "dir", dc.dir)
-	rdb, err := localdb.StartRedis(ctx, localdb.RedisOptions{Dir: filepath.Join(dir, "redis"), Port: dc.redisPort, AppendOnly: true})
+	rdb, err := supervise.StartRedis(ctx, supervise.RedisOptions{Dir: filepath.Join(dir, "redis"), Port: dc.redisPort, AppendOnly: true})
 	if err != nil {
 		return err
 	}
 	defer rdb.Stop()
-	pg, err := localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: filepath.Join(dir, "postgres"), Port: dc.postgresPort})
+	pg, err := supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: filepath.Join(dir, "postgres"), Port: dc.postgresPort})
 	if err != nil {
 		return err
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/localdb"
 	"phoenix/store/storetest"
+	"phoenix/supervise"
 	"phoenix/worker"
 )
 
@@ -40,8 +40,8 @@ const (
 // PostgreSQL that the test stops and starts, the shop and the admin in this
 // process, and the worker as a child process that the test can SIGKILL.
 type faultRig struct {
-	redis  *localdb.Redis
-	pg     *localdb.Postgres
+	redis  *supervise.Redis
+	pg     *supervise.Postgres
 	shop   *phoenixProc
 	admin  *phoenixProc
 	bin    string

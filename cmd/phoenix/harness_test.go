@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/localdb"
 	"phoenix/store/storetest"
+	"phoenix/supervise"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
@@ -151,7 +151,7 @@ func (p *phoenixProc) waitReady(tb testing.TB, roles []string) {
 			select {
 			case <-p.exited:
 				p.reported = true
-				if errors.Is(p.err, localdb.ErrMissingBinary) && os.Getenv("CI") != "true" {
+				if errors.Is(p.err, supervise.ErrMissingBinary) && os.Getenv("CI") != "true" {
 					tb.Skipf("phoenix %s: %v", p.cmd, p.err)
 				}
 				tb.Fatalf("phoenix %s exited during start: %v", p.cmd, p.err)

@@ -1,5 +1,5 @@
 // Package storetest gives tests private redis-server and PostgreSQL servers
-// started from the locally installed binaries (see store/localdb).
+// started from the locally installed binaries (see supervise).
 //
 // A test binary shares one Redis and one PostgreSQL server, started on first
 // use and stopped by Run; each test gets its own key prefix or database.
@@ -26,7 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"phoenix/store/localdb"
+	"phoenix/supervise"
 )
 
 const (
@@ -44,12 +44,12 @@ type servers struct {
 	running bool // inside Run; the shared servers are only stopped there
 
 	redisTried bool
-	redis      *localdb.Redis
+	redis      *supervise.Redis
 	redisDir   string
 	redisErr   error
 
 	pgTried bool
-	pg      *localdb.Postgres
+	pg      *supervise.Postgres
 	pgDir   string
 	pgErr   error
 
@@ -113,7 +113,7 @@ func (s *servers) requireRun(tb testing.TB) {
 }
 
 // sharedRedis returns the shared Redis server, starting it on first use.
-func (s *servers) sharedRedis(tb testing.TB) *localdb.Redis {
+func (s *servers) sharedRedis(tb testing.TB) *supervise.Redis {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,7 +130,7 @@ func (s *servers) sharedRedis(tb testing.TB) *localdb.Redis {
 
 // sharedPostgres returns the shared PostgreSQL server, starting it on first
 // use. It runs with fsync off: its databases are throwaway.
-func (s *servers) sharedPostgres(tb testing.TB) *localdb.Postgres {
+func (s *servers) sharedPostgres(tb testing.TB) *supervise.Postgres {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,14 +146,14 @@ func (s *servers) sharedPostgres(tb testing.TB) *localdb.Postgres {
 }
 
 // startRedis starts a Redis server in a new temporary folder.
-func startRedis(appendOnly bool) (*localdb.Redis, string, error) {
+func startRedis(appendOnly bool) (*supervise.Redis, string, error) {
 	dir, err := os.MkdirTemp("", "storetest-redis-*")
 	if err != nil {
 		return nil, "", fmt.Errorf("start redis: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	r, err := localdb.StartRedis(ctx, localdb.RedisOptions{Dir: dir, AppendOnly: appendOnly})
+	r, err := supervise.StartRedis(ctx, supervise.RedisOptions{Dir: dir, AppendOnly: appendOnly})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, "", err
@@ -162,16 +162,16 @@ func startRedis(appendOnly bool) (*localdb.Redis, string, error) {
 }
 
 // startPostgres starts a PostgreSQL server in a new temporary folder under
-// os.TempDir (which the postgres user can traverse; localdb hands the folder
+// os.TempDir (which the postgres user can traverse; supervise hands the folder
 // to it when we run as root).
-func startPostgres(fast bool) (*localdb.Postgres, string, error) {
+func startPostgres(fast bool) (*supervise.Postgres, string, error) {
 	dir, err := os.MkdirTemp("", "storetest-pg-*")
 	if err != nil {
 		return nil, "", fmt.Errorf("start postgres: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	p, err := localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: dir, Fast: fast})
+	p, err := supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: dir, Fast: fast})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, "", err
@@ -183,7 +183,7 @@ func startPostgres(fast bool) (*localdb.Postgres, string, error) {
 // missing server must not silently turn tests into skips.
 func failStart(tb testing.TB, err error) {
 	tb.Helper()
-	if errors.Is(err, localdb.ErrMissingBinary) && os.Getenv("CI") != "true" {
+	if errors.Is(err, supervise.ErrMissingBinary) && os.Getenv("CI") != "true" {
 		tb.Skipf("storetest: %v", err)
 	}
 	tb.Fatalf("storetest: %v", err)
@@ -235,7 +235,7 @@ func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 // RedisServer starts a private Redis server (own folder and port, append-only
 // file on) for fault tests that stop, kill or restart it. Cleanup stops it
 // and removes its folder.
-func RedisServer(tb testing.TB) *localdb.Redis {
+func RedisServer(tb testing.TB) *supervise.Redis {
 	tb.Helper()
 	r, dir, err := startRedis(true)
 	if err != nil {
@@ -294,7 +294,7 @@ func databaseName(n int64, testName string) string {
 // PostgresServer starts a private PostgreSQL server (own folder and port,
 // fsync on) for fault tests that stop, kill or restart it. Cleanup stops it
 // and removes its folder.
-func PostgresServer(tb testing.TB) *localdb.Postgres {
+func PostgresServer(tb testing.TB) *supervise.Postgres {
 	tb.Helper()
 	p, dir, err := startPostgres(false)
 	if err != nil {

@@ -1,11 +1,12 @@
-// Package localdb starts private redis-server and PostgreSQL processes from
-// the locally installed binaries. It backs `phoenix dev` and the test helpers
-// in store/storetest, so that neither needs Docker nor shared system services.
+// Package supervise starts and supervises private redis-server and
+// PostgreSQL processes from the locally installed binaries. It backs
+// `phoenix dev` and the test helpers, so that neither needs Docker nor
+// shared system services.
 //
 // Every server is a child of the calling process: it binds 127.0.0.1 only,
 // runs in its own process group and receives a signal when its parent dies,
 // so it does not outlive the program that started it.
-package localdb
+package supervise
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package localdb
+package supervise
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func testContext(t *testing.T) context.Context {
 
 func TestRedis_StartStop(t *testing.T) {
 	ctx := testContext(t)
-	r, err := StartRedis(ctx, RedisOptions{Dir: tempDir(t, "localdb-redis-*"), AppendOnly: true})
+	r, err := StartRedis(ctx, RedisOptions{Dir: tempDir(t, "supervise-redis-*"), AppendOnly: true})
 	skipIfMissing(t, err)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestRedis_StartStop(t *testing.T) {
 
 func TestRedis_KillStart(t *testing.T) {
 	ctx := testContext(t)
-	r, err := StartRedis(ctx, RedisOptions{Dir: tempDir(t, "localdb-redis-*")})
+	r, err := StartRedis(ctx, RedisOptions{Dir: tempDir(t, "supervise-redis-*")})
 	skipIfMissing(t, err)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestRedis_BusyPort(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = StartRedis(testContext(t), RedisOptions{Dir: tempDir(t, "localdb-redis-*"), Port: port})
+	_, err = StartRedis(testContext(t), RedisOptions{Dir: tempDir(t, "supervise-redis-*"), Port: port})
 	skipIfMissing(t, err)
 	if err == nil {
 		t.Fatal("want error for busy port")
@@ -141,7 +141,7 @@ func TestPostgres_BusyPort(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = StartPostgres(testContext(t), PostgresOptions{Dir: tempDir(t, "localdb-pg-*"), Port: port, Fast: true})
+	_, err = StartPostgres(testContext(t), PostgresOptions{Dir: tempDir(t, "supervise-pg-*"), Port: port, Fast: true})
 	skipIfMissing(t, err)
 	if err == nil {
 		t.Fatal("want error for busy port")
@@ -164,7 +164,7 @@ func TestMissingBinaryError(t *testing.T) {
 
 func TestPostgres_StartKillStart(t *testing.T) {
 	ctx := testContext(t)
-	dir := tempDir(t, "localdb-pg-*")
+	dir := tempDir(t, "supervise-pg-*")
 	p, err := StartPostgres(ctx, PostgresOptions{Dir: dir})
 	skipIfMissing(t, err)
 	if err != nil {
