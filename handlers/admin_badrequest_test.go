@@ -14,7 +14,7 @@ import (
 	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 var csrfFieldRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -23,7 +23,7 @@ var csrfFieldRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // PostgreSQL database, with signed CSRF tokens as phoenix admin has them.
 func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 	tb.Helper()
-	stats, err := store.OpenStats(context.Background(), storetest.Postgres(tb))
+	stats, err := store.OpenStats(context.Background(), testkit.Postgres(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

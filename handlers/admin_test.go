@@ -17,7 +17,7 @@ import (
 	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 const (
@@ -37,7 +37,7 @@ type adminFixture struct {
 
 func newAdmin(tb testing.TB, opts ...func(*handlers.Admin)) *adminFixture {
 	tb.Helper()
-	return newAdminOn(tb, storetest.Postgres(tb), opts...)
+	return newAdminOn(tb, testkit.Postgres(tb), opts...)
 }
 
 // newAdminOn builds the fixture on dbURL; opts change the admin before its
@@ -154,16 +154,16 @@ func (f *adminFixture) login(tb testing.TB) string {
 func seed(tb testing.TB, s *store.Stats) {
 	tb.Helper()
 	db, now := s.DB(), time.Now()
-	storetest.AddProduct(tb, db, "brake-pads", "Brake pads", "Brakes")
-	storetest.AddProduct(tb, db, "brake-disc", `Disc, "vented" – 280 mm`, "Brakes")
-	storetest.AddProduct(tb, db, "oil-filter", "=Oil filter", "Filters")
-	storetest.AddProduct(tb, db, "wiper", "Wiper blade", "Visibility")
-	storetest.AddLikes(tb, db, "brake-pads", 6, 0, now.Add(-2*time.Hour))
-	storetest.AddLikes(tb, db, "brake-pads", 2, 1, now)
-	storetest.AddLikes(tb, db, "brake-disc", 3, 0, now)
-	storetest.AddLikes(tb, db, "oil-filter", 1, 0, now)
-	storetest.SetShoppers(tb, db, 5)
-	storetest.SetWorker(tb, db, "worker-1", now, 4, 250)
+	testkit.AddProduct(tb, db, "brake-pads", "Brake pads", "Brakes")
+	testkit.AddProduct(tb, db, "brake-disc", `Disc, "vented" – 280 mm`, "Brakes")
+	testkit.AddProduct(tb, db, "oil-filter", "=Oil filter", "Filters")
+	testkit.AddProduct(tb, db, "wiper", "Wiper blade", "Visibility")
+	testkit.AddLikes(tb, db, "brake-pads", 6, 0, now.Add(-2*time.Hour))
+	testkit.AddLikes(tb, db, "brake-pads", 2, 1, now)
+	testkit.AddLikes(tb, db, "brake-disc", 3, 0, now)
+	testkit.AddLikes(tb, db, "oil-filter", 1, 0, now)
+	testkit.SetShoppers(tb, db, 5)
+	testkit.SetWorker(tb, db, "worker-1", now, 4, 250)
 }
 
 func TestAdmin_Login(t *testing.T) {
@@ -260,7 +260,7 @@ func TestAdmin_Login(t *testing.T) {
 // TestAdmin_LoginLimit: five wrong passwords from one client, counted in
 // PostgreSQL, lock that client out on every replica, and nobody else.
 func TestAdmin_LoginLimit(t *testing.T) {
-	dbURL := storetest.Postgres(t)
+	dbURL := testkit.Postgres(t)
 	replicas := []*adminFixture{newAdminOn(t, dbURL), newAdminOn(t, dbURL)}
 	from := func(ip, password string) request {
 		return request{method: "POST", target: "/login", form: url.Values{"password": {password}}, header: map[string]string{"X-Real-IP": ip}}
@@ -447,7 +447,7 @@ func TestAdmin_ETag(t *testing.T) {
 	t.Run("changed", func(t *testing.T) {
 		resp, _ := f.get(t, "/admin/stats/totals", cookie, true)
 		etag := resp.Header.Get("ETag")
-		storetest.AddLikes(t, f.stats.DB(), "wiper", 1, 0, time.Now())
+		testkit.AddLikes(t, f.stats.DB(), "wiper", 1, 0, time.Now())
 		resp, body := f.do(t, request{method: "GET", target: "/admin/stats/totals", cookie: cookie, htmx: true, header: map[string]string{"If-None-Match": etag}})
 		if resp.StatusCode != 200 || resp.Header.Get("ETag") == etag || !strings.Contains(body, `<p class="stat-value">12</p>`) {
 			t.Errorf("after a like: status %d, ETag %q (was %q); want 200, a new ETag and 12 likes", resp.StatusCode, resp.Header.Get("ETag"), etag)
@@ -475,8 +475,8 @@ func TestAdmin_DataETag(t *testing.T) {
 		name, target string
 		change       func()
 	}{
-		{"heartbeat", "/admin/stats/worker", func() { storetest.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(time.Second), 0, 1) }},
-		{"renamed product", "/admin/stats/products", func() { storetest.AddProduct(t, f.stats.DB(), "wiper", "Rear wiper blade", "Visibility") }},
+		{"heartbeat", "/admin/stats/worker", func() { testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(time.Second), 0, 1) }},
+		{"renamed product", "/admin/stats/products", func() { testkit.AddProduct(t, f.stats.DB(), "wiper", "Rear wiper blade", "Visibility") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tag := tagOf(tt.target)
@@ -543,12 +543,12 @@ func TestAdmin_WorkerStale(t *testing.T) {
 		t.Errorf("no worker: lacks the notice:\n%s", body)
 	}
 	old := time.Now().Add(-5 * time.Minute)
-	storetest.SetWorker(t, f.stats.DB(), "worker-1", old, 7, 0)
+	testkit.SetWorker(t, f.stats.DB(), "worker-1", old, 7, 0)
 	_, body = f.get(t, "/admin/stats/worker", cookie, true)
 	if !strings.Contains(body, "Numbers may be stale since") || !strings.Contains(body, old.UTC().Format("15:04:05")) {
 		t.Errorf("old heartbeat: lacks the stale notice with its time:\n%s", body)
 	}
-	storetest.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 0, 0)
+	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 0, 0)
 	_, body = f.get(t, "/admin", cookie, false)
 	if strings.Contains(body, "may be stale") {
 		t.Errorf("fresh heartbeat: still a stale notice")
@@ -559,7 +559,7 @@ func TestAdmin_WorkerStale(t *testing.T) {
 // shows the last data with a notice, never a 500, and recovers by itself.
 func TestAdmin_PostgresDown(t *testing.T) {
 	ctx := context.Background()
-	pg := storetest.PostgresServer(t)
+	pg := testkit.PostgresServer(t)
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		t.Fatal(err)
 	}

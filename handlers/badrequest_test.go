@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // lockedBuffer collects log output written from the server's goroutines.
@@ -50,7 +50,7 @@ type liveShop struct {
 
 func startShop(tb testing.TB, opts ...func(*shopSetup)) *liveShop {
 	tb.Helper()
-	rdb, prefix := storetest.Redis(tb)
+	rdb, prefix := testkit.Redis(tb)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	live := func(s *shopSetup) {

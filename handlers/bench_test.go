@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // BenchmarkShop_Like measures htmx Likes per second through a live shop on
@@ -88,7 +88,7 @@ func BenchmarkShop_Browse(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	big, _, err := storetest.GenerateCatalog(10000)
+	big, _, err := testkit.GenerateCatalog(10000)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func BenchmarkShop_Browse(b *testing.B) {
 		one  string // a query that finds one part
 	}{
 		{"48", small, small.Products()[7].Name},
-		{"10000", big, storetest.CatalogPart(4242)},
+		{"10000", big, testkit.CatalogPart(4242)},
 	} {
 		if n := cat.c.Search("", cat.one).Len(); n != 1 {
 			b.Fatalf("catalog %s: %q finds %d parts, want 1", cat.name, cat.one, n)
@@ -226,5 +226,5 @@ func seedLikes(b *testing.B, s *store.Stats, n, likes int) {
 			b.Fatalf("seed: %v", err)
 		}
 	}
-	storetest.SetWorker(b, db, "worker-1", time.Now(), 0, 1)
+	testkit.SetWorker(b, db, "worker-1", time.Now(), 0, 1)
 }

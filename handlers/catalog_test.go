@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // withCatalog makes the shop serve c.
@@ -38,7 +38,7 @@ func idsOf(ps []store.Product) []string {
 }
 
 func TestShop_Pages(t *testing.T) {
-	c, _, err := storetest.GenerateCatalog(300)
+	c, _, err := testkit.GenerateCatalog(300)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestShop_Pages(t *testing.T) {
 		}
 	})
 	t.Run("one part", func(t *testing.T) {
-		_, body := f.do(t, "GET", "/?q="+url.QueryEscape(storetest.CatalogPart(123)), nil, false)
+		_, body := f.do(t, "GET", "/?q="+url.QueryEscape(testkit.CatalogPart(123)), nil, false)
 		if got := cardIDs(body); len(got) != 1 || got[0] != c.Products()[123].ID {
 			t.Errorf("cards %v, want only %s", got, c.Products()[123].ID)
 		}

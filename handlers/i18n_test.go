@@ -20,7 +20,7 @@ import (
 	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // messages are the texts of one message file, by id (a plural message's
@@ -242,9 +242,9 @@ func seedCatalog(tb testing.TB, s *store.Stats) {
 		tb.Fatal(err)
 	}
 	db := s.DB()
-	storetest.AddLikes(tb, db, "ceramic-brake-pads-front", 1200, 3, time.Now())
-	storetest.AddLikes(tb, db, "spin-on-oil-filter", 1, 1, time.Now().Add(-30*time.Minute))
-	storetest.SetWorker(tb, db, "worker-1", time.Now(), 1, 1)
+	testkit.AddLikes(tb, db, "ceramic-brake-pads-front", 1200, 3, time.Now())
+	testkit.AddLikes(tb, db, "spin-on-oil-filter", 1, 1, time.Now().Add(-30*time.Minute))
+	testkit.SetWorker(tb, db, "worker-1", time.Now(), 1, 1)
 }
 
 func acceptLanguage(lang string) map[string]string {
@@ -328,9 +328,9 @@ func adminAnswers(t *testing.T, f *adminFixture, lang string) []uiAnswer {
 	get("long filter", "/admin?q="+strings.Repeat("a", 101), false)
 	get("bad request, htmx", "/admin/stats/products?sort=nope", true)
 	get("404", "/admin/nope", false)
-	storetest.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(-48*time.Hour), 1, 1)
+	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(-48*time.Hour), 1, 1)
 	get("worker behind", "/admin/stats/worker", true)
-	storetest.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 1, 1)
+	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 1, 1)
 	return out
 }
 
@@ -338,7 +338,7 @@ func adminAnswers(t *testing.T, f *adminFixture, lang string) []uiAnswer {
 // PostgreSQL is down: the last data marked stale, and no data at all.
 func TestI18n_StaleNotices(t *testing.T) {
 	ctx := context.Background()
-	pg := storetest.PostgresServer(t)
+	pg := testkit.PostgresServer(t)
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		t.Fatal(err)
 	}

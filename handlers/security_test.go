@@ -13,7 +13,7 @@ import (
 
 	"phoenix/handlers"
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // send runs req through the app and returns the answer and its body.
@@ -202,7 +202,7 @@ func TestShop_Headers(t *testing.T) {
 // TestShop_LikeLimit floods two shop replicas that share one Redis: the
 // limit holds across both, and the over-limit answers say so.
 func TestShop_LikeLimit(t *testing.T) {
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	const burst = 20
 	// One Like a minute after the burst: a flood of a few seconds gets
 	// exactly the burst through, whatever the scheduling.

@@ -20,10 +20,10 @@ import (
 	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 // shopFixture is a shop app on real Redis, with the Redis client and the
 // stream key so tests can check what was written.
@@ -39,7 +39,7 @@ type shopFixture struct {
 
 func newShop(tb testing.TB, opts ...func(*shopSetup)) *shopFixture {
 	tb.Helper()
-	rdb, prefix := storetest.Redis(tb)
+	rdb, prefix := testkit.Redis(tb)
 	return newShopOn(tb, rdb, prefix, opts...)
 }
 

@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 func TestRunAudit(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	likes := store.NewLikes(rdb, prefix)
 	stats := openStats(t)
 	const group = "audit"

@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // readAck delivers up to n new entries to consumer c of group g and
@@ -35,7 +35,7 @@ func wantBacklog(t *testing.T, s *store.Likes, want store.Backlog) {
 
 func TestLikes_GroupBacklog(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 
 	t.Run("no stream", func(t *testing.T) { wantBacklog(t, s, store.Backlog{}) })
@@ -89,7 +89,7 @@ func TestLikes_GroupBacklog(t *testing.T) {
 // with entries undelivered and pending: the backlog reads the same after.
 func TestLikes_GroupBacklogRedisRestart(t *testing.T) {
 	ctx := context.Background()
-	r := storetest.RedisServer(t)
+	r := testkit.RedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	s := store.NewLikes(rdb, "t:")
@@ -118,7 +118,7 @@ func TestLikes_GroupBacklogRedisRestart(t *testing.T) {
 
 func TestLikes_DeleteIdleConsumers(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	addEvents(t, rdb, s, 10)
 	if err := s.EnsureGroup(ctx, "g"); err != nil {
@@ -179,7 +179,7 @@ func BenchmarkLikes_GroupBacklog(b *testing.B) {
 		head, undelivered int
 	}{{"trimmed", 100, 50}, {"worst", 5000, 5000}} {
 		b.Run(bc.name, func(b *testing.B) {
-			rdb, prefix := storetest.Redis(b)
+			rdb, prefix := testkit.Redis(b)
 			s := store.NewLikes(rdb, prefix)
 			addEvents(b, rdb, s, bc.head)
 			if err := s.EnsureGroup(ctx, "g"); err != nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 func TestDefaultCatalog(t *testing.T) {
@@ -122,7 +122,7 @@ func TestCatalog_Search(t *testing.T) {
 }
 
 func TestResults_Slice(t *testing.T) {
-	c, _, err := storetest.GenerateCatalog(100)
+	c, _, err := testkit.GenerateCatalog(100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func TestResults_Slice(t *testing.T) {
 // TestCatalog_SearchIndex checks the trigram index against a plain scan of
 // every product, on a generated catalog, for words of every length.
 func TestCatalog_SearchIndex(t *testing.T) {
-	c, _, err := storetest.GenerateCatalog(2000)
+	c, _, err := testkit.GenerateCatalog(2000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	queries := []string{"brake", "pads front", "o", "oil filter", storetest.CatalogPart(1234), "1234", "vented disc pair", "zzz", "mm", "spark plug iridium"}
+	queries := []string{"brake", "pads front", "o", "oil filter", testkit.CatalogPart(1234), "1234", "vented disc pair", "zzz", "mm", "spark plug iridium"}
 	for _, cat := range append([]string{""}, c.Categories()...) {
 		for _, q := range queries {
 			words := strings.Fields(store.Fold(q))
@@ -191,11 +191,11 @@ func containsAll(s string, words []string) bool {
 // a word the trigram index narrows to one part, a common word, and a word
 // too short for the index (a scan of every product).
 func BenchmarkCatalog_Search(b *testing.B) {
-	c, _, err := storetest.GenerateCatalog(10000)
+	c, _, err := testkit.GenerateCatalog(10000)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, q := range []string{storetest.CatalogPart(4242), "brake", "mm"} {
+	for _, q := range []string{testkit.CatalogPart(4242), "brake", "mm"} {
 		b.Run(q, func(b *testing.B) {
 			for b.Loop() {
 				if r := c.Search("", q); r.Len() == 0 {

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // openStats returns a migrated Stats on a fresh database.
 func openStats(tb testing.TB) *store.Stats {
 	tb.Helper()
 	ctx := context.Background()
-	s, err := store.OpenStats(ctx, storetest.Postgres(tb))
+	s, err := store.OpenStats(ctx, testkit.Postgres(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -30,16 +30,16 @@ func TestStats_Dashboard(t *testing.T) {
 	s := openStats(t)
 	db := s.DB()
 	now := time.Now()
-	storetest.AddProduct(t, db, "brake-pads", "Brake pads", "Brakes")
-	storetest.AddProduct(t, db, "brake-disc", "Brake disc", "Brakes")
-	storetest.AddProduct(t, db, "oil-filter", "Oil filter", "Filters")
-	storetest.AddProduct(t, db, "wiper", "Wiper", "Visibility")
-	storetest.AddLikes(t, db, "brake-pads", 5, 1, now.Add(-2*time.Hour)) // before the last hour
-	storetest.AddLikes(t, db, "brake-pads", 3, 0, now.Add(-10*time.Minute))
-	storetest.AddLikes(t, db, "oil-filter", 2, 0, now)
-	storetest.AddLikes(t, db, "brake-disc", 1, 1, now)
-	storetest.AddLikes(t, db, "ghost", 1, 0, now) // counted, but not in the products table
-	storetest.SetShoppers(t, db, 6)
+	testkit.AddProduct(t, db, "brake-pads", "Brake pads", "Brakes")
+	testkit.AddProduct(t, db, "brake-disc", "Brake disc", "Brakes")
+	testkit.AddProduct(t, db, "oil-filter", "Oil filter", "Filters")
+	testkit.AddProduct(t, db, "wiper", "Wiper", "Visibility")
+	testkit.AddLikes(t, db, "brake-pads", 5, 1, now.Add(-2*time.Hour)) // before the last hour
+	testkit.AddLikes(t, db, "brake-pads", 3, 0, now.Add(-10*time.Minute))
+	testkit.AddLikes(t, db, "oil-filter", 2, 0, now)
+	testkit.AddLikes(t, db, "brake-disc", 1, 1, now)
+	testkit.AddLikes(t, db, "ghost", 1, 0, now) // counted, but not in the products table
+	testkit.SetShoppers(t, db, 6)
 	since := now.Add(-time.Hour)
 
 	t.Run("totals", func(t *testing.T) {
@@ -111,8 +111,8 @@ func TestStats_Dashboard(t *testing.T) {
 		}
 	})
 	t.Run("worker status", func(t *testing.T) {
-		storetest.SetWorker(t, db, "worker-a", now.Add(-time.Minute), 10, 1500)
-		storetest.SetWorker(t, db, "worker-b", now, 2, 40)
+		testkit.SetWorker(t, db, "worker-a", now.Add(-time.Minute), 10, 1500)
+		testkit.SetWorker(t, db, "worker-b", now, 2, 40)
 		got, err := s.WorkerStatus(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -173,7 +173,7 @@ func seedHistory(b *testing.B, s *store.Stats, likes int) {
 	const products = 48
 	db := s.DB()
 	for i := range products {
-		storetest.AddProduct(b, db, fmt.Sprintf("p%02d", i), fmt.Sprintf("Part %d", i), fmt.Sprintf("Category %d", i%8))
+		testkit.AddProduct(b, db, fmt.Sprintf("p%02d", i), fmt.Sprintf("Part %d", i), fmt.Sprintf("Category %d", i%8))
 	}
 	minutes := min(likes, 7*24*60)
 	stmts := []string{

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // slowRate allows a burst of 3, then one request a minute: no test run is
@@ -29,7 +29,7 @@ func TestLikes_SetLimits(t *testing.T) {
 		{"per address", store.LikesOptions{PerIP: slowRate}, store.LikeInput{Shopper: "alice", ClientIP: "192.0.2.2"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rdb, prefix := storetest.Redis(t)
+			rdb, prefix := testkit.Redis(t)
 			s := store.NewLikes(rdb, prefix, tt.opt)
 			in := store.LikeInput{Shopper: "alice", ClientIP: "192.0.2.1", Product: "pads"}
 			for i, a := range []store.Action{store.ActionLike, store.ActionUnlike, store.ActionLike} {
@@ -65,7 +65,7 @@ func TestLikes_SetLimits(t *testing.T) {
 // with ErrBusy and changes nothing, and no event is trimmed.
 func TestLikes_SetBusy(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	const bound = 3
 	s := store.NewLikes(rdb, prefix, store.LikesOptions{MaxBacklog: bound})
 	for i := range bound {
@@ -92,7 +92,7 @@ func TestLikes_SetBusy(t *testing.T) {
 // TestLikes_SetTime checks that the event time is Redis's, not the caller's.
 func TestLikes_SetTime(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	if _, err := s.Like(ctx, "alice", "pads"); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestLikes_SetTime(t *testing.T) {
 // TestLikes_Admit checks the limit on new shopper ids per address.
 func TestLikes_Admit(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix, store.LikesOptions{NewShoppersPerIP: slowRate})
 	for i := range slowRate.Burst {
 		if err := s.Admit(ctx, "192.0.2.1"); err != nil {
@@ -139,7 +139,7 @@ func TestLikes_Admit(t *testing.T) {
 // TestLikes_Known checks the look-up that keeps an unsigned shopper id.
 func TestLikes_Known(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	if _, err := s.Like(ctx, "alice", "pads"); err != nil {
 		t.Fatal(err)

@@ -8,14 +8,14 @@ import (
 	"testing"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 func TestLikes_Like(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	t.Run("first click", func(t *testing.T) {
 		res, err := s.Like(ctx, "alice", "pads")
@@ -87,7 +87,7 @@ func TestLikes_Like(t *testing.T) {
 // the count must equal the number of distinct shoppers.
 func TestLikes_Concurrent(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	const shoppers, clicks = 50, 4
 	var wg sync.WaitGroup

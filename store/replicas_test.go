@@ -9,12 +9,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 func TestLikes_ShopBeats(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	likes := store.NewLikes(rdb, prefix)
 	now := time.Now()
 	for _, b := range []store.Beat{
@@ -157,7 +157,7 @@ func TestControl_Check(t *testing.T) {
 
 func TestFaults_RedisHook(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	faults := store.NewFaults()
 	rdb.AddHook(faults.RedisHook(store.TargetShopRedis))
 	key := prefix + "fault-probe"
@@ -193,7 +193,7 @@ func TestFaults_RedisHook(t *testing.T) {
 
 func TestLikes_Controls(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	likes := store.NewLikes(rdb, prefix)
 	if cs, err := likes.Controls(ctx); err != nil || cs != nil {
 		t.Fatalf("before any: %v, %v", cs, err)

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 func TestParseEvent(t *testing.T) {
@@ -115,7 +115,7 @@ func ids(b store.Batch) []string {
 
 func TestLikes_TrimAcked(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	all := addEvents(t, rdb, s, 1000)
 
@@ -189,7 +189,7 @@ func TestLikes_TrimAcked(t *testing.T) {
 
 func TestLikes_ClaimAndDeadLetter(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	s := store.NewLikes(rdb, prefix)
 	all := addEvents(t, rdb, s, 5)
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.StreamKey(), Values: []any{"product", "x"}}).Err(); err != nil {

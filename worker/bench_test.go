@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // BenchmarkSync_Drain measures how fast workers drain a backlog of b.N
@@ -40,15 +40,15 @@ func BenchmarkSync_Drain(b *testing.B) {
 			ctx := context.Background()
 			var url string
 			if fsync {
-				pg := storetest.PostgresServer(b)
+				pg := testkit.PostgresServer(b)
 				if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 					b.Fatal(err)
 				}
 				url = pg.URL("phoenix")
 			} else {
-				url = storetest.Postgres(b)
+				url = testkit.Postgres(b)
 			}
-			rdb, prefix := storetest.Redis(b)
+			rdb, prefix := testkit.Redis(b)
 			e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(b, url)}
 			fillStream(b, e, b.N)
 			// The connections the workers will use, opened now so their
@@ -179,7 +179,7 @@ func fillStream(b *testing.B, e *env, n int) {
 // target is a fraction of this rate, measured in the same run.
 func BenchmarkCopy(b *testing.B) {
 	ctx := context.Background()
-	pg := storetest.PostgresServer(b)
+	pg := testkit.PostgresServer(b)
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // waitStored polls until PostgreSQL holds at least min events and returns
@@ -33,11 +33,11 @@ func waitStored(t *testing.T, stats *store.Stats, min int64, timeout time.Durati
 
 func TestSync_PostgresRestart(t *testing.T) {
 	ctx := context.Background()
-	pg := storetest.PostgresServer(t)
+	pg := testkit.PostgresServer(t)
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		t.Fatal(err)
 	}
-	rdb, prefix := storetest.Redis(t)
+	rdb, prefix := testkit.Redis(t)
 	e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, pg.URL("phoenix"))}
 	ids := shoppers(500)
 	n := bulkClicks(t, e, ids, 20000)
@@ -66,10 +66,10 @@ func TestSync_PostgresRestart(t *testing.T) {
 // Redis 7.0's lag counter says after replaying its file.
 func TestSync_RedisRestart(t *testing.T) {
 	ctx := context.Background()
-	r := storetest.RedisServer(t)
+	r := testkit.RedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	e := &env{rdb: rdb, likes: store.NewLikes(rdb, "t:"), stats: openStats(t, storetest.Postgres(t))}
+	e := &env{rdb: rdb, likes: store.NewLikes(rdb, "t:"), stats: openStats(t, testkit.Postgres(t))}
 	ids := shoppers(500)
 	n := bulkClicks(t, e, ids, 20000)
 
@@ -111,9 +111,9 @@ func TestSync_RedisRestart(t *testing.T) {
 }
 
 func TestSync_KillNine(t *testing.T) {
-	bin := storetest.Phoenix(t)
-	rdb, prefix := storetest.Redis(t)
-	dbURL := storetest.Postgres(t)
+	bin := testkit.Phoenix(t)
+	rdb, prefix := testkit.Redis(t)
+	dbURL := testkit.Postgres(t)
 	e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, dbURL)}
 	ids := shoppers(2000)
 	n := bulkClicks(t, e, ids, 40000)
@@ -131,7 +131,7 @@ func TestSync_KillNine(t *testing.T) {
 			"PHOENIX_LOG_FORMAT=text",
 		}
 	}
-	first := storetest.Start(t, bin, env("first"), "worker")
+	first := testkit.Start(t, bin, env("first"), "worker")
 	waitStored(t, e.stats, 1, 30*time.Second)
 	first.Kill9(t)
 	stored := eventsStored(t, e.stats)
@@ -141,7 +141,7 @@ func TestSync_KillNine(t *testing.T) {
 	t.Logf("killed with %d of %d events stored", stored, n)
 
 	// A new worker (another name) claims what the dead one left pending.
-	second := storetest.Start(t, bin, env("second"), "worker")
+	second := testkit.Start(t, bin, env("second"), "worker")
 	waitDrained(t, e, n, 60*time.Second)
 	assertExact(t, e, ids, n)
 

@@ -18,10 +18,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 // env is one test's Redis key space and PostgreSQL database.
 type env struct {
@@ -32,8 +32,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb, prefix := storetest.Redis(t)
-	return &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, storetest.Postgres(t))}
+	rdb, prefix := testkit.Redis(t)
+	return &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, testkit.Postgres(t))}
 }
 
 func openStats(t testing.TB, url string) *store.Stats {

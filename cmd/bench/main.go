@@ -36,8 +36,8 @@ import (
 	_ "github.com/lib/pq"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
 	"phoenix/supervise"
+	"phoenix/testkit"
 )
 
 func main() {
@@ -491,7 +491,7 @@ type catalogRow struct {
 // catalog (the shop at base) and with a generated 10,000-part one (a second
 // shop, started here), each plain and, for the embedded one, compressed.
 func (b *bench) catalogs(ctx context.Context, env []string, base string, s shopper, small *store.Catalog) ([]catalogRow, error) {
-	big, doc, err := storetest.GenerateCatalog(10000)
+	big, doc, err := testkit.GenerateCatalog(10000)
 	if err != nil {
 		return nil, err
 	}
@@ -510,7 +510,7 @@ func (b *bench) catalogs(ctx context.Context, env []string, base string, s shopp
 		return nil, err
 	}
 	defer shop.stop()
-	one := map[string]string{"48": url.QueryEscape(small.Products()[7].Name), "10000": url.QueryEscape(storetest.CatalogPart(4242))}
+	one := map[string]string{"48": url.QueryEscape(small.Products()[7].Name), "10000": url.QueryEscape(testkit.CatalogPart(4242))}
 	for name, c := range map[string]*store.Catalog{"48": small, "10000": big} {
 		q, _ := url.QueryUnescape(one[name])
 		if n := c.Search("", q).Len(); n != 1 {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 const adminTestPassword = "a-long-test-password-for-phoenix"
@@ -23,7 +23,7 @@ const adminTestPassword = "a-long-test-password-for-phoenix"
 func startStack(t *testing.T) *phoenixProc {
 	t.Helper()
 	vars, _ := sharedRedis(t)
-	vars["PHOENIX_DATABASE_URL"] = storetest.Postgres(t)
+	vars["PHOENIX_DATABASE_URL"] = testkit.Postgres(t)
 	vars["PHOENIX_ADMIN_PASSWORD"] = adminTestPassword
 	vars["PHOENIX_SECRET"] = "test-secret-0123456789abcdef-0123456789"
 	vars["PHOENIX_WORKER_BLOCK"] = "50ms"

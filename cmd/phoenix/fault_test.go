@@ -16,8 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
 	"phoenix/supervise"
+	"phoenix/testkit"
 	"phoenix/worker"
 )
 
@@ -46,7 +46,7 @@ type faultRig struct {
 	admin  *phoenixProc
 	bin    string
 	vars   map[string]string
-	worker *storetest.Process
+	worker *testkit.Process
 	likes  *store.Likes
 	stats  *store.Stats
 	ids    []string
@@ -57,7 +57,7 @@ type faultRig struct {
 func newFaultRig(t *testing.T, extra map[string]string) *faultRig {
 	t.Helper()
 	ctx := context.Background()
-	r := &faultRig{redis: storetest.RedisServer(t), pg: storetest.PostgresServer(t), bin: storetest.Phoenix(t)}
+	r := &faultRig{redis: testkit.RedisServer(t), pg: testkit.PostgresServer(t), bin: testkit.Phoenix(t)}
 	if err := r.pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func (r *faultRig) startWorker(t *testing.T) {
 	}
 	// Parallel test binaries must not share the default metrics port.
 	env = append(env, "PHOENIX_LOG_FORMAT=text", "PHOENIX_METRICS_ADDR=127.0.0.1:0")
-	r.worker = storetest.Start(t, r.bin, env, "worker")
+	r.worker = testkit.Start(t, r.bin, env, "worker")
 }
 
 // load runs simulated shoppers for d in the background; the result arrives

@@ -5,7 +5,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // TestAdminBrowser_Flow: the dashboard's flow view lists every replica
@@ -61,7 +61,7 @@ func TestAdminBrowser_Flow(t *testing.T) {
 // each while it is in force.
 func TestAdminBrowser_DemoControls(t *testing.T) {
 	vars, _ := sharedRedis(t)
-	vars["PHOENIX_DATABASE_URL"] = storetest.Postgres(t)
+	vars["PHOENIX_DATABASE_URL"] = testkit.Postgres(t)
 	vars["PHOENIX_ADMIN_PASSWORD"] = adminTestPassword
 	vars["PHOENIX_SECRET"] = "test-secret-0123456789abcdef-0123456789"
 	vars["PHOENIX_DEMO_CONTROLS"] = "true"

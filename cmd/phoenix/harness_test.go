@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
 	"phoenix/supervise"
+	"phoenix/testkit"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 const (
 	// startTimeout bounds how long a command may take to become ready.
@@ -220,7 +220,7 @@ func (b *syncBuffer) String() string {
 // for checking what the shop wrote.
 func sharedRedis(tb testing.TB) (map[string]string, *store.Likes) {
 	tb.Helper()
-	rdb, prefix := storetest.Redis(tb)
+	rdb, prefix := testkit.Redis(tb)
 	vars := map[string]string{
 		"PHOENIX_REDIS_URL":    "redis://" + rdb.Options().Addr + "/0",
 		"PHOENIX_REDIS_PREFIX": prefix,

@@ -26,7 +26,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // tlsProxy is Debian's nginx terminating TLS on 127.0.0.1 in front of the
@@ -219,7 +219,7 @@ func (p *tlsProxy) client(from string) *http.Client {
 func TestProxy_TLS(t *testing.T) {
 	findNginx(t)
 	vars, likes := sharedRedis(t)
-	vars["PHOENIX_DATABASE_URL"] = storetest.Postgres(t)
+	vars["PHOENIX_DATABASE_URL"] = testkit.Postgres(t)
 	vars["PHOENIX_ADMIN_PASSWORD"] = adminTestPassword
 	vars["PHOENIX_TRUSTED_PROXIES"] = "127.0.0.1"
 	vars["PHOENIX_PROXY_HEADER"] = "X-Real-IP"

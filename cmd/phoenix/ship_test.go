@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 	"phoenix/worker"
 )
 
@@ -187,7 +187,7 @@ func waitReady(t *testing.T, url string) {
 func allVars(t *testing.T) (map[string]string, *store.Likes, string) {
 	t.Helper()
 	vars, likes := sharedRedis(t)
-	db := storetest.Postgres(t)
+	db := testkit.Postgres(t)
 	vars["PHOENIX_DATABASE_URL"] = db
 	vars["PHOENIX_ADMIN_PASSWORD"] = "a-long-test-password-for-phoenix"
 	vars["PHOENIX_SECRET"] = "a-test-secret-that-is-at-least-32-bytes-long"

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // likeState is what a Like button shows.
@@ -270,7 +270,7 @@ func waitStatus(t *testing.T, url string, status int) {
 }
 
 func TestShopBrowser_RedisDown(t *testing.T) {
-	r := storetest.RedisServer(t)
+	r := testkit.RedisServer(t)
 	p := startPhoenix(t, "shop", map[string]string{"PHOENIX_REDIS_URL": r.URL(), "PHOENIX_REDIS_PREFIX": "e2e:"})
 	b := newBrowser(t)
 	ctx := b.timeout()

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 	"phoenix/worker"
 )
 
@@ -70,7 +70,7 @@ func BenchmarkSoak(b *testing.B) {
 		rate = n
 	}
 	ctx := context.Background()
-	rs, pg := storetest.RedisServer(b), storetest.PostgresServer(b)
+	rs, pg := testkit.RedisServer(b), testkit.PostgresServer(b)
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
 // TestWorker_ShopToPostgres runs phoenix all on private servers, clicks
@@ -24,8 +24,8 @@ import (
 // checks that once the worker has drained the stream each product's count in
 // PostgreSQL equals its live count in Redis.
 func TestWorker_ShopToPostgres(t *testing.T) {
-	rs := storetest.RedisServer(t)
-	pg := storetest.PostgresServer(t)
+	rs := testkit.RedisServer(t)
+	pg := testkit.PostgresServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {

@@ -1,4 +1,4 @@
-// Package storetest gives tests private redis-server and PostgreSQL servers
+// Package testkit gives tests private redis-server and PostgreSQL servers
 // started from the locally installed binaries (see supervise).
 //
 // A test binary shares one Redis and one PostgreSQL server, started on first
@@ -7,11 +7,11 @@
 //
 // Use it from _test.go files only, with:
 //
-//	func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+//	func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 //
 // When a server binary is not installed, the tests that need it are skipped
 // with an install hint, or fail when the environment variable CI is "true".
-package storetest
+package testkit
 
 import (
 	"context"
@@ -71,7 +71,7 @@ func Run(m *testing.M) int {
 	code := m.Run()
 
 	if err := shared.stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
+		fmt.Fprintf(os.Stderr, "testkit: %v\n", err)
 		if code == 0 {
 			code = 1
 		}
@@ -108,7 +108,7 @@ func (s *servers) stop() error {
 func (s *servers) requireRun(tb testing.TB) {
 	tb.Helper()
 	if !s.running {
-		tb.Fatal("storetest: shared servers need TestMain: func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }")
+		tb.Fatal("testkit: shared servers need TestMain: func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }")
 	}
 }
 
@@ -147,7 +147,7 @@ func (s *servers) sharedPostgres(tb testing.TB) *supervise.Postgres {
 
 // startRedis starts a Redis server in a new temporary folder.
 func startRedis(appendOnly bool) (*supervise.Redis, string, error) {
-	dir, err := os.MkdirTemp("", "storetest-redis-*")
+	dir, err := os.MkdirTemp("", "testkit-redis-*")
 	if err != nil {
 		return nil, "", fmt.Errorf("start redis: %w", err)
 	}
@@ -165,7 +165,7 @@ func startRedis(appendOnly bool) (*supervise.Redis, string, error) {
 // os.TempDir (which the postgres user can traverse; supervise hands the folder
 // to it when we run as root).
 func startPostgres(fast bool) (*supervise.Postgres, string, error) {
-	dir, err := os.MkdirTemp("", "storetest-pg-*")
+	dir, err := os.MkdirTemp("", "testkit-pg-*")
 	if err != nil {
 		return nil, "", fmt.Errorf("start postgres: %w", err)
 	}
@@ -184,9 +184,9 @@ func startPostgres(fast bool) (*supervise.Postgres, string, error) {
 func failStart(tb testing.TB, err error) {
 	tb.Helper()
 	if errors.Is(err, supervise.ErrMissingBinary) && os.Getenv("CI") != "true" {
-		tb.Skipf("storetest: %v", err)
+		tb.Skipf("testkit: %v", err)
 	}
-	tb.Fatalf("storetest: %v", err)
+	tb.Fatalf("testkit: %v", err)
 }
 
 // Redis returns a client connected to the shared Redis server and a fresh
@@ -202,10 +202,10 @@ func Redis(tb testing.TB) (*redis.Client, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		if err := deletePrefix(ctx, c, prefix); err != nil {
-			tb.Errorf("storetest: delete keys %s*: %v", prefix, err)
+			tb.Errorf("testkit: delete keys %s*: %v", prefix, err)
 		}
 		if err := c.Close(); err != nil {
-			tb.Errorf("storetest: close redis client: %v", err)
+			tb.Errorf("testkit: close redis client: %v", err)
 		}
 	})
 	return c, prefix
@@ -243,7 +243,7 @@ func RedisServer(tb testing.TB) *supervise.Redis {
 	}
 	tb.Cleanup(func() {
 		if err := r.Stop(); err != nil {
-			tb.Errorf("storetest: %v", err)
+			tb.Errorf("testkit: %v", err)
 		}
 		_ = os.RemoveAll(dir)
 	})
@@ -260,13 +260,13 @@ func Postgres(tb testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if err := p.CreateDatabase(ctx, name); err != nil {
-		tb.Fatalf("storetest: %v", err)
+		tb.Fatalf("testkit: %v", err)
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		if err := p.DropDatabase(ctx, name); err != nil {
-			tb.Errorf("storetest: %v", err)
+			tb.Errorf("testkit: %v", err)
 		}
 	})
 	return p.URL(name)
@@ -302,7 +302,7 @@ func PostgresServer(tb testing.TB) *supervise.Postgres {
 	}
 	tb.Cleanup(func() {
 		if err := p.Stop(); err != nil {
-			tb.Errorf("storetest: %v", err)
+			tb.Errorf("testkit: %v", err)
 		}
 		_ = os.RemoveAll(dir)
 	})

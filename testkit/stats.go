@@ -1,4 +1,4 @@
-package storetest
+package testkit
 
 import (
 	"context"
@@ -54,6 +54,6 @@ func exec(tb testing.TB, db *sqlx.DB, q string, args ...any) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if _, err := db.ExecContext(ctx, q, args...); err != nil {
-		tb.Fatalf("storetest: %v", err)
+		tb.Fatalf("testkit: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package storetest
+package testkit
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func Phoenix(tb testing.TB) string {
 			b.err = fmt.Errorf("go tool not found to build phoenix: %w", err)
 			return
 		}
-		if b.dir, b.err = os.MkdirTemp("", "storetest-bin-*"); b.err != nil {
+		if b.dir, b.err = os.MkdirTemp("", "testkit-bin-*"); b.err != nil {
 			return
 		}
 		path := filepath.Join(b.dir, "phoenix")

@@ -1,4 +1,4 @@
-package storetest_test
+package testkit_test
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 
 	_ "github.com/lib/pq"
 
-	"phoenix/store/storetest"
+	"phoenix/testkit"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 // seen collects what the parallel subtests got, to check uniqueness.
 type seen struct {
@@ -30,7 +30,7 @@ func TestStoretest_Unique(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
 
-				c, prefix := storetest.Redis(t)
+				c, prefix := testkit.Redis(t)
 				if err := c.Set(ctx, prefix+"k", name, 0).Err(); err != nil {
 					t.Fatalf("set: %v", err)
 				}
@@ -38,7 +38,7 @@ func TestStoretest_Unique(t *testing.T) {
 					t.Fatalf("get = %q, %v; want %q", got, err, name)
 				}
 
-				u := storetest.Postgres(t)
+				u := testkit.Postgres(t)
 				db, err := sql.Open("postgres", u)
 				if err != nil {
 					t.Fatal(err)
@@ -67,14 +67,14 @@ func TestStoretest_Unique(t *testing.T) {
 
 	// The subtests' cleanups ran when the group finished: keys and
 	// databases must be gone.
-	c, _ := storetest.Redis(t)
+	c, _ := testkit.Redis(t)
 	for p := range s.prefixes {
 		keys, err := c.Keys(context.Background(), p+"*").Result()
 		if err != nil || len(keys) != 0 {
 			t.Errorf("keys under %q after cleanup: %v, %v", p, keys, err)
 		}
 	}
-	admin, err := sql.Open("postgres", storetest.Postgres(t))
+	admin, err := sql.Open("postgres", testkit.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestStoretest_Unique(t *testing.T) {
 
 func TestStoretest_PrivateServers(t *testing.T) {
 	ctx := context.Background()
-	r := storetest.RedisServer(t)
+	r := testkit.RedisServer(t)
 	if err := r.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestStoretest_PrivateServers(t *testing.T) {
 		t.Fatalf("restart private redis: %v", err)
 	}
 
-	p := storetest.PostgresServer(t)
+	p := testkit.PostgresServer(t)
 	if err := p.CreateDatabase(ctx, "fault"); err != nil {
 		t.Fatal(err)
 	}
