@@ -16,7 +16,6 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +34,7 @@ import (
 
 	_ "github.com/lib/pq"
 
+	"phoenix/loadgen"
 	"phoenix/store"
 	"phoenix/supervise"
 	"phoenix/testkit"
@@ -363,7 +363,7 @@ func (b *bench) http(ctx context.Context) error {
 	ids := catalog.IDs()
 	base := "http://" + shopAddr
 	const nShoppers = 4000
-	shoppers, err := fetchShoppers(base, nShoppers+200)
+	shoppers, err := fetchShoppers(ctx, base, nShoppers+200)
 	if err != nil {
 		return err
 	}
@@ -396,18 +396,18 @@ func (b *bench) http(ctx context.Context) error {
 		return err
 	}
 	half := int(like.rps / 2)
-	fixed, err := openLoop(ctx, base, shoppers, ids[1:], half, 10*time.Second)
+	fixed, err := openLoop(ctx, shoppers, ids[1:], half, 10*time.Second)
 	if err != nil {
 		return err
 	}
 
 	// Catalog: full page and the htmx grid fragment.
 	s := shoppers[0]
-	page, err := b.wrkMedian(nil, "-H", "Cookie: "+s.cookie, base+"/")
+	page, err := b.wrkMedian(nil, "-H", "Cookie: "+s.Cookie(), base+"/")
 	if err != nil {
 		return err
 	}
-	grid, err := b.wrkMedian(nil, "-H", "Cookie: "+s.cookie, "-H", "HX-Request: true", "-H", "HX-Target: product-grid",
+	grid, err := b.wrkMedian(nil, "-H", "Cookie: "+s.Cookie(), "-H", "HX-Request: true", "-H", "HX-Target: product-grid",
 		"-H", "HX-Current-URL: "+base+"/", base+"/")
 	if err != nil {
 		return err
@@ -421,17 +421,17 @@ func (b *bench) http(ctx context.Context) error {
 	}
 
 	// Freshness under a sustained 5,000 Likes/s.
-	fresh, err := freshness(ctx, base, b.postgres.URL("phoenix"), shoppers, probes, ids[0], ids[1:], 5000, 15*time.Second)
+	fresh, err := freshness(ctx, b.postgres.URL("phoenix"), shoppers, probes, ids[0], ids[1:], 5000, 15*time.Second)
 	if err != nil {
 		return err
 	}
 
 	// Like → fragment received by a live dashboard, under the same load.
-	liveProbes, err := fetchShoppers(base, 200)
+	liveProbes, err := fetchShoppers(ctx, base, 200)
 	if err != nil {
 		return err
 	}
-	live, err := liveFreshness(ctx, phx, base, "http://"+adminAddr, "bench-password-123", shoppers, liveProbes,
+	live, err := liveFreshness(ctx, phx, "http://"+adminAddr, "bench-password-123", shoppers, liveProbes,
 		ids[0], catalog.Products()[0].Name, ids[1:], 5000, liveStreams, 15*time.Second)
 	if err != nil {
 		return err
@@ -460,18 +460,18 @@ func (b *bench) http(ctx context.Context) error {
 		100*like.rps/oneRT.rps, nShoppers)
 	fmt.Fprintf(w, "Like at a fixed %d/s (half the maximum) for 10 s, cmd/bench's open-loop Go client (latency from the "+
 		"scheduled send time, so a stall is not hidden): p50 %s, p90 %s, p99 **%s**, max %s; %d requests, %d errors (target p99 < 5 ms).\n\n",
-		half, ms(fixed.pct(50)), ms(fixed.pct(90)), ms(fixed.pct(99)), ms(fixed.pct(100)), len(fixed.lat), fixed.errors)
+		half, ms(fixed.Pct(50)), ms(fixed.Pct(90)), ms(fixed.Pct(99)), ms(fixed.Pct(100)), fixed.Len(), fixed.Errors())
 	fmt.Fprintf(w, "## Freshness (cmd/bench)\n\nFrom a Like's 200 to its presence in product_counters, under %d Likes/s "+
 		"sustained for %s (open-loop Go client; one probe Like at a time on a product the load does not touch, "+
 		"product_counters polled every 2 ms): p50 %s, p99 **%s**, max %s over %d probes; load: %d requests, %d errors. "+
 		"The admin page polls every 2 s on top of this (target p99 < 1 s + the poll interval).\n\n",
-		5000, 15*time.Second, ms(fresh.probe.pct(50)), ms(fresh.probe.pct(99)), ms(fresh.probe.pct(100)), len(fresh.probe.lat),
-		len(fresh.load.lat), fresh.load.errors)
+		5000, 15*time.Second, ms(fresh.probe.Pct(50)), ms(fresh.probe.Pct(99)), ms(fresh.probe.Pct(100)), fresh.probe.Len(),
+		fresh.load.Len(), fresh.load.Errors())
 	fmt.Fprintf(w, "## Live dashboard (cmd/bench)\n\nFrom a Like's 200 to the admin's Server-Sent Events client receiving "+
 		"the products fragment that counts it, under %d Likes/s sustained for %s (as above; the stream filtered to the probe's "+
 		"product): p50 %s, p99 **%s**, max %s over %d probes, %d probe errors; load: %d requests, %d errors (target p99 < 1 s).\n\n",
-		5000, 15*time.Second, ms(live.probe.pct(50)), ms(live.probe.pct(99)), ms(live.probe.pct(100)), len(live.probe.lat),
-		live.probe.errors, len(live.load.lat), live.load.errors)
+		5000, 15*time.Second, ms(live.probe.Pct(50)), ms(live.probe.Pct(99)), ms(live.probe.Pct(100)), live.probe.Len(),
+		live.probe.Errors(), live.load.Len(), live.load.Errors())
 	fmt.Fprintf(w, "Cost of open dashboards: %d idle live streams add %.1f KB of RSS each; `phoenix all` idle uses %.4f CPU "+
 		"seconds per second without them and %.4f with them (10 s each, no data changing).\n\n",
 		live.streams, live.rssPerStreamKB, live.cpuIdle, live.cpuStreams)
@@ -490,7 +490,7 @@ type catalogRow struct {
 // catalogs measures a catalog page and a one-part search with the embedded
 // catalog (the shop at base) and with a generated 10,000-part one (a second
 // shop, started here), each plain and, for the embedded one, compressed.
-func (b *bench) catalogs(ctx context.Context, env []string, base string, s shopper, small *store.Catalog) ([]catalogRow, error) {
+func (b *bench) catalogs(ctx context.Context, env []string, base string, s *loadgen.Shopper, small *store.Catalog) ([]catalogRow, error) {
 	big, doc, err := testkit.GenerateCatalog(10000)
 	if err != nil {
 		return nil, err
@@ -530,7 +530,7 @@ func (b *bench) catalogs(ctx context.Context, env []string, base string, s shopp
 		{"catalog page 1, 48 parts, Accept-Encoding: br", base, "/", "48", []string{"Accept-Encoding: br"}},
 		{"catalog page 1, 48 parts, Accept-Encoding: gzip", base, "/", "48", []string{"Accept-Encoding: gzip"}},
 	} {
-		args := []string{"-H", "Cookie: " + s.cookie}
+		args := []string{"-H", "Cookie: " + s.Cookie()}
 		shown := "wrk " + wrkArgs + " -H 'Cookie: …'"
 		for _, h := range m.header {
 			args = append(args, "-H", h)
@@ -547,44 +547,25 @@ func (b *bench) catalogs(ctx context.Context, env []string, base string, s shopp
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
-// shopper is one simulated shopper's cookies and CSRF token.
-type shopper struct{ cookie, token string }
-
-// csrfField finds the CSRF token in a page's forms.
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
 // liveStreams is how many idle live streams the bench opens.
 const liveStreams = 200
 
-// fetchShoppers visits the catalog as n new shoppers and keeps what each
-// was given.
-func fetchShoppers(base string, n int) ([]shopper, error) {
-	out := make([]shopper, n)
+// fetchShoppers visits the catalog as n new shoppers, eight at a time, and
+// keeps what each was given (cookie and CSRF token).
+func fetchShoppers(ctx context.Context, base string, n int) ([]*loadgen.Shopper, error) {
+	out := make([]*loadgen.Shopper, n)
+	t := loadgen.NewTransport(512, 5*time.Second)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
+		out[i] = loadgen.NewShopper(base, t, 5*time.Second)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			resp, err := http.Get(base + "/")
-			if err != nil {
+			if err := out[i].Arrive(ctx); err != nil {
 				errs <- err
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if m := csrfField.FindSubmatch(body); m != nil {
-				out[i].token = string(m[1]) // bound to this shopper's id
-			}
-			var parts []string
-			for _, c := range resp.Cookies() {
-				parts = append(parts, c.Name+"="+c.Value)
-			}
-			out[i].cookie = strings.Join(parts, "; ")
-			if out[i].token == "" || len(parts) < 1 {
-				errs <- fmt.Errorf("GET /: status %d, cookies %v", resp.StatusCode, parts)
 			}
 		}()
 	}
@@ -593,11 +574,11 @@ func fetchShoppers(base string, n int) ([]shopper, error) {
 	return out, <-errs
 }
 
-func writeLuaData(path string, shoppers []shopper, ids []string) error {
+func writeLuaData(path string, shoppers []*loadgen.Shopper, ids []string) error {
 	var sb strings.Builder
 	sb.WriteString("shoppers = {\n")
 	for _, s := range shoppers {
-		fmt.Fprintf(&sb, "{%q, %q},\n", s.cookie, s.token)
+		fmt.Fprintf(&sb, "{%q, %q},\n", s.Cookie(), s.Token)
 	}
 	sb.WriteString("}\nproducts = {")
 	for _, id := range ids {
@@ -607,115 +588,45 @@ func writeLuaData(path string, shoppers []shopper, ids []string) error {
 	return os.WriteFile(path, []byte(sb.String()), 0o600)
 }
 
-// latencies collects request latencies.
-type latencies struct {
-	mu     sync.Mutex
-	lat    []time.Duration
-	errors int
-}
-
-func (l *latencies) add(d time.Duration, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		l.errors++
-		return
-	}
-	l.lat = append(l.lat, d)
-}
-
-// pct returns the p-th percentile (100: the maximum).
-func (l *latencies) pct(p float64) time.Duration {
-	if len(l.lat) == 0 {
-		return 0
-	}
-	s := slices.Clone(l.lat)
-	slices.Sort(s)
-	i := int(float64(len(s)-1) * p / 100)
-	return s[i]
-}
-
-func newClient() *http.Client {
-	return &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
 // likeRequest sends one htmx Like or Unlike and fails on any other status
 // than 200.
-func likeRequest(client *http.Client, base string, s shopper, id, action string) error {
-	req, err := http.NewRequest("POST", base+"/products/"+id+"/"+action, nil)
-	if err != nil {
-		return err
+func likeRequest(ctx context.Context, s *loadgen.Shopper, id string, like bool) error {
+	_, status, err := s.Set(ctx, id, like)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("like=%v %s: status %d", like, id, status)
 	}
-	req.Header.Set("Cookie", s.cookie)
-	req.Header.Set("X-CSRF-Token", s.token)
-	req.Header.Set("HX-Request", "true")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: status %d", action, id, resp.StatusCode)
-	}
-	return nil
+	return err
 }
 
 // openLoop sends Likes at a fixed rate for d, whatever the answers' pace
 // (an open loop), and measures each from its scheduled send time. The
 // Likes follow like.lua's pattern, starting where it is unlikely to be.
-func openLoop(ctx context.Context, base string, shoppers []shopper, ids []string, rate int, d time.Duration) (*latencies, error) {
-	client := newClient()
-	defer client.CloseIdleConnections()
-	type job struct {
-		at time.Time
-		n  int
-	}
-	jobs := make(chan job, 100000)
-	res := &latencies{}
+func openLoop(ctx context.Context, shoppers []*loadgen.Shopper, ids []string, rate int, d time.Duration) (*loadgen.Latencies, error) {
+	tickets := loadgen.Schedule(ctx, rate, int(float64(rate)*d.Seconds()), 100000)
+	res := &loadgen.Latencies{}
 	var wg sync.WaitGroup
 	for range 256 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
-				s := shoppers[j.n%len(shoppers)]
-				round := j.n / len(shoppers)
-				action := "like"
-				if round%2 == 1 {
-					action = "unlike"
-				}
-				err := likeRequest(client, base, s, ids[(round/2+len(ids)/2)%len(ids)], action)
-				res.add(time.Since(j.at), err)
+			for t := range tickets {
+				s := shoppers[t.N%len(shoppers)]
+				round := t.N / len(shoppers)
+				err := likeRequest(ctx, s, ids[(round/2+len(ids)/2)%len(ids)], round%2 == 0)
+				res.Add(time.Since(t.Due), err)
 			}
 		}()
 	}
-	start := time.Now()
-	total := int(float64(rate) * d.Seconds())
-	for n := 0; n < total && ctx.Err() == nil; n++ {
-		at := start.Add(time.Duration(float64(n) / float64(rate) * float64(time.Second)))
-		if wait := time.Until(at); wait > 0 {
-			time.Sleep(wait)
-		}
-		jobs <- job{at: at, n: n}
-	}
-	close(jobs)
 	wg.Wait()
 	return res, ctx.Err()
 }
 
-type freshResult struct{ load, probe *latencies }
+type freshResult struct{ load, probe *loadgen.Latencies }
 
 // freshness runs a fixed-rate Like load on ids and, meanwhile, one probe
 // Like at a time on probeID (which the load leaves alone) by a new shopper,
 // timing each from its confirmation until product_counters counts it.
-func freshness(ctx context.Context, base, dbURL string, shoppers, probes []shopper, probeID string, ids []string, rate int, d time.Duration) (freshResult, error) {
+func freshness(ctx context.Context, dbURL string, shoppers, probes []*loadgen.Shopper, probeID string, ids []string, rate int, d time.Duration) (freshResult, error) {
 	db, err := sql.Open("postgres", dbURL)
 	if err != nil {
 		return freshResult{}, err
@@ -726,15 +637,13 @@ func freshness(ctx context.Context, base, dbURL string, shoppers, probes []shopp
 		err := db.QueryRowContext(ctx, "SELECT coalesce((SELECT likes FROM product_counters WHERE product_id = $1), 0)", probeID).Scan(&n)
 		return n, err
 	}
-	res := freshResult{probe: &latencies{}}
+	res := freshResult{probe: &loadgen.Latencies{}}
 	loadDone := make(chan error, 1)
 	go func() {
-		l, err := openLoop(ctx, base, shoppers, ids, rate, d)
+		l, err := openLoop(ctx, shoppers, ids, rate, d)
 		res.load = l
 		loadDone <- err
 	}()
-	client := newClient()
-	defer client.CloseIdleConnections()
 	time.Sleep(time.Second) // let the load settle
 	deadline := time.Now().Add(d - 2*time.Second)
 	for _, s := range probes {
@@ -745,8 +654,8 @@ func freshness(ctx context.Context, base, dbURL string, shoppers, probes []shopp
 		if err != nil {
 			return res, err
 		}
-		if err := likeRequest(client, base, s, probeID, "like"); err != nil {
-			res.probe.add(0, err)
+		if err := likeRequest(ctx, s, probeID, true); err != nil {
+			res.probe.Add(0, err)
 			continue
 		}
 		confirmed := time.Now()
@@ -756,11 +665,11 @@ func freshness(ctx context.Context, base, dbURL string, shoppers, probes []shopp
 				return res, err
 			}
 			if n > before {
-				res.probe.add(time.Since(confirmed), nil)
+				res.probe.Add(time.Since(confirmed), nil)
 				break
 			}
 			if time.Since(confirmed) > 10*time.Second {
-				res.probe.add(0, fmt.Errorf("like not synced after 10 s"))
+				res.probe.Add(0, fmt.Errorf("like not synced after 10 s"))
 				break
 			}
 			time.Sleep(2 * time.Millisecond)
