@@ -26,9 +26,9 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
-	# cmd/bench and tools/ are developer tools that build and run local
-	# programs by design; gosec's subprocess and file rules do not apply.
-	$(GO) run $(GOSEC) -quiet -exclude-dir=cmd/bench -exclude-dir=tools ./...
+	# tools/ holds developer tools that build and run local programs by
+	# design; gosec's subprocess and file rules do not apply to them.
+	$(GO) run $(GOSEC) -quiet -exclude-dir=tools ./...
 	# The delivery pipeline; actionlint runs shellcheck on its scripts.
 	@.ci/ensure-packages shellcheck
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
@@ -36,7 +36,7 @@ lint:
 # Measures on this machine and rewrites BENCHMARKS.md (about 10 minutes).
 bench:
 	@.ci/ensure-packages redis-server postgres wrk
-	$(GO) run ./cmd/bench
+	$(GO) run ./tools/bench
 
 # Scores every page of both roles, both languages, mobile and desktop, with
 # Lighthouse (npm, pinned) and writes the scores into BENCHMARKS.md (about

@@ -61,7 +61,7 @@ type options struct {
 func run() error {
 	var o options
 	flag.IntVar(&o.runs, "runs", 3, "runs per page and setting; the median run counts (Lighthouse's own advice for noisy machines)")
-	flag.StringVar(&o.outs, "out", "BENCHMARKS.md,cmd/bench/NOTES.md", "comma-separated reports whose marked section is rewritten")
+	flag.StringVar(&o.outs, "out", "BENCHMARKS.md,tools/bench/NOTES.md", "comma-separated reports whose marked section is rewritten")
 	flag.StringVar(&o.chrome, "chrome", "/usr/bin/chromium", "the browser")
 	flag.StringVar(&o.modules, "modules", "tools/lighthouse/node_modules", "where npm ci installed lighthouse")
 	flag.Parse()
