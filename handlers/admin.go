@@ -54,6 +54,9 @@ type Admin struct {
 	// Demo enables the demo controls (GET /admin/demo): pause the workers,
 	// inject faults. Off, their routes do not exist.
 	Demo bool
+	// DemoLoad: this replica can send simulated shoppers to the shop (it
+	// knows the shop's URL); a load set here is generated here (Instance).
+	DemoLoad bool
 
 	boardOnce sync.Once
 	board     *store.Dashboard
