@@ -205,7 +205,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	dash := &handlers.Admin{
 		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,
 		DemoLoad: ac.demoControls && ac.demoShopURL != "",
-		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
+		Logins:   logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
 		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
 	}
 	dash.Routes(app)
