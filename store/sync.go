@@ -74,7 +74,7 @@ func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
 		return Applied{}, err
 	}
 	if len(b.events) == 0 {
-		return Applied{Conflicts: b.conflicts}, nil
+		return Applied{}, nil
 	}
 	for attempt := 1; ; attempt++ {
 		var a Applied
@@ -125,14 +125,15 @@ func parseStreamID(id string) (streamPos, error) {
 // applyBatch is a batch ready to apply: events unique by (shard, id) in
 // stream order, with their positions.
 type applyBatch struct {
-	events    []Event
-	pos       []streamPos
-	conflicts []Conflict // found within the batch
+	events []Event
+	pos    []streamPos
+	// extra holds the other versions of ids the batch holds twice; each is
+	// a conflict unless it matches what PostgreSQL stores under the id.
+	extra []Event
 }
 
 // newApplyBatch sorts the events by stream id (then shard) and drops
-// repeated ones; a different event under an id the batch already holds is
-// a conflict.
+// repeated ones, keeping different versions of one id aside.
 func newApplyBatch(events []Event) (applyBatch, error) {
 	type keyed struct {
 		e   Event
@@ -150,9 +151,8 @@ func newApplyBatch(events []Event) (applyBatch, error) {
 	var b applyBatch
 	for i, k := range ks {
 		if i > 0 && ks[i-1].e.Shard == k.e.Shard && ks[i-1].e.ID == k.e.ID {
-			first := b.events[len(b.events)-1]
-			if !sameEvent(first, k.e) {
-				b.conflicts = append(b.conflicts, Conflict{Reason: ConflictDifferent, Event: k.e, Stored: &first})
+			if !sameEvent(b.events[len(b.events)-1], k.e) {
+				b.extra = append(b.extra, k.e)
 			}
 			continue
 		}
@@ -329,18 +329,37 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		&curShoppers, &curProducts, &curLiked, &curLikedAt, &curLastMS, &curLastSeq, &countShoppers, &counts); err != nil {
 		return Applied{}, fmt.Errorf("insert events: %w", err)
 	}
-	a := Applied{New: len(fresh), Conflicts: b.conflicts}
+	a := Applied{New: len(fresh)}
+	// What PostgreSQL holds under each id of the batch now: the stored
+	// version, or the batch's own if it was new.
+	type eventKey struct {
+		shard int
+		id    string
+	}
+	holds := make(map[eventKey]Event, len(knownOrd)+len(b.extra))
 	for i, o := range knownOrd {
 		e := b.events[o-1]
 		stored := Event{Shard: e.Shard, ID: e.ID, ProductID: knownProducts[i], ShopperID: knownShoppers[i],
 			Action: Action(knownActions[i]), At: time.UnixMilli(knownAt[i]).UTC()}
+		holds[eventKey{e.Shard, e.ID}] = stored
 		if !sameEvent(e, stored) {
 			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
 		}
 	}
+	for _, o := range fresh {
+		e := b.events[o-1]
+		holds[eventKey{e.Shard, e.ID}] = e
+	}
 	for i, p := range b.pos {
 		if p.ms < keptFrom {
 			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictExpired, Event: b.events[i]})
+		}
+	}
+	for _, e := range b.extra {
+		if stored, ok := holds[eventKey{e.Shard, e.ID}]; ok && !sameEvent(e, stored) {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
+		} else if !ok {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictExpired, Event: e})
 		}
 	}
 	if len(fresh) == 0 && len(a.Conflicts) == 0 {
