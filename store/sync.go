@@ -296,6 +296,7 @@ type pairState struct {
 	likedAt int64 // unix ms of the like that made it liked
 	last    streamPos
 	shard   int
+	was     bool // liked before the batch
 	gone    bool // it has a like_gone row
 	touched bool // an event of this batch was applied to it
 }
@@ -367,7 +368,7 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 	}
 	state := make(map[pairKey]*pairState, len(curShoppers))
 	for i := range curShoppers {
-		state[pairKey{curShoppers[i], curProducts[i]}] = &pairState{liked: curLiked[i], likedAt: curLikedAt[i],
+		state[pairKey{curShoppers[i], curProducts[i]}] = &pairState{liked: curLiked[i], was: curLiked[i], likedAt: curLikedAt[i],
 			last: streamPos{curLastMS[i], curLastSeq[i]}, gone: !curLiked[i] && curLastMS[i] >= 0}
 	}
 	likes := make(map[string]int64, len(countShoppers))
@@ -435,7 +436,9 @@ func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fre
 			}
 			continue
 		}
-		unliked.shoppers, unliked.products = append(unliked.shoppers, k.shopper), append(unliked.products, k.product)
+		if st.was {
+			unliked.shoppers, unliked.products = append(unliked.shoppers, k.shopper), append(unliked.products, k.product)
+		}
 		gone.shoppers, gone.products = append(gone.shoppers, k.shopper), append(gone.products, k.product)
 		gone.shards = append(gone.shards, int64(st.shard))
 		gone.lastMS, gone.lastSeq = append(gone.lastMS, st.last.ms), append(gone.lastSeq, st.last.seq)
