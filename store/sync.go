@@ -56,16 +56,20 @@ func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 }
 
 // Apply writes a batch of events in one transaction. Every event not stored
-// yet joins the history (like_events); it changes the like state
-// (like_state) only if it is newer than the pair's last applied event and
-// its action differs from the state: a Like of a product PostgreSQL already
-// has liked, or an Unlike of one it has not, changes nothing (Redis may
-// have lost data and said "changed"). Only state changes move the counters,
-// the minute buckets and the totals, so "last hour" counts real changes and
-// totals.shoppers is the number of shoppers in like_state. Events within
-// the batch apply in stream order. A replayed event changes nothing; a
-// different event under a stored id, or one older than the kept history,
-// is parked in event_conflicts and returned.
+// yet joins the history (like_events) and its counts: the per-product
+// like_events and unlike_events, the minute buckets and totals.events. It
+// changes the like state (like_state) only if it is newer than the pair's
+// last applied event and its action differs from the state: a Like of a
+// product PostgreSQL already has liked, or an Unlike of one it has not,
+// changes nothing (Redis may have lost data and said "changed"). Only
+// state changes move the net likes (product_counters.likes, totals.likes)
+// and totals.shoppers, so a Like never counts twice and totals.shoppers is
+// the number of shoppers in like_state. The event counts move with every
+// new event because which events change the state depends on the order in
+// which concurrent workers commit their batches, and the counts must not.
+// Events within the batch apply in stream order. A replayed event changes
+// nothing; a different event under a stored id, or one older than the kept
+// history, is parked in event_conflicts and returned.
 //
 // The rare deadlock or serialization failure is retried.
 func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
@@ -403,7 +407,11 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		changed = append(changed, e)
 	}
 	a.Changed = len(changed)
-	d := aggregate(changed)
+	all := make([]Event, len(fresh))
+	for i, o := range fresh {
+		all[i] = b.events[o-1]
+	}
+	d := withNet(aggregate(all), aggregate(changed))
 	if err := s.writeChanges(ctx, tx, b, fresh, state, d, a.Conflicts); err != nil {
 		return Applied{}, err
 	}
@@ -529,6 +537,22 @@ type deltas struct {
 	shoppers int64 // change of the number of shoppers who like something
 	likes    int64 // net likes
 	events   int64
+}
+
+// withNet combines the event counts of every new event (events) with the
+// net likes and shoppers of the state changes (changes): the history's
+// counts do not depend on the order in which concurrent workers commit,
+// while the state, and so the net, does not count a Like twice.
+func withNet(events, changes deltas) deltas {
+	net := make(map[string]int64, len(changes.products))
+	for _, p := range changes.products {
+		net[p.product] = p.likes
+	}
+	for i := range events.products {
+		events.products[i].likes = net[events.products[i].product]
+	}
+	events.likes, events.shoppers = changes.likes, changes.shoppers
+	return events
 }
 
 // minuteOf is the bucket of an event time: the same as PostgreSQL's
