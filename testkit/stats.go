@@ -34,10 +34,10 @@ func StatsAt(tb testing.TB, url string) *store.Stats {
 }
 
 // Likes is a Likes store on the shared Redis under a key prefix of its own.
-func Likes(tb testing.TB) *store.Likes {
+func Likes(tb testing.TB, opts ...store.LikesOptions) *store.Likes {
 	tb.Helper()
 	rdb, prefix := Redis(tb)
-	return store.NewLikes(rdb, prefix)
+	return store.NewLikes(rdb, prefix, opts...)
 }
 
 // The statistics fixtures below write through the production writers (the
