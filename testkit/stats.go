@@ -26,7 +26,7 @@ func StatsAt(tb testing.TB, url string) *store.Stats {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { _ = s.Close() })
 	if err := s.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
