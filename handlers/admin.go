@@ -206,7 +206,7 @@ func fragmentHeaders(c *fiber.Ctx) error {
 }
 
 // dataETag tags a statistics fragment with the version of what it shows
-// (versionOf), its URL and its language. A request whose If-None-Match
+// (dataVersion), its URL and its language. A request whose If-None-Match
 // carries that tag gets a 304 from one small query, without the fragment's
 // queries or its rendering; the tag is also the one a fresh answer carries.
 // When the version cannot be read, or a query of this answer failed (it
@@ -216,7 +216,7 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	if !isFragment(c) {
 		return c.Next() // a redirect to the dashboard
 	}
-	ver, err := h.versionOf(c.UserContext(), strings.HasSuffix(c.Path(), "/flow"))
+	ver, err := h.dataVersion(c.UserContext())
 	if err != nil || h.dash().Down() {
 		return c.Next()
 	}
@@ -234,26 +234,15 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	return err
 }
 
-// versionOf names the version of the flow view (flow) or of the
-// statistics fragments: the flow view ages with every heartbeat, the
-// statistics only with their data (store.Dashboard.Version), so each has
-// its own and an unchanged table stays a 304 between heartbeats.
-func (h *Admin) versionOf(ctx context.Context, flow bool) (string, error) {
-	if flow {
-		return store.Hash("%d %+v", h.dash().Now().Unix()/60, h.flow(ctx)), nil
-	}
-	return h.dash().Version(ctx)
-}
-
-// dataVersion names the version of the whole dashboard, which the live
-// stream follows: equal names, equal fragments.
+// dataVersion names the version of the whole dashboard: the statistics'
+// data (store.Dashboard.Version) and the flow view, which ages by time
+// alone (a replica greys out). Equal names, equal fragments.
 func (h *Admin) dataVersion(ctx context.Context) (string, error) {
-	stats, err := h.versionOf(ctx, false)
+	stats, err := h.dash().Version(ctx)
 	if err != nil {
 		return "", err
 	}
-	flow, _ := h.versionOf(ctx, true)
-	return store.Hash("%s %s", stats, flow), nil
+	return store.Hash("%s %+v", stats, h.flow(ctx)), nil
 }
 
 // etagMatches reports whether an If-None-Match header lists tag.
