@@ -123,6 +123,7 @@ type redisAudit struct {
 func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
 	sum := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}}
 	var last []string
+	var backlogs []Backlog
 	for i := range s.Shards() {
 		r, err := s.Shard(i).auditShard(ctx, group)
 		if err != nil {
@@ -134,12 +135,11 @@ func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error)
 		for id, n := range r.waiting {
 			sum.waiting[id] += n
 		}
-		sum.backlog.Undelivered += r.backlog.Undelivered
-		sum.backlog.Pending += r.backlog.Pending
-		sum.backlog.Estimated = sum.backlog.Estimated || r.backlog.Estimated
+		backlogs = append(backlogs, r.backlog)
 		sum.partial = sum.partial || r.partial
 		last = append(last, r.lastID)
 	}
+	sum.backlog = SumBacklogs(backlogs)
 	sum.lastID = strings.Join(last, ",")
 	return sum, nil
 }
