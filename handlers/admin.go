@@ -350,6 +350,7 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
 	d := newLayout(c, title, h.Instance, "admin")
 	d.CSRF = h.CSRF.Token(h.visitor(c))
+	d.Demo = h.Demo
 	return d
 }
 

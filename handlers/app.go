@@ -36,6 +36,7 @@ type layoutData struct {
 	Section  string     // "shop" or "admin", for the navigation
 	Path     string     // the current path, to mark the current nav link
 	Langs    []langLink // the language switcher: every other language
+	Demo     bool       // the admin's demo controls exist: link them
 }
 
 // langLink is one language of the switcher.

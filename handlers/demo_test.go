@@ -36,6 +36,12 @@ func TestAdmin_DemoControls(t *testing.T) {
 		if resp.StatusCode != fiber.StatusOK || !strings.Contains(body, `id="fault-form"`) || !strings.Contains(body, `id="flow-view"`) {
 			t.Fatalf("status %d, forms and flow view shown: %v", resp.StatusCode, strings.Contains(body, `id="fault-form"`))
 		}
+		if !strings.Contains(body, `href="/admin/demo" aria-current="page"`) {
+			t.Error("the navigation does not mark the demo page as current")
+		}
+		if _, dash := f.get(t, "/admin", cookie, false); !strings.Contains(dash, `href="/admin/demo"`) {
+			t.Error("the dashboard's navigation does not link the demo page")
+		}
 	})
 	t.Run("pause, then resume", func(t *testing.T) {
 		r := set(url.Values{"target": {"workers"}, "effect": {"pause"}, "duration": {"30"}})
@@ -148,6 +154,9 @@ func TestAdmin_DemoControls(t *testing.T) {
 func TestAdmin_DemoControlsOff(t *testing.T) {
 	f := newAdmin(t) // Demo off
 	cookie := f.login(t)
+	if _, dash := f.get(t, "/admin", cookie, false); strings.Contains(dash, `/admin/demo`) {
+		t.Error("the navigation links demo controls that do not exist")
+	}
 	for _, r := range []request{
 		{method: "GET", target: "/admin/demo", cookie: cookie},
 		{method: "POST", target: "/admin/demo/controls", cookie: cookie, form: url.Values{"target": {"workers"}, "effect": {"pause"}, "duration": {"30"}}},
