@@ -76,7 +76,7 @@ func (s *Likes) ShardOf(shopper string) int {
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(shopper))
-	return int(h.Sum32() % uint32(len(s.tags)))
+	return int(uint64(h.Sum32()) % uint64(len(s.tags))) // #nosec G115 -- len(s.tags) is 1 to MaxShards
 }
 
 // Shard returns a view of s whose stream methods (StreamKey, CountsKey,
