@@ -24,7 +24,7 @@ func activeControls(t *testing.T, s *store.Stats) []store.Control {
 }
 
 func TestAdmin_DemoControls(t *testing.T) {
-	f := newAdmin(t, func(a *handlers.Admin) { a.Demo = true })
+	f := newAdmin(t, func(a *handlers.Admin) { a.Demo, a.DemoLoad = true, true })
 	cookie := f.login(t)
 	set := func(form url.Values) *fiberResponse {
 		resp, body := f.do(t, request{method: "POST", target: "/admin/demo/controls", cookie: cookie, form: form})
@@ -90,6 +90,31 @@ func TestAdmin_DemoControls(t *testing.T) {
 			}
 		}
 	})
+	t.Run("simulated shoppers", func(t *testing.T) {
+		r := set(url.Values{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"300"}, "shoppers": {"40"},
+			"rate": {"75"}, "duration": {"60"}})
+		if r.status != fiber.StatusSeeOther {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		cs := activeControls(t, f.stats)
+		if len(cs) != 1 || cs[0].PerSecond != 300 || cs[0].Shoppers != 40 || cs[0].Rate != 0.75 || cs[0].Owner != "test-1" {
+			t.Fatalf("controls %+v, want one load of 300/s from 40 shoppers, 75%% Likes, run by this replica", cs)
+		}
+		_, page := f.get(t, "/admin/demo", cookie, false)
+		if !strings.Contains(page, `id="demo-load"`) || !strings.Contains(page, `id="load-stop"`) || !strings.Contains(page, "test-1") {
+			t.Error("the page does not show the load starting on this replica, with its stop button")
+		}
+		if err := f.stats.LoadProgress(context.Background(), cs[0].ID, 1234, 5); err != nil {
+			t.Fatal(err)
+		}
+		_, flow := f.get(t, "/admin/stats/flow", cookie, true)
+		if !strings.Contains(flow, `id="flow-load"`) || !strings.Contains(flow, "1,234 sent, 5 failed") {
+			t.Errorf("the flow view does not show the load's progress: %s", flow)
+		}
+		if _, err := f.stats.EndControl(context.Background(), cs[0].ID); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("bad values", func(t *testing.T) {
 		for _, form := range []url.Values{
 			{"target": {"workers"}, "effect": {"pause"}},                         // no duration
@@ -103,6 +128,14 @@ func TestAdmin_DemoControls(t *testing.T) {
 			{"target": {"shop-redis"}, "effect": {"latency"}, "latency": {"60000"}, "duration": {"5"}},
 			{"target": {"admin"}, "effect": {"error"}, "duration": {"5"}},
 			{"target": {"workers"}, "effect": {"error"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"0"}, "shoppers": {"10"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"5001"}, "shoppers": {"10"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"10"}, "shoppers": {"0"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"10"}, "shoppers": {"1001"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"ten"}, "shoppers": {"10"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"load"}, "shoppers": {"10"}, "duration": {"5"}},
+			{"target": {"shoppers"}, "effect": {"error"}, "per_second": {"10"}, "shoppers": {"10"}, "duration": {"5"}},
+			{"target": {"shop-redis"}, "effect": {"load"}, "per_second": {"10"}, "shoppers": {"10"}, "duration": {"5"}},
 		} {
 			if r := set(form); r.status != fiber.StatusBadRequest {
 				t.Errorf("%v: status %d, want 400", form, r.status)
@@ -154,6 +187,18 @@ func TestAdmin_DemoControls(t *testing.T) {
 func TestAdmin_DemoControlsOff(t *testing.T) {
 	f := newAdmin(t) // Demo off
 	cookie := f.login(t)
+	t.Run("no shop to send shoppers to", func(t *testing.T) {
+		g := newAdmin(t, func(a *handlers.Admin) { a.Demo = true }) // DemoLoad off
+		cookie := g.login(t)
+		if _, page := g.get(t, "/admin/demo", cookie, false); strings.Contains(page, `id="load-form"`) || !strings.Contains(page, `id="load-unavailable"`) {
+			t.Error("the page offers simulated shoppers it cannot send")
+		}
+		resp, _ := g.do(t, request{method: "POST", target: "/admin/demo/controls", cookie: cookie,
+			form: url.Values{"target": {"shoppers"}, "effect": {"load"}, "per_second": {"10"}, "shoppers": {"10"}, "rate": {"50"}, "duration": {"5"}}})
+		if resp.StatusCode != fiber.StatusConflict || len(activeControls(t, g.stats)) != 0 {
+			t.Errorf("status %d, want 409 and nothing set", resp.StatusCode)
+		}
+	})
 	if _, dash := f.get(t, "/admin", cookie, false); strings.Contains(dash, `/admin/demo`) {
 		t.Error("the navigation links demo controls that do not exist")
 	}

@@ -35,6 +35,7 @@ type flowView struct {
 	LagMS                  int64
 	Streams                int64 // live dashboards open, over the admins alive
 	Paused                 *faultRow
+	Load                   *faultRow // simulated shoppers
 	Faults                 []faultRow
 	Replicas               []replicaRow
 }
@@ -62,12 +63,18 @@ type faultRow struct {
 	Rate           float64 // share of calls, 0..1
 	Latency        string
 	Until          time.Time
+	// Of a load: its rate, crowd, replica and progress.
+	PerSecond, Shoppers int
+	Owner               string
+	Sent, Failed        int64
+	Started             bool
 }
 
 // newFaultRow describes c for people.
 func newFaultRow(c store.Control) faultRow {
 	return faultRow{ID: c.ID, Target: c.Target, Effect: c.Effect, Rate: c.Rate,
-		Latency: c.Latency.String(), Until: c.Until}
+		Latency: c.Latency.String(), Until: c.Until, PerSecond: c.PerSecond, Shoppers: c.Shoppers,
+		Owner: c.Owner, Sent: c.Sent, Failed: c.Failed, Started: !c.ProgressAt.IsZero()}
 }
 
 // Flow handles GET /admin/stats/flow.
@@ -85,7 +92,7 @@ func (h *Admin) flow(ctx context.Context) flowView {
 		cs, err := h.Stats.ActiveControls(ctx)
 		return flowData{Replicas: rs, Controls: cs}, err
 	})
-	v := newFlowView(d, h.Stats.Now(), cmp.Or(h.ReplicaAlive, defaultReplicaAlive))
+	v := newFlowView(d, h.dash().Now(), cmp.Or(h.ReplicaAlive, defaultReplicaAlive))
 	v.fragment = h.fragment("/admin/stats/flow", dashboardQuery{}, notice)
 	return v
 }
@@ -127,8 +134,12 @@ func newFlowView(d flowData, now time.Time, alive time.Duration) flowView {
 			continue
 		}
 		f := newFaultRow(c)
-		if c.Effect == store.EffectPause {
+		switch c.Effect {
+		case store.EffectPause:
 			v.Paused = &f
+			continue
+		case store.EffectLoad:
+			v.Load = &f
 			continue
 		}
 		v.Faults = append(v.Faults, f)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,10 +19,12 @@ const (
 	TargetWorkers        = "workers"         // the workers' sync loop (pause)
 	TargetWorkerPostgres = "worker-postgres" // the workers' batch writes to PostgreSQL
 	TargetShopRedis      = "shop-redis"      // the shops' Redis calls
+	TargetShoppers       = "shoppers"        // simulated shoppers sent to the shop (load)
 
 	EffectPause   = "pause"
 	EffectLatency = "latency"
 	EffectError   = "error"
+	EffectLoad    = "load"
 )
 
 // Limits of a demo control.
@@ -29,6 +32,11 @@ const (
 	MinControlFor = time.Second
 	MaxControlFor = 15 * time.Minute
 	MaxLatency    = 10 * time.Second
+	// MaxLoadRate and MaxLoadShoppers bound a load of simulated shoppers:
+	// the demo's own figure (5,000 Likes/s) and a crowd that one admin
+	// replica drives without trouble.
+	MaxLoadRate     = 5000
+	MaxLoadShoppers = 1000
 	// controlsTTL bounds how long the shops keep the controls a worker
 	// last handed on, should every worker stop.
 	controlsTTL = 30 * time.Second
@@ -38,31 +46,46 @@ const (
 // call was not made, so nothing of it is half done.
 var ErrInjected = errors.New("injected fault (demo control)")
 
-// Control is one demo control: a pause of the workers, or latency or errors
-// injected into a share of a target's calls, until a deadline.
+// Control is one demo control: a pause of the workers, latency or errors
+// injected into a share of a target's calls, or a load of simulated
+// shoppers, until a deadline.
 type Control struct {
 	ID        int64         `json:"id"`
 	Target    string        `json:"target"`
 	Effect    string        `json:"effect"`
-	Rate      float64       `json:"rate"` // share of calls affected, 0 < rate <= 1
+	Rate      float64       `json:"rate"` // share of calls affected (of a load: that are Likes), 0 < rate <= 1
 	Latency   time.Duration `json:"latency"`
 	Until     time.Time     `json:"until"`
 	SetBy     string        `json:"-"` // client address
 	RequestID string        `json:"-"`
+
+	// A load's own settings and progress (see LoadProgress).
+	PerSecond  int       `json:"-"` // requests a second
+	Shoppers   int       `json:"-"`
+	Owner      string    `json:"-"` // the admin replica that generates it
+	Sent       int64     `json:"-"`
+	Failed     int64     `json:"-"`
+	ProgressAt time.Time `json:"-"` // zero: not started yet
 }
 
 // Check refuses a control that makes no sense, saying why.
 func (c Control) Check() error {
 	switch {
-	case c.Target == TargetWorkers && c.Effect != EffectPause,
-		c.Target != TargetWorkers && c.Effect == EffectPause,
-		c.Target != TargetWorkers && c.Target != TargetWorkerPostgres && c.Target != TargetShopRedis,
-		c.Effect != EffectPause && c.Effect != EffectLatency && c.Effect != EffectError:
+	case (c.Target == TargetWorkers) != (c.Effect == EffectPause),
+		(c.Target == TargetShoppers) != (c.Effect == EffectLoad),
+		c.Target != TargetWorkers && c.Target != TargetWorkerPostgres && c.Target != TargetShopRedis && c.Target != TargetShoppers,
+		c.Effect != EffectPause && c.Effect != EffectLatency && c.Effect != EffectError && c.Effect != EffectLoad:
 		return errors.New("unknown control")
 	case !(c.Rate > 0 && c.Rate <= 1):
 		return errors.New("the rate must be more than 0% and at most 100%")
 	case c.Effect == EffectLatency && (c.Latency < time.Millisecond || c.Latency > MaxLatency):
 		return fmt.Errorf("the latency must be from 1 ms to %s", MaxLatency)
+	case c.Effect == EffectLoad && (c.PerSecond < 1 || c.PerSecond > MaxLoadRate):
+		return fmt.Errorf("the load must be from 1 to %d requests a second", MaxLoadRate)
+	case c.Effect == EffectLoad && (c.Shoppers < 1 || c.Shoppers > MaxLoadShoppers):
+		return fmt.Errorf("the load needs from 1 to %d shoppers", MaxLoadShoppers)
+	case c.Effect == EffectLoad && c.Owner == "":
+		return errors.New("a load needs the admin replica that runs it")
 	}
 	return nil
 }
@@ -83,9 +106,10 @@ func (s *Stats) SetControl(ctx context.Context, c Control) (Control, error) {
 			return err
 		}
 		if err := tx.GetContext(ctx, &c.ID, `
-INSERT INTO controls (target, effect, rate, latency_ms, until, set_by, request_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			c.Target, c.Effect, c.Rate, c.Latency.Milliseconds(), c.Until, c.SetBy, c.RequestID, now); err != nil {
+INSERT INTO controls (target, effect, rate, latency_ms, until, set_by, request_id, created_at, per_second, shoppers, owner)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
+			c.Target, c.Effect, c.Rate, c.Latency.Milliseconds(), c.Until, c.SetBy, c.RequestID, now,
+			c.PerSecond, c.Shoppers, c.Owner); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, notifyChanged)
@@ -121,17 +145,23 @@ func (s *Stats) EndControl(ctx context.Context, id int64) (bool, error) {
 // ActiveControls returns the controls in force, oldest first.
 func (s *Stats) ActiveControls(ctx context.Context) ([]Control, error) {
 	var rows []struct {
-		ID        int64     `db:"id"`
-		Target    string    `db:"target"`
-		Effect    string    `db:"effect"`
-		Rate      float64   `db:"rate"`
-		LatencyMS int64     `db:"latency_ms"`
-		Until     time.Time `db:"until"`
-		SetBy     string    `db:"set_by"`
-		RequestID string    `db:"request_id"`
+		ID         int64        `db:"id"`
+		Target     string       `db:"target"`
+		Effect     string       `db:"effect"`
+		Rate       float64      `db:"rate"`
+		LatencyMS  int64        `db:"latency_ms"`
+		Until      time.Time    `db:"until"`
+		SetBy      string       `db:"set_by"`
+		RequestID  string       `db:"request_id"`
+		PerSecond  int          `db:"per_second"`
+		Shoppers   int          `db:"shoppers"`
+		Owner      string       `db:"owner"`
+		Sent       int64        `db:"sent"`
+		Failed     int64        `db:"failed"`
+		ProgressAt sql.NullTime `db:"progress_at"`
 	}
 	err := s.db.SelectContext(ctx, &rows, `
-SELECT id, target, effect, rate, latency_ms, until, set_by, request_id
+SELECT id, target, effect, rate, latency_ms, until, set_by, request_id, per_second, shoppers, owner, sent, failed, progress_at
 FROM controls WHERE until > $1 ORDER BY id LIMIT $2`, s.now(), maxReplicas)
 	if err != nil {
 		return nil, fmt.Errorf("active controls: %w", err)
@@ -139,9 +169,32 @@ FROM controls WHERE until > $1 ORDER BY id LIMIT $2`, s.now(), maxReplicas)
 	out := make([]Control, len(rows))
 	for i, r := range rows {
 		out[i] = Control{ID: r.ID, Target: r.Target, Effect: r.Effect, Rate: r.Rate,
-			Latency: time.Duration(r.LatencyMS) * time.Millisecond, Until: r.Until, SetBy: r.SetBy, RequestID: r.RequestID}
+			Latency: time.Duration(r.LatencyMS) * time.Millisecond, Until: r.Until, SetBy: r.SetBy, RequestID: r.RequestID,
+			PerSecond: r.PerSecond, Shoppers: r.Shoppers, Owner: r.Owner, Sent: r.Sent, Failed: r.Failed, ProgressAt: r.ProgressAt.Time}
 	}
 	return out, nil
+}
+
+// LoadProgress records how far the load of control id has come: requests
+// sent and failed so far. The row's NOTIFY lets every live dashboard show it.
+func (s *Stats) LoadProgress(ctx context.Context, id, sent, failed int64) error {
+	_, err := s.db.ExecContext(ctx, `
+WITH up AS (UPDATE controls SET sent = $2, failed = $3, progress_at = $4 WHERE id = $1 RETURNING 1)
+SELECT pg_notify('`+NotifyChannel+`', '') FROM up`, id, sent, failed, s.now())
+	if err != nil {
+		return fmt.Errorf("record load progress: %w", err)
+	}
+	return nil
+}
+
+// ProductIDs returns the ids of the catalog as the worker last wrote it,
+// for the demo's simulated shoppers.
+func (s *Stats) ProductIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	if err := s.db.SelectContext(ctx, &ids, `SELECT id FROM products ORDER BY id`); err != nil {
+		return nil, fmt.Errorf("product ids: %w", err)
+	}
+	return ids, nil
 }
 
 // controlsKey holds the controls the workers hand on to the shops.

@@ -38,6 +38,9 @@ type adminConfig struct {
 	liveStreams, liveStreamsPerSession int
 	// demoControls enables the demo controls page; phoenix dev turns it on.
 	demoControls bool
+	// demoShopURL is where the demo's simulated shoppers go; phoenix dev
+	// and phoenix all use their own shop.
+	demoShopURL string
 }
 
 func (c *adminConfig) register(f *flags) {
@@ -51,6 +54,8 @@ func (c *adminConfig) register(f *flags) {
 	f.Int(&c.liveStreams, "live-streams", "PHOENIX_LIVE_STREAMS", 200, "live dashboard streams open at once in this process; beyond, 503 and the page polls")
 	f.Int(&c.liveStreamsPerSession, "live-streams-per-session", "PHOENIX_LIVE_STREAMS_PER_SESSION", 4, "live dashboard streams per admin session; beyond, 429")
 	f.Bool(&c.demoControls, "demo-controls", "PHOENIX_DEMO_CONTROLS", false, "serve /admin/demo: pause the workers and inject faults from the admin (on under phoenix dev)")
+	f.String(&c.demoShopURL, "demo-shop-url", "PHOENIX_DEMO_SHOP_URL", "",
+		"the shop's URL, for the simulated shoppers of the demo controls (phoenix dev and all: their own shop)")
 	f.Duration(&c.staleAfter, "stale-after", "PHOENIX_STALE_AFTER", 30*time.Second, "show 'numbers may be stale' when the worker has not synced for this long")
 }
 
@@ -80,6 +85,12 @@ func (c *adminConfig) checks() []func() error {
 				return errors.New("PHOENIX_LIVE_STREAMS_PER_SESSION: must be at least 1")
 			}
 			return nil
+		},
+		func() error {
+			if c.demoShopURL == "" {
+				return nil
+			}
+			return checkURL("PHOENIX_DEMO_SHOP_URL", &c.demoShopURL, "http", "https")()
 		},
 		func() error {
 			if c.staleAfter <= 0 {
@@ -145,6 +156,7 @@ type adminRole struct {
 	// is not ready (its login limit and dashboard need the tables).
 	migrated *atomic.Bool
 	beat     func() store.Beat
+	load     *demoLoad // nil: no simulated shoppers from here
 }
 
 // adminBeatEvery is how often an admin reports its heartbeat.
@@ -192,7 +204,8 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
 	dash := &handlers.Admin{
 		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,
-		Logins: logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
+		DemoLoad: ac.demoControls && ac.demoShopURL != "",
+		Logins:   logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
 		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
 	}
 	dash.Routes(app)
@@ -208,7 +221,11 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 		counts[store.CountStreams] = int64(dash.Live.Open())
 		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: counts}
 	}
-	return &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated, beat: beat}, nil
+	a := &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated, beat: beat}
+	if dash.DemoLoad {
+		a.load = &demoLoad{stats: stats, shopURL: ac.demoShopURL, owner: dash.Instance, log: log}
+	}
+	return a, nil
 }
 
 // run serves until ctx is done and, when asked to, applies the migrations
@@ -226,6 +243,9 @@ func (a *adminRole) run(ctx context.Context) error {
 	// The live streams end with ctx, before the server's shutdown waits
 	// for open connections.
 	g.Go(func() error { return a.dash.RunLive(gctx) })
+	if a.load != nil {
+		g.Go(func() error { a.load.run(gctx); return nil })
+	}
 	g.Go(func() error {
 		// The admin reports straight into PostgreSQL, the one store it has.
 		store.Every(gctx, adminBeatEvery, func(ctx context.Context) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
 )
 
 // allConfig is the settings of every role, for phoenix all and phoenix dev.
@@ -67,6 +68,9 @@ func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) erro
 		return err
 	}
 	defer shop.close()
+	if cfg.admin.demoShopURL == "" {
+		cfg.admin.demoShopURL = localURL(shop.ln.Addr().String()) // the port is known once listening
+	}
 	cfg.worker.catalog = cfg.shop.catalog
 	worker, err := openWorker(ctx, e, log, cfg.redis, cfg.database, cfg.worker, o)
 	if err != nil {
@@ -79,4 +83,17 @@ func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) erro
 	}
 	defer admin.close()
 	return runRoles(ctx, e, log, cfg.ops, reg, shop.run, worker.run, admin.run)
+}
+
+// localURL is the URL of a listen address from this machine: an address
+// without a host (":8080") listens on every interface, loopback included.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

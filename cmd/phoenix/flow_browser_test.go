@@ -57,8 +57,8 @@ func TestAdminBrowser_Flow(t *testing.T) {
 }
 
 // TestAdminBrowser_DemoControls: from the demo page a presenter pauses and
-// resumes the workers, and injects and ends a fault; the flow view shows
-// each while it is in force.
+// resumes the workers, injects and ends a fault, and starts and stops
+// simulated shoppers; the flow view shows each while it is in force.
 func TestAdminBrowser_DemoControls(t *testing.T) {
 	vars, _ := sharedRedis(t)
 	vars["PHOENIX_DATABASE_URL"] = testkit.Postgres(t)
@@ -90,5 +90,18 @@ func TestAdminBrowser_DemoControls(t *testing.T) {
 	b.do(ctx, "end the fault", chromedp.Click(chromedp.CSS("#demo-faults button[data-end]")))
 	waitVisible(b, ctx, `#demo-done[data-done="demo.done_ended"]`)
 	b.waitFor(ctx, "the fault gone", `document.querySelector('#demo-faults') === null && document.querySelector('.flow-fault') === null`,
+		`document.getElementById('flow-view')?.outerHTML`)
+
+	b.do(ctx, "start simulated shoppers",
+		chromedp.SetValue(chromedp.CSS("#load-rate"), "20"), chromedp.SetValue(chromedp.CSS("#load-shoppers"), "3"),
+		chromedp.Click(chromedp.CSS("#load-submit")))
+	waitVisible(b, ctx, "#load-stop")
+	// Progress arrives with the flow view's next update: requests sent > 0.
+	b.waitFor(ctx, "the load's progress in the flow view", `/[1-9][0-9,]* sent/.test(document.querySelector('#flow-load')?.textContent ?? '')`,
+		`document.getElementById('flow-node-shop')?.outerHTML`)
+	b.axe(ctx, "demo page with simulated shoppers")
+	b.do(ctx, "stop the shoppers", chromedp.Click(chromedp.CSS("#load-stop")))
+	waitVisible(b, ctx, `#demo-done[data-done="demo.done_ended"]`)
+	b.waitFor(ctx, "the load gone", `document.querySelector('#flow-load') === null && document.querySelector('#load-stop') === null`,
 		`document.getElementById('flow-view')?.outerHTML`)
 }
