@@ -29,6 +29,10 @@ func TestConfig_Refused(t *testing.T) {
 		{"bad proxy", "admin", map[string]string{"PHOENIX_PROXY_HEADER": "X-Real-IP", "PHOENIX_TRUSTED_PROXIES": "ingress"}, `PHOENIX_TRUSTED_PROXIES: "ingress" is not`},
 		{"bad login limit", "admin", map[string]string{"PHOENIX_ADMIN_LOGIN_LIMIT": "0"}, "PHOENIX_ADMIN_LOGIN_LIMIT"},
 		{"bad backlog bound", "worker", map[string]string{"PHOENIX_MAX_BACKLOG": "-1"}, "PHOENIX_MAX_BACKLOG"},
+		{"bad shards", "worker", map[string]string{"PHOENIX_REDIS_SHARDS": "0"}, "PHOENIX_REDIS_SHARDS"},
+		{"shards with a tagged prefix", "shop", map[string]string{"PHOENIX_REDIS_SHARDS": "3", "PHOENIX_REDIS_PREFIX": "{phoenix}:"}, "PHOENIX_REDIS_PREFIX"},
+		{"bad durability", "shop", map[string]string{"PHOENIX_LIKE_DURABILITY": "disk"}, "PHOENIX_LIKE_DURABILITY"},
+		{"bad wait timeout", "shop", map[string]string{"PHOENIX_LIKE_WAIT_TIMEOUT": "0s"}, "PHOENIX_LIKE_WAIT_TIMEOUT"},
 		{"consumer idle too short", "worker", map[string]string{"PHOENIX_WORKER_CONSUMER_IDLE": "1s"}, "PHOENIX_WORKER_CONSUMER_IDLE"},
 	}
 	for _, tt := range tests {
