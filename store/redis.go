@@ -161,7 +161,8 @@ func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeRe
 		perIP = Rate{}
 	}
 	keys := []string{s.shopperKey(in.Shopper), s.CountsKey(), s.StreamKey(),
-		s.rateKey("like", "shopper", in.Shopper), s.rateKey("like", "ip", in.ClientIP)}
+		s.rateKey("like", "shopper", in.Shopper), s.rateKey("like", "ip", in.ClientIP),
+		s.repairFlagKey(s.shopperShard(in.Shopper))}
 	res, err := s.like.Run(ctx, s.rdb, keys, in.Product, in.Shopper, string(in.Action), opt.MaxBacklog,
 		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst).Int64Slice()
 	if err != nil {
@@ -175,6 +176,8 @@ func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeRe
 		return LikeResult{}, &LimitedError{RetryAfter: time.Duration(res[1]) * time.Microsecond}
 	case -2:
 		return LikeResult{}, fmt.Errorf("%w: %d events waiting (bound %d)", ErrBusy, res[1], opt.MaxBacklog)
+	case -3:
+		return LikeResult{}, fmt.Errorf("%w: shard being repaired from postgres", ErrBusy)
 	}
 	return LikeResult{Liked: in.Action == ActionLike, Count: res[1], Changed: res[0] == 1}, nil
 }
