@@ -55,7 +55,9 @@ func ParseStreamID(s string) (StreamID, error) {
 }
 
 // Compare orders stream ids as Redis does.
-func (id StreamID) Compare(o StreamID) int { return cmp.Or(cmp.Compare(id.MS, o.MS), cmp.Compare(id.Seq, o.Seq)) }
+func (id StreamID) Compare(o StreamID) int {
+	return cmp.Or(cmp.Compare(id.MS, o.MS), cmp.Compare(id.Seq, o.Seq))
+}
 
 func (id StreamID) String() string { return fmt.Sprintf("%d-%d", id.MS, id.Seq) }
 
