@@ -511,3 +511,6 @@ WHERE finished_at >= $1 ORDER BY finished_at DESC LIMIT $2`, since, limit)
 	}
 	return out, nil
 }
+
+// Shards is the shard indexes of this layout (one shard for now).
+func (s *Likes) Shards() []int { return []int{0} }

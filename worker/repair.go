@@ -12,16 +12,13 @@ import (
 // writes: a read of one PostgreSQL row and one Redis round trip.
 const DefaultRepairCheckEvery = time.Second
 
-// shards is the shards this worker checks (one shard for now).
-func (w *Sync) shards() []int { return []int{0} }
-
 // watch checks every shard each RepairCheckEvery until ctx is done, and
 // repairs a shard whose Redis lost writes that PostgreSQL has. Several
 // workers may notice the same loss; the repair lock lets one repair.
 func (w *Sync) watch(ctx context.Context) {
 	prev := map[int]store.StreamID{}
 	for sleep(ctx, w.RepairCheckEvery) {
-		for _, shard := range w.shards() {
+		for _, shard := range w.Likes.Shards() {
 			prev[shard] = w.checkShard(ctx, shard, prev[shard])
 		}
 	}

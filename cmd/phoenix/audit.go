@@ -45,16 +45,11 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err := f.parse(args, checks...); err != nil {
 		return err
 	}
-	likes, err := store.OpenLikes(ctx, c.redis.url, c.redis.prefix)
-	if err != nil && !errors.Is(err, store.ErrUnavailable) {
-		return fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	likes, stats, closeStores, err := openStores(ctx, c.redis, c.database)
+	if err != nil {
+		return err
 	}
-	defer likes.Close()
-	stats, err := store.OpenStats(ctx, c.database.url)
-	if err != nil && !errors.Is(err, store.ErrUnavailable) {
-		return fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
-	}
-	defer stats.Close()
+	defer closeStores()
 
 	a, err := waitAudit(ctx, likes, stats, c.group, c.wait)
 	if err != nil {
@@ -70,6 +65,21 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("audit failed: %d of %d products differ", bad, len(a.Rows))
 	}
 	return nil
+}
+
+// openStores opens Redis and PostgreSQL for the tools (audit, reconcile),
+// which wait for servers that are down rather than fail at once.
+func openStores(ctx context.Context, r redisConfig, d databaseConfig) (*store.Likes, *store.Stats, func(), error) {
+	likes, err := store.OpenLikes(ctx, r.url, r.prefix)
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		return nil, nil, nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	}
+	stats, err := store.OpenStats(ctx, d.url)
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		_ = likes.Close()
+		return nil, nil, nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
+	}
+	return likes, stats, func() { _ = likes.Close(); _ = stats.Close() }, nil
 }
 
 // waitAudit audits until the result is final or wait has passed, and

@@ -8,6 +8,7 @@
 //	phoenix all       every role in one process
 //	phoenix dev       all, plus private Redis and PostgreSQL servers
 //	phoenix audit     compares the Likes in Redis and PostgreSQL per product
+//	phoenix reconcile repairs Redis from PostgreSQL's record
 //
 // Every flag falls back to a PHOENIX_* environment variable.
 package main
@@ -57,6 +58,7 @@ func commands() []command {
 		{"all", "run every role in one process", runAll},
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
 		{"audit", "compare the Likes in Redis and PostgreSQL per product; non-zero exit on a mismatch", runAudit},
+		{"reconcile", "repair Redis from PostgreSQL's record (shopper sets, live counts) on every shard and print what changed", runReconcile},
 		{"loadgen", "simulated shoppers against a running shop, with progress and a summary", runLoadgen},
 		{"healthcheck", "ask this container's roles whether they are alive (for HEALTHCHECK)", runHealthcheck},
 	}
