@@ -63,6 +63,8 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 			a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)
 	case bad > 0:
 		return fmt.Errorf("audit failed: %d of %d products differ", bad, len(a.Rows))
+	case len(a.Failed()) > 0:
+		return fmt.Errorf("audit failed: %d checks failed", len(a.Failed()))
 	}
 	return nil
 }
@@ -106,7 +108,7 @@ func waitAudit(ctx context.Context, likes *store.Likes, stats *store.Stats, grou
 // all), the totals and a verdict line.
 func printAudit(w io.Writer, a store.Audit, all bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres events\t")
+	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres record\t")
 	row := func(r store.AuditRow) {
 		fmt.Fprintf(tw, "%s\t%d\t%+d\t%d\t%d\t  %s\n", r.ProductID, r.Live, r.Waiting, r.Counter, r.Events, r.Problem())
 	}
@@ -122,6 +124,9 @@ func printAudit(w io.Writer, a store.Audit, all bool) {
 	}
 	row(a.Totals())
 	_ = tw.Flush() // a failed write to the terminal leaves nothing to do
+	for _, c := range a.Failed() {
+		fmt.Fprintf(w, "%s: %s\n", c.Name, c.Problem)
+	}
 	switch {
 	case !a.Final():
 		fmt.Fprintf(w, "not final: %d events waiting (%d undelivered, %d pending)", a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)
@@ -134,8 +139,10 @@ func printAudit(w io.Writer, a store.Audit, all bool) {
 		fmt.Fprintln(w)
 	case len(bad) > 0:
 		fmt.Fprintf(w, "MISMATCH: %d of %d products differ (backlog drained)\n", len(bad), len(a.Rows))
+	case len(a.Failed()) > 0:
+		fmt.Fprintf(w, "MISMATCH: %d checks failed (backlog drained)\n", len(a.Failed()))
 	default:
 		t := a.Totals()
-		fmt.Fprintf(w, "exact: %d products, %d likes in Redis and PostgreSQL, backlog drained\n", len(a.Rows), t.Live)
+		fmt.Fprintf(w, "exact: %d products, %d likes in Redis and PostgreSQL, backlog drained; totals, buckets and parked entries checked\n", len(a.Rows), t.Live)
 	}
 }
