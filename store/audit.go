@@ -235,7 +235,7 @@ type storedAudit struct {
 	totalLikes, totalShoppers int64
 	stateLikes, stateShoppers int64
 	counterSum                int64
-	bucketsOff                []string // products whose minute buckets do not sum to their counter
+	bucketsOff                []string // products whose minute buckets do not sum to their event counters
 	conflicts                 int64    // events parked in event_conflicts
 }
 
@@ -252,7 +252,7 @@ func (st storedAudit) checks(deadLetters int64) []Check {
 	}
 	cs := []Check{{Name: "totals", Problem: strings.Join(totals, "; ")}, {Name: "buckets"}, {Name: "dead letters"}, {Name: "conflicts"}}
 	if n := len(st.bucketsOff); n > 0 {
-		cs[1].Problem = fmt.Sprintf("%d products' minute buckets do not sum to their counter: %s", n, strings.Join(st.bucketsOff[:min(n, 5)], " "))
+		cs[1].Problem = fmt.Sprintf("%d products' minute buckets do not sum to their event counters: %s", n, strings.Join(st.bucketsOff[:min(n, 5)], " "))
 	}
 	if deadLetters > 0 {
 		cs[2].Problem = fmt.Sprintf("%d malformed entries parked in the dead-letter stream", deadLetters)
@@ -271,24 +271,30 @@ func (s *Stats) auditCounts(ctx context.Context) (storedAudit, error) {
 	out := storedAudit{products: map[string]storedCounts{}}
 	err := s.readOnly(ctx, func(tx *sqlx.Tx) error {
 		var rows []struct {
-			ID      string `db:"product_id"`
-			Counter int64  `db:"counter"`
-			Likers  int64  `db:"likers"`
-			Buckets *int64 `db:"buckets"`
+			ID           string `db:"product_id"`
+			Counter      int64  `db:"counter"`
+			Likers       int64  `db:"likers"`
+			LikeEvents   int64  `db:"like_events"`
+			UnlikeEvents int64  `db:"unlike_events"`
+			BucketLikes  int64  `db:"bucket_likes"`
+			BucketUnlike int64  `db:"bucket_unlikes"`
 		}
+		// The buckets count every new event, as the counters' like_events
+		// and unlike_events do (store/sync.go); only likes follows the state.
 		if err := tx.SelectContext(ctx, &rows, `
 SELECT COALESCE(c.product_id, l.product_id) AS product_id, COALESCE(c.likes, 0) AS counter,
-    COALESCE(l.n, 0) AS likers, b.net AS buckets
+    COALESCE(l.n, 0) AS likers, COALESCE(c.like_events, 0) AS like_events, COALESCE(c.unlike_events, 0) AS unlike_events,
+    COALESCE(b.likes, 0) AS bucket_likes, COALESCE(b.unlikes, 0) AS bucket_unlikes
 FROM product_counters c
 FULL JOIN (SELECT product_id, count(*) AS n FROM like_state GROUP BY product_id) l USING (product_id)
-LEFT JOIN (SELECT product_id, SUM(likes - unlikes) AS net FROM like_buckets GROUP BY product_id) b
+LEFT JOIN (SELECT product_id, SUM(likes) AS likes, SUM(unlikes) AS unlikes FROM like_buckets GROUP BY product_id) b
     ON b.product_id = COALESCE(c.product_id, l.product_id)`); err != nil {
 			return err
 		}
 		for _, r := range rows {
 			out.products[r.ID] = storedCounts{counter: r.Counter, events: r.Likers}
 			out.counterSum += r.Counter
-			if b := r.Buckets; (b == nil && r.Counter != 0) || (b != nil && *b != r.Counter) {
+			if r.BucketLikes != r.LikeEvents || r.BucketUnlike != r.UnlikeEvents {
 				out.bucketsOff = append(out.bucketsOff, r.ID)
 			}
 		}

@@ -56,16 +56,20 @@ func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 }
 
 // Apply writes a batch of events in one transaction. Every event not stored
-// yet joins the history (like_events); it changes the like state
-// (like_state) only if it is newer than the pair's last applied event and
-// its action differs from the state: a Like of a product PostgreSQL already
-// has liked, or an Unlike of one it has not, changes nothing (Redis may
-// have lost data and said "changed"). Only state changes move the counters,
-// the minute buckets and the totals, so "last hour" counts real changes and
-// totals.shoppers is the number of shoppers in like_state. Events within
-// the batch apply in stream order. A replayed event changes nothing; a
-// different event under a stored id, or one older than the kept history,
-// is parked in event_conflicts and returned.
+// yet joins the history (like_events) and its counts: the per-product
+// like_events and unlike_events, the minute buckets and totals.events. It
+// changes the like state (like_state) only if it is newer than the pair's
+// last applied event and its action differs from the state: a Like of a
+// product PostgreSQL already has liked, or an Unlike of one it has not,
+// changes nothing (Redis may have lost data and said "changed"). Only
+// state changes move the net likes (product_counters.likes, totals.likes)
+// and totals.shoppers, so a Like never counts twice and totals.shoppers is
+// the number of shoppers in like_state. The event counts move with every
+// new event because which events change the state depends on the order in
+// which concurrent workers commit their batches, and the counts must not.
+// Events within the batch apply in stream order. A replayed event changes
+// nothing; a different event under a stored id, or one older than the kept
+// history, is parked in event_conflicts and returned.
 //
 // The rare deadlock or serialization failure is retried.
 func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
@@ -74,7 +78,7 @@ func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
 		return Applied{}, err
 	}
 	if len(b.events) == 0 {
-		return Applied{Conflicts: b.conflicts}, nil
+		return Applied{}, nil
 	}
 	for attempt := 1; ; attempt++ {
 		var a Applied
@@ -125,14 +129,15 @@ func parseStreamID(id string) (streamPos, error) {
 // applyBatch is a batch ready to apply: events unique by (shard, id) in
 // stream order, with their positions.
 type applyBatch struct {
-	events    []Event
-	pos       []streamPos
-	conflicts []Conflict // found within the batch
+	events []Event
+	pos    []streamPos
+	// extra holds the other versions of ids the batch holds twice; each is
+	// a conflict unless it matches what PostgreSQL stores under the id.
+	extra []Event
 }
 
 // newApplyBatch sorts the events by stream id (then shard) and drops
-// repeated ones; a different event under an id the batch already holds is
-// a conflict.
+// repeated ones, keeping different versions of one id aside.
 func newApplyBatch(events []Event) (applyBatch, error) {
 	type keyed struct {
 		e   Event
@@ -150,9 +155,8 @@ func newApplyBatch(events []Event) (applyBatch, error) {
 	var b applyBatch
 	for i, k := range ks {
 		if i > 0 && ks[i-1].e.Shard == k.e.Shard && ks[i-1].e.ID == k.e.ID {
-			first := b.events[len(b.events)-1]
-			if !sameEvent(first, k.e) {
-				b.conflicts = append(b.conflicts, Conflict{Reason: ConflictDifferent, Event: k.e, Stored: &first})
+			if !sameEvent(b.events[len(b.events)-1], k.e) {
+				b.extra = append(b.extra, k.e)
 			}
 			continue
 		}
@@ -169,9 +173,10 @@ func sameEvent(a, b Event) bool {
 
 // insertEvents stores the events not stored yet and reads, in the same
 // snapshot (taken before the insert), what the rest of the batch needs:
-// the stored versions of the ids that were already there, the state of
-// every pair a new event touches and how many products their shoppers
-// like. Each result comes back as one array: one row costs far less to
+// the stored versions of the ids that were already there, every like of
+// the shoppers the new events touch (their pairs' state and how many
+// products each likes, in one index range per shopper) and the tombstones
+// of the pairs they touch. Each result comes back as one array: one row costs far less to
 // read than a thousand.
 const insertEvents = `
 WITH b AS (
@@ -194,34 +199,27 @@ WITH b AS (
     WHERE b.ms >= (SELECT kept_from_ms FROM kept) AND b.ord NOT IN (SELECT ord FROM fresh)
 ), pairs AS (
     SELECT DISTINCT shopper_id, product_id FROM fresh
-), cur AS (
-    SELECT p.shopper_id, p.product_id, s.shopper_id IS NOT NULL AS liked,
-        COALESCE((extract(epoch FROM s.liked_at) * 1000)::bigint, 0) AS liked_ms,
-        COALESCE(s.last_ms, g.last_ms, -1) AS last_ms, COALESCE(s.last_seq, g.last_seq, -1) AS last_seq
-    FROM pairs p
-    LEFT JOIN like_state s ON s.shopper_id = p.shopper_id AND s.product_id = p.product_id
-    LEFT JOIN like_gone g ON g.shopper_id = p.shopper_id AND g.product_id = p.product_id
-), counts AS (
-    SELECT s.shopper_id, count(*) AS n FROM like_state s
-    WHERE s.shopper_id IN (SELECT shopper_id FROM pairs) GROUP BY s.shopper_id
+), liked AS (
+    SELECT s.shopper_id, s.product_id, (extract(epoch FROM s.liked_at) * 1000)::bigint AS liked_ms, s.last_ms, s.last_seq
+    FROM like_state s WHERE s.shopper_id IN (SELECT shopper_id FROM fresh)
+), gone AS (
+    SELECT g.shopper_id, g.product_id, g.last_ms, g.last_seq
+    FROM pairs p JOIN like_gone g ON g.shopper_id = p.shopper_id AND g.product_id = p.product_id
 )
 SELECT (SELECT kept_from_ms FROM kept),
     (SELECT COALESCE(array_agg(ord), '{}') FROM fresh),
     k.ords, k.products, k.shoppers, k.actions, k.ats,
-    c.shoppers, c.products, c.liked, c.liked_ms, c.last_ms, c.last_seq,
-    n.shoppers, n.counts
+    l.shoppers, l.products, l.liked_ms, l.last_ms, l.last_seq,
+    g.shoppers, g.products, g.last_ms, g.last_seq
 FROM (SELECT COALESCE(array_agg(ord), '{}') AS ords, COALESCE(array_agg(product_id), '{}') AS products,
         COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(action), '{}') AS actions,
         COALESCE(array_agg(at_ms), '{}') AS ats FROM known) k,
     (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
-        COALESCE(array_agg(liked), '{}') AS liked, COALESCE(array_agg(liked_ms), '{}') AS liked_ms,
-        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM cur) c,
-    (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(n), '{}') AS counts FROM counts) n`
+        COALESCE(array_agg(liked_ms), '{}') AS liked_ms, COALESCE(array_agg(last_ms), '{}') AS last_ms,
+        COALESCE(array_agg(last_seq), '{}') AS last_seq FROM liked) l,
+    (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
+        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM gone) g`
 
-// writeChanges writes, in one statement, what the new events changed: the
-// like state and its tombstones, the counters, buckets and totals, the
-// stream marks, the parked events, and the NOTIFY for the admin. Every
-// part is a set of arrays; an empty one writes nothing.
 const writeChanges = `
 WITH liked AS (
     INSERT INTO like_state AS s (shopper_id, product_id, shard, liked_at, last_ms, last_seq)
@@ -296,6 +294,7 @@ type pairState struct {
 	likedAt int64 // unix ms of the like that made it liked
 	last    streamPos
 	shard   int
+	was     bool // liked before the batch
 	gone    bool // it has a like_gone row
 	touched bool // an event of this batch was applied to it
 }
@@ -316,44 +315,72 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		fresh, knownOrd                            pq.Int64Array
 		knownProducts, knownShoppers, knownActions pq.StringArray
 		knownAt                                    pq.Int64Array
-		curShoppers, curProducts                   pq.StringArray
-		curLiked                                   pq.BoolArray
-		curLikedAt, curLastMS, curLastSeq          pq.Int64Array
-		countShoppers                              pq.StringArray
-		counts                                     pq.Int64Array
+		likedShoppers, likedProducts               pq.StringArray
+		likedAt, likedLastMS, likedLastSeq         pq.Int64Array
+		goneShoppers, goneProducts                 pq.StringArray
+		goneLastMS, goneLastSeq                    pq.Int64Array
 	)
 	if err := tx.QueryRowContext(ctx, insertEvents,
 		pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
 		pq.StringArray(actions), pq.Int64Array(at),
 	).Scan(&keptFrom, &fresh, &knownOrd, &knownProducts, &knownShoppers, &knownActions, &knownAt,
-		&curShoppers, &curProducts, &curLiked, &curLikedAt, &curLastMS, &curLastSeq, &countShoppers, &counts); err != nil {
+		&likedShoppers, &likedProducts, &likedAt, &likedLastMS, &likedLastSeq,
+		&goneShoppers, &goneProducts, &goneLastMS, &goneLastSeq); err != nil {
 		return Applied{}, fmt.Errorf("insert events: %w", err)
 	}
-	a := Applied{New: len(fresh), Conflicts: b.conflicts}
+	a := Applied{New: len(fresh)}
+	// What PostgreSQL holds under each id of the batch now: the stored
+	// version, or the batch's own if it was new.
+	type eventKey struct {
+		shard int
+		id    string
+	}
+	holds := make(map[eventKey]Event, len(knownOrd)+len(b.extra))
 	for i, o := range knownOrd {
 		e := b.events[o-1]
 		stored := Event{Shard: e.Shard, ID: e.ID, ProductID: knownProducts[i], ShopperID: knownShoppers[i],
 			Action: Action(knownActions[i]), At: time.UnixMilli(knownAt[i]).UTC()}
+		holds[eventKey{e.Shard, e.ID}] = stored
 		if !sameEvent(e, stored) {
 			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
 		}
+	}
+	for _, o := range fresh {
+		e := b.events[o-1]
+		holds[eventKey{e.Shard, e.ID}] = e
 	}
 	for i, p := range b.pos {
 		if p.ms < keptFrom {
 			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictExpired, Event: b.events[i]})
 		}
 	}
+	for _, e := range b.extra {
+		if stored, ok := holds[eventKey{e.Shard, e.ID}]; ok && !sameEvent(e, stored) {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
+		} else if !ok {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictExpired, Event: e})
+		}
+	}
 	if len(fresh) == 0 && len(a.Conflicts) == 0 {
 		return a, nil // all replays
 	}
-	state := make(map[pairKey]*pairState, len(curShoppers))
-	for i := range curShoppers {
-		state[pairKey{curShoppers[i], curProducts[i]}] = &pairState{liked: curLiked[i], likedAt: curLikedAt[i],
-			last: streamPos{curLastMS[i], curLastSeq[i]}, gone: !curLiked[i] && curLastMS[i] >= 0}
+	state := make(map[pairKey]*pairState, len(fresh))
+	for _, o := range fresh {
+		e := b.events[o-1]
+		if k := (pairKey{e.ShopperID, e.ProductID}); state[k] == nil {
+			state[k] = &pairState{last: streamPos{-1, -1}}
+		}
 	}
-	likes := make(map[string]int64, len(countShoppers))
-	for i, sh := range countShoppers {
-		likes[sh] = counts[i]
+	likes := make(map[string]int64, len(fresh))
+	for i, sh := range likedShoppers {
+		likes[sh]++
+		if st := state[pairKey{sh, likedProducts[i]}]; st != nil {
+			st.liked, st.was, st.likedAt, st.last = true, true, likedAt[i], streamPos{likedLastMS[i], likedLastSeq[i]}
+		}
+	}
+	for i, sh := range goneShoppers {
+		st := state[pairKey{sh, goneProducts[i]}]
+		st.gone, st.last = true, streamPos{goneLastMS[i], goneLastSeq[i]}
 	}
 	changed := make([]Event, 0, len(fresh))
 	slices.Sort(fresh) // stream order: the ords follow the sorted batch
@@ -380,7 +407,11 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		changed = append(changed, e)
 	}
 	a.Changed = len(changed)
-	d := aggregate(changed)
+	all := make([]Event, len(fresh))
+	for i, o := range fresh {
+		all[i] = b.events[o-1]
+	}
+	d := withNet(aggregate(all), aggregate(changed))
 	if err := s.writeChanges(ctx, tx, b, fresh, state, d, a.Conflicts); err != nil {
 		return Applied{}, err
 	}
@@ -416,7 +447,9 @@ func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fre
 			}
 			continue
 		}
-		unliked.shoppers, unliked.products = append(unliked.shoppers, k.shopper), append(unliked.products, k.product)
+		if st.was {
+			unliked.shoppers, unliked.products = append(unliked.shoppers, k.shopper), append(unliked.products, k.product)
+		}
 		gone.shoppers, gone.products = append(gone.shoppers, k.shopper), append(gone.products, k.product)
 		gone.shards = append(gone.shards, int64(st.shard))
 		gone.lastMS, gone.lastSeq = append(gone.lastMS, st.last.ms), append(gone.lastSeq, st.last.seq)
@@ -504,6 +537,22 @@ type deltas struct {
 	shoppers int64 // change of the number of shoppers who like something
 	likes    int64 // net likes
 	events   int64
+}
+
+// withNet combines the event counts of every new event (events) with the
+// net likes and shoppers of the state changes (changes): the history's
+// counts do not depend on the order in which concurrent workers commit,
+// while the state, and so the net, does not count a Like twice.
+func withNet(events, changes deltas) deltas {
+	net := make(map[string]int64, len(changes.products))
+	for _, p := range changes.products {
+		net[p.product] = p.likes
+	}
+	for i := range events.products {
+		events.products[i].likes = net[events.products[i].product]
+	}
+	events.likes, events.shoppers = changes.likes, changes.shoppers
+	return events
 }
 
 // minuteOf is the bucket of an event time: the same as PostgreSQL's

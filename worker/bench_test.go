@@ -148,21 +148,31 @@ func procCPU(b *testing.B, pid int) time.Duration {
 }
 
 // fillStream appends n well-formed events straight to the stream (the
-// benchmark measures the worker, not the shop's script).
+// benchmark measures the worker, not the shop's script). Like the shop's
+// script, it appends only changes: a shopper's like of a product not
+// liked, or an unlike of one liked, so every event moves PostgreSQL's state.
 func fillStream(b *testing.B, e *env, n int) {
 	b.Helper()
 	ctx := context.Background()
 	at := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	type pair struct{ shopper, product int }
+	liked := map[pair]bool{}
+	likes := map[int]int{} // per shopper
 	for done := 0; done < n; {
 		pipe := e.rdb.Pipeline()
 		for i := 0; i < 10000 && done < n; i++ {
+			p := pair{rand.IntN(100000), rand.IntN(len(products))}
 			action := "like"
-			if rand.IntN(3) == 0 {
+			if liked[p] {
 				action = "unlike"
+				likes[p.shopper]--
+			} else {
+				likes[p.shopper]++
 			}
+			liked[p] = !liked[p]
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.likes.StreamKey(), Values: []any{
-				"product", products[rand.IntN(len(products))], "shopper", fmt.Sprintf("%032x", rand.IntN(100000)),
-				"action", action, "at", at, "likes", strconv.Itoa(1 + rand.IntN(5)),
+				"product", products[p.product], "shopper", fmt.Sprintf("%032x", p.shopper),
+				"action", action, "at", at, "likes", strconv.Itoa(likes[p.shopper]),
 			}})
 			done++
 		}

@@ -15,6 +15,7 @@ type Metrics struct {
 	synced        prometheus.Counter
 	replayed      prometheus.Counter
 	parked        prometheus.Counter
+	conflicts     *prometheus.CounterVec
 	backlog       prometheus.Gauge
 	maxBacklog    prometheus.Gauge
 	lag           prometheus.Gauge
@@ -49,6 +50,10 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		parked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "phoenix_worker_events_parked_total", Help: "Malformed stream entries moved to the dead-letter stream.",
 		}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_worker_event_conflicts_total",
+			Help: "Events parked in PostgreSQL's event_conflicts instead of applied: reason conflict, a different event under a stored (shard, stream id); reason expired, an event older than the kept history.",
+		}, []string{"reason"}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_backlog_events", Help: "Stream entries not yet synced by the group (undelivered plus pending), as last read.",
 		}),
@@ -84,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		}),
 	}
 	m.maxBacklog.Set(float64(maxBacklog))
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat,
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat,
 		m.lost, m.repairs, m.repairErrors, m.fixed)
 	return m
 }
@@ -105,6 +110,13 @@ func (m *Metrics) batch(events, applied int, d, lag time.Duration) {
 func (m *Metrics) parkedEntries(n int) {
 	if m != nil && n > 0 {
 		m.parked.Add(float64(n))
+	}
+}
+
+// conflict counts an event parked by PostgreSQL; m may be nil.
+func (m *Metrics) conflict(reason string) {
+	if m != nil {
+		m.conflicts.WithLabelValues(reason).Inc()
 	}
 }
 

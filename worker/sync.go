@@ -24,6 +24,9 @@ const (
 	DefaultTrimEvery      = time.Second
 	DefaultHeartbeatEvery = 5 * time.Second
 	DefaultConsumerIdle   = time.Hour
+	// DefaultMaintainEvery: the event history's partitions are daily, so
+	// an hourly look creates each in time and drops each within the hour.
+	DefaultMaintainEvery = time.Hour
 )
 
 // Back-off after a failed Redis or PostgreSQL call: doubling from
@@ -73,6 +76,14 @@ type Sync struct {
 	// reading, with nothing pending, before the trim step deletes it
 	// (DefaultConsumerIdle). A live worker reads every Block.
 	ConsumerIdle time.Duration
+	// Retention is how long the event history (like_events) is kept
+	// (PHOENIX_EVENT_RETENTION); 0 keeps all of it. The like state and the
+	// aggregates are kept whatever it is.
+	Retention time.Duration
+	// MaintainEvery is how often the history's partitions are created
+	// ahead and dropped past Retention (DefaultMaintainEvery); one worker
+	// at a time does it.
+	MaintainEvery time.Duration
 	// MaxBacklog is the shop's backlog bound (PHOENIX_MAX_BACKLOG), recorded
 	// with the status so that the admin can show the backlog against it.
 	MaxBacklog int64
@@ -143,6 +154,9 @@ func (w *Sync) defaults() {
 	if w.RepairCheckEvery <= 0 {
 		w.RepairCheckEvery = DefaultRepairCheckEvery
 	}
+	if w.MaintainEvery <= 0 {
+		w.MaintainEvery = DefaultMaintainEvery
+	}
 	if w.ConsumerIdle <= 0 {
 		w.ConsumerIdle = DefaultConsumerIdle
 	}
@@ -193,7 +207,7 @@ func (w *Sync) Run(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
-	nextClaim, nextTrim := time.Time{}, w.now().Add(w.TrimEvery)
+	nextClaim, nextTrim, nextMaintain := time.Time{}, w.now().Add(w.TrimEvery), w.now().Add(w.MaintainEvery)
 	for b := range batches {
 		if b.Len() == 0 {
 			w.heartbeat(ctx)
@@ -213,6 +227,10 @@ func (w *Sync) Run(ctx context.Context) error {
 		if !now.Before(nextTrim) {
 			w.trim(ctx)
 			nextTrim = w.now().Add(w.TrimEvery)
+		}
+		if !now.Before(nextMaintain) {
+			w.maintain(ctx)
+			nextMaintain = w.now().Add(w.MaintainEvery)
 		}
 	}
 	w.Log.Info("worker stopped", "consumer", w.Consumer)
@@ -270,6 +288,7 @@ func (w *Sync) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	w.maintain(ctx)
 	return w.Likes.EnsureGroup(ctx, w.Group)
 }
 
@@ -338,7 +357,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	start := w.now()
-	var applied int
+	var a store.Applied
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
 		// A demo fault fails the write before it is made: the batch
 		// stays pending and is retried, as after a real failure.
@@ -346,11 +365,13 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 			return err
 		}
 		var err error
-		applied, err = w.Stats.ApplyBatch(ctx, b.Events)
+		a, err = w.Stats.Apply(ctx, b.Events)
 		return err
 	}); err != nil {
 		return nil
 	}
+	applied := a.New
+	w.parked(a.Conflicts)
 	if w.afterCommit != nil {
 		if err := w.afterCommit(b); err != nil {
 			return err
@@ -381,6 +402,35 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		w.recordStatus(ctx)
 	}
 	return nil
+}
+
+// parked alerts on the events PostgreSQL parked instead of applying.
+func (w *Sync) parked(conflicts []store.Conflict) {
+	for _, c := range conflicts {
+		e := c.Event
+		attrs := []any{"reason", c.Reason, "shard", e.Shard, "id", e.ID, "product", e.ProductID, "action", e.Action, "at", e.At}
+		if c.Stored != nil {
+			attrs = append(attrs, "stored_product", c.Stored.ProductID, "stored_action", c.Stored.Action, "stored_at", c.Stored.At)
+		}
+		w.Log.Warn("event parked in event_conflicts", attrs...)
+		w.Metrics.conflict(c.Reason)
+	}
+}
+
+// maintain creates the event history's partitions ahead and drops those
+// past Retention. It is best effort: a failure is logged and the next
+// round tries again.
+func (w *Sync) maintain(ctx context.Context) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	r, err := w.Stats.MaintainHistory(mctx, w.Retention)
+	if err != nil {
+		w.Log.Warn("maintain event history failed", "err", err)
+		return
+	}
+	if r.Created > 0 || len(r.Dropped) > 0 {
+		w.Log.Info("event history maintained", "created", r.Created, "dropped", r.Dropped, "kept_from", r.KeptFrom)
+	}
 }
 
 // heartbeat records the status of an idle worker every HeartbeatEvery, and
