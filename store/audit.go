@@ -37,7 +37,7 @@ func (r AuditRow) OK() bool { return r.Counter == r.Events && r.Counter+r.Waitin
 // Audit compares the shop's Likes in Redis with the admin's in PostgreSQL.
 type Audit struct {
 	Rows    []AuditRow // every product seen anywhere, sorted by id
-	Backlog Backlog    // the consumer group's unacknowledged entries
+	Backlog Backlog    // the consumer group's unacknowledged entries, summed over the shards
 	// Partial is set when the backlog was too long to read in full, so
 	// Waiting holds only part of it.
 	Partial bool
@@ -146,11 +146,39 @@ type redisAudit struct {
 	deadLetters int64
 }
 
-// auditRead reads the live counts, the group's backlog and the stream's last
-// id in one MULTI, then splits the backlog by product. The split is read
+// auditRead reads every shard (see auditShard) and sums them. lastID joins
+// the shards' last ids, so it moves when any shard's stream moves.
+func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
+	sum := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}}
+	var last []string
+	var backlogs []Backlog
+	for i := range s.Shards() {
+		r, err := s.Shard(i).auditShard(ctx, group)
+		if err != nil {
+			return redisAudit{}, err
+		}
+		for id, n := range r.live {
+			sum.live[id] += n
+		}
+		for id, n := range r.waiting {
+			sum.waiting[id] += n
+		}
+		backlogs = append(backlogs, r.backlog)
+		sum.partial = sum.partial || r.partial
+		sum.deadLetters += r.deadLetters
+		last = append(last, r.lastID)
+	}
+	sum.backlog = SumBacklogs(backlogs)
+	sum.lastID = strings.Join(last, ",")
+	return sum, nil
+}
+
+// auditShard reads this view's shard: the live counts, the group's backlog
+// and the stream's last id in one MULTI (one slot: they share the shard's
+// hash tag), then splits the backlog by product. The split is read
 // after the MULTI; it matters only while a backlog exists, when the audit
 // is not final anyway.
-func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
+func (s *Likes) auditShard(ctx context.Context, group string) (redisAudit, error) {
 	pipe := s.rdb.TxPipeline()
 	counts := pipe.HGetAll(ctx, s.CountsKey())
 	state := s.groupState(ctx, pipe, group)
@@ -255,7 +283,7 @@ func (st storedAudit) checks(deadLetters int64) []Check {
 		cs[1].Problem = fmt.Sprintf("%d products' minute buckets do not sum to their event counters: %s", n, strings.Join(st.bucketsOff[:min(n, 5)], " "))
 	}
 	if deadLetters > 0 {
-		cs[2].Problem = fmt.Sprintf("%d malformed entries parked in the dead-letter stream", deadLetters)
+		cs[2].Problem = fmt.Sprintf("%d malformed entries parked in the dead-letter streams", deadLetters)
 	}
 	if st.conflicts > 0 {
 		cs[3].Problem = fmt.Sprintf("%d events parked in event_conflicts (a different event under a stored id)", st.conflicts)

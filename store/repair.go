@@ -70,9 +70,6 @@ func (s *Likes) repairFlagKey(shard int) string { return s.shardKey(shard, "repa
 // writes rolls it back with the rest; PostgreSQL's mark does not roll back.
 func (s *Likes) syncedKey(shard int) string { return s.shardKey(shard, "synced") }
 
-// shardKey names a per-shard key of the one-shard layout.
-func (s *Likes) shardKey(_ int, name string) string { return s.prefix + name }
-
 // MarkSynced raises shard's synced mark to id (never lowers it), after the
 // entries up to id were committed and acknowledged.
 func (s *Likes) MarkSynced(ctx context.Context, shard int, id string) error {
@@ -132,7 +129,7 @@ func CheckShard(ctx context.Context, likes *Likes, stats *Stats, group string, s
 	pipe := likes.rdb.Pipeline()
 	synced := pipe.Get(ctx, likes.syncedKey(shard))
 	flag := pipe.Exists(ctx, likes.repairFlagKey(shard))
-	state := likes.groupState(ctx, pipe, group)
+	state := likes.Shard(shard).groupState(ctx, pipe, group)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return c, fmt.Errorf("%w: check shard %d: %v", ErrUnavailable, shard, err)
 	}
@@ -194,6 +191,10 @@ var ErrRepairLocked = errors.New("shard is being repaired by another process")
 // check repairs again.
 func RepairShard(ctx context.Context, likes *Likes, stats *Stats, group string, shard int, reason, by string, dry bool) (Repair, error) {
 	r := Repair{Shard: shard, Reason: reason, Started: stats.now()}
+	if shard < 0 || shard >= likes.Shards() {
+		return r, fmt.Errorf("repair: no shard %d of %d", shard, likes.Shards())
+	}
+	likes = likes.Shard(shard) // the stream and count methods act on this shard
 	unlock, err := stats.lockRepair(ctx, shard)
 	if err != nil {
 		return r, err
@@ -262,10 +263,7 @@ func drain(ctx context.Context, likes *Likes, stats *Stats, shard int) (int, err
 		if len(msgs) == 0 {
 			return applied, nil
 		}
-		b := parseBatch(msgs)
-		for i := range b.Events {
-			b.Events[i].Shard = shard
-		}
+		b := likes.parseBatch(msgs)
 		n, err := stats.ApplyBatch(ctx, b.Events)
 		if err != nil {
 			return applied, err
@@ -305,16 +303,22 @@ func (s *Stats) likeState(ctx context.Context, shard int) (map[string][]string, 
 
 // shopperSets reads every shopper's set of shard in Redis.
 func (s *Likes) shopperSets(ctx context.Context, shard int) (map[string][]string, error) {
-	pattern := s.shopperKey("*")
-	prefix, suffix, _ := strings.Cut(pattern, "*")
+	prefix, suffix := s.shardKey(shard, "shopper:"), ":likes"
+	pattern := prefix + "*" + suffix
 	out := map[string][]string{}
+	// The shard's keys share one hash tag, so one node holds them all;
+	// on Redis Cluster, scan the node that owns their slot.
+	rdb, err := s.nodeOf(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, repairPage).Result()
+		keys, next, err := rdb.Scan(ctx, cursor, pattern, repairPage).Result()
 		if err != nil {
 			return nil, fmt.Errorf("%w: scan shoppers: %v", ErrUnavailable, err)
 		}
-		pipe := s.rdb.Pipeline()
+		pipe := rdb.Pipeline()
 		cmds := make([]*redis.StringSliceCmd, len(keys))
 		for i, k := range keys {
 			cmds[i] = pipe.SMembers(ctx, k)
@@ -326,7 +330,7 @@ func (s *Likes) shopperSets(ctx context.Context, shard int) (map[string][]string
 		}
 		for i, k := range keys {
 			shopper := strings.TrimSuffix(strings.TrimPrefix(k, prefix), suffix)
-			if s.shopperShard(shopper) == shard && len(cmds[i].Val()) > 0 {
+			if s.ShardOf(shopper) == shard && len(cmds[i].Val()) > 0 {
 				out[shopper] = cmds[i].Val()
 			}
 		}
@@ -336,9 +340,6 @@ func (s *Likes) shopperSets(ctx context.Context, shard int) (map[string][]string
 		cursor = next
 	}
 }
-
-// shopperShard is the shard a shopper's keys live on (one shard for now).
-func (s *Likes) shopperShard(string) int { return 0 }
 
 // fixShoppers rewrites the sets of shard's shoppers that differ from the
 // record (unless dry) and returns those shoppers, sorted.
@@ -512,5 +513,16 @@ WHERE finished_at >= $1 ORDER BY finished_at DESC LIMIT $2`, since, limit)
 	return out, nil
 }
 
-// Shards is the shard indexes of this layout (one shard for now).
-func (s *Likes) Shards() []int { return []int{0} }
+// nodeOf returns the client of the node that holds key: on Redis Cluster
+// the primary of its slot (SCAN reads one node), else the client itself.
+func (s *Likes) nodeOf(ctx context.Context, key string) (redis.Cmdable, error) {
+	c, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return s.rdb, nil
+	}
+	node, err := c.MasterForKey(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: find node of %s: %v", ErrUnavailable, key, err)
+	}
+	return node, nil
+}

@@ -49,9 +49,10 @@ type Malformed struct {
 	Err    error
 }
 
-// Batch is what one read of the stream returned, split into valid events
-// and malformed entries.
+// Batch is what one read of a shard's stream returned, split into valid
+// events and malformed entries.
 type Batch struct {
+	Shard     int // the shard whose stream was read
 	Events    []Event
 	Malformed []Malformed
 }
@@ -147,8 +148,9 @@ func clip(s string) string {
 	return s
 }
 
-// DeadLetterKey is the stream where malformed entries are parked.
-func (s *Likes) DeadLetterKey() string { return s.prefix + "events:dead" }
+// DeadLetterKey is the stream where malformed entries of this view's shard
+// are parked.
+func (s *Likes) DeadLetterKey() string { return s.shardKey(s.shard, "events:dead") }
 
 // EnsureGroup creates the consumer group on the event stream unless it
 // exists. A new group starts at the beginning of the stream, so the events
@@ -190,7 +192,7 @@ func (s *Likes) readGroup(ctx context.Context, group, consumer, id string, count
 	for _, st := range streams {
 		msgs = append(msgs, st.Messages...)
 	}
-	return parseBatch(msgs), nil
+	return s.parseBatch(msgs), nil
 }
 
 // Claim takes over up to count entries that have been pending in the group
@@ -205,17 +207,19 @@ func (s *Likes) Claim(ctx context.Context, group, consumer string, minIdle time.
 	if err != nil {
 		return Batch{}, "", fmt.Errorf("%w: claim pending: %v", ErrUnavailable, err)
 	}
-	return parseBatch(msgs), next, nil
+	return s.parseBatch(msgs), next, nil
 }
 
-func parseBatch(msgs []redis.XMessage) Batch {
-	b := Batch{Events: make([]Event, 0, len(msgs))}
+// parseBatch parses the entries of this view's shard.
+func (s *Likes) parseBatch(msgs []redis.XMessage) Batch {
+	b := Batch{Shard: s.shard, Events: make([]Event, 0, len(msgs))}
 	for _, m := range msgs {
 		e, err := ParseEvent(m.ID, m.Values)
 		if err != nil {
 			b.Malformed = append(b.Malformed, Malformed{ID: m.ID, Values: m.Values, Err: err})
 			continue
 		}
+		e.Shard = s.shard
 		b.Events = append(b.Events, e)
 	}
 	return b
@@ -341,6 +345,37 @@ func (s *Likes) GroupBacklog(ctx context.Context, group string) (Backlog, error)
 		return Backlog{}, err
 	}
 	return st.backlog, nil
+}
+
+// GroupBacklogs returns the group's backlog on each shard (index = shard),
+// read in one pipeline.
+func (s *Likes) GroupBacklogs(ctx context.Context, group string) ([]Backlog, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, s.Shards())
+	for i := range cmds {
+		cmds[i] = s.Shard(i).groupState(ctx, pipe, group)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	out := make([]Backlog, len(cmds))
+	for i, c := range cmds {
+		st, err := parseGroupState(c)
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: %w", i, err)
+		}
+		out[i] = st.backlog
+	}
+	return out, nil
+}
+
+// SumBacklogs adds up the shards' backlogs.
+func SumBacklogs(bs []Backlog) Backlog {
+	var t Backlog
+	for _, b := range bs {
+		t.Undelivered += b.Undelivered
+		t.Pending += b.Pending
+		t.Estimated = t.Estimated || b.Estimated
+	}
+	return t
 }
 
 // groupState runs the backlog script in a pipeline (a MULTI of the audit);

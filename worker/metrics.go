@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"phoenix/store"
 )
 
 // Metrics is what a Sync reports to Prometheus: its batches, the events it
@@ -17,6 +19,7 @@ type Metrics struct {
 	parked        prometheus.Counter
 	conflicts     *prometheus.CounterVec
 	backlog       prometheus.Gauge
+	shardBacklog  *prometheus.GaugeVec
 	maxBacklog    prometheus.Gauge
 	lag           prometheus.Gauge
 	heartbeat     prometheus.Gauge
@@ -57,6 +60,9 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_backlog_events", Help: "Stream entries not yet synced by the group (undelivered plus pending), as last read.",
 		}),
+		shardBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "phoenix_worker_shard_backlog_events", Help: "Stream entries not yet synced by the group, per shard (PHOENIX_REDIS_SHARDS), as last read.",
+		}, []string{"shard"}),
 		maxBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_backlog_max_events", Help: "The backlog at which the shop answers Likes 503 busy (PHOENIX_MAX_BACKLOG; 0: no bound).",
 		}),
@@ -89,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		}),
 	}
 	m.maxBacklog.Set(float64(maxBacklog))
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat,
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.shardBacklog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat,
 		m.lost, m.repairs, m.repairErrors, m.fixed)
 	return m
 }
@@ -120,10 +126,14 @@ func (m *Metrics) conflict(reason string) {
 	}
 }
 
-// status records the backlog and lag as the status record reads them.
-func (m *Metrics) status(backlog int64, lag time.Duration) {
+// status records the backlog (in all and per shard) and lag as the status
+// record reads them.
+func (m *Metrics) status(shards []store.Backlog, lag time.Duration) {
 	if m != nil {
-		m.backlog.Set(float64(backlog))
+		m.backlog.Set(float64(store.SumBacklogs(shards).Total()))
+		for i, b := range shards {
+			m.shardBacklog.WithLabelValues(strconv.Itoa(i)).Set(float64(b.Total()))
+		}
 		m.lag.Set(lag.Seconds())
 	}
 }

@@ -18,7 +18,7 @@ const DefaultRepairCheckEvery = time.Second
 func (w *Sync) watch(ctx context.Context) {
 	prev := map[int]store.StreamID{}
 	for sleep(ctx, w.RepairCheckEvery) {
-		for _, shard := range w.Likes.Shards() {
+		for shard := range w.Likes.Shards() {
 			prev[shard] = w.checkShard(ctx, shard, prev[shard])
 		}
 	}

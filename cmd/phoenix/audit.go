@@ -72,7 +72,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 // openStores opens Redis and PostgreSQL for the tools (audit, reconcile),
 // which wait for servers that are down rather than fail at once.
 func openStores(ctx context.Context, r redisConfig, d databaseConfig) (*store.Likes, *store.Stats, func(), error) {
-	likes, err := store.OpenLikes(ctx, r.url, r.prefix)
+	likes, err := r.open(ctx, store.LikesOptions{})
 	if err != nil && !errors.Is(err, store.ErrUnavailable) {
 		return nil, nil, nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
 	}

@@ -40,7 +40,7 @@ func runReconcile(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeStores()
 	var errs []error
-	for _, shard := range likes.Shards() {
+	for shard := range likes.Shards() {
 		r, err := store.RepairShard(ctx, likes, stats, c.group, shard, "phoenix reconcile", "reconcile", c.dryRun)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("shard %d: %w", shard, err))
