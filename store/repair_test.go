@@ -26,14 +26,20 @@ type repairRig struct {
 
 const repairGroup = "repair"
 
-func newRepairRig(t *testing.T) repairRig {
+func newRepairRig(t *testing.T, shards ...int) repairRig {
 	t.Helper()
 	srv := testkit.RedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	r := repairRig{rdb: rdb, likes: store.NewLikes(rdb, "p:"), stats: openStats(t)}
-	if err := r.likes.EnsureGroup(context.Background(), repairGroup); err != nil {
-		t.Fatal(err)
+	opt := store.LikesOptions{Shards: 1}
+	if len(shards) > 0 {
+		opt.Shards = shards[0]
+	}
+	r := repairRig{rdb: rdb, likes: store.NewLikes(rdb, "p:", opt), stats: openStats(t)}
+	for i := range r.likes.Shards() {
+		if err := r.likes.Shard(i).EnsureGroup(context.Background(), repairGroup); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return r
 }
@@ -42,9 +48,17 @@ func newRepairRig(t *testing.T) repairRig {
 // acknowledge, raise the synced mark.
 func (r repairRig) sync(t *testing.T) {
 	t.Helper()
+	for i := range r.likes.Shards() {
+		r.syncShard(t, i)
+	}
+}
+
+func (r repairRig) syncShard(t *testing.T, shard int) {
+	t.Helper()
 	ctx := context.Background()
+	likes := r.likes.Shard(shard)
 	for {
-		b, err := r.likes.ReadNew(ctx, repairGroup, "c1", 500, time.Millisecond)
+		b, err := likes.ReadNew(ctx, repairGroup, "c1", 500, time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,10 +72,10 @@ func (r repairRig) sync(t *testing.T) {
 		for i, e := range b.Events {
 			ids[i] = e.ID
 		}
-		if err := r.likes.Ack(ctx, repairGroup, ids); err != nil {
+		if err := likes.Ack(ctx, repairGroup, ids); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.likes.MarkSynced(ctx, 0, ids[len(ids)-1]); err != nil {
+		if err := r.likes.MarkSynced(ctx, shard, ids[len(ids)-1]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,6 +197,44 @@ func TestRepairShard(t *testing.T) {
 		if err != nil || len(again.ShoppersFixed)+len(again.ProductsRecounted) != 0 {
 			t.Errorf("dry run after the repair: %+v, err %v; want nothing to fix", again, err)
 		}
+	})
+
+	t.Run("four shards", func(t *testing.T) {
+		r := newRepairRig(t, 4)
+		for i := range 40 {
+			r.like(t, fmt.Sprintf("s%02d", i), fmt.Sprintf("p%d", i%5))
+		}
+		r.sync(t)
+		// Flush one shard's keys only: shard 2 lost its writes.
+		var lost []string
+		for i := range 40 {
+			if s := fmt.Sprintf("s%02d", i); r.likes.ShardOf(s) == 2 {
+				lost = append(lost, s)
+			}
+		}
+		keys, err := r.rdb.Keys(ctx, "p:{s2.*").Result()
+		if err != nil || len(keys) == 0 {
+			t.Fatalf("shard 2 keys %v, err %v", keys, err)
+		}
+		if err := r.rdb.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for shard := range 4 {
+			c, err := store.CheckShard(ctx, r.likes, r.stats, repairGroup, shard, store.StreamID{})
+			if err != nil || (c.Lost != "") != (shard == 2) {
+				t.Fatalf("shard %d: lost %q, err %v; want a loss on shard 2 only", shard, c.Lost, err)
+			}
+		}
+		for shard := range 4 {
+			rep, err := store.RepairShard(ctx, r.likes, r.stats, repairGroup, shard, "test", "test", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool][]string{true: lost}[shard == 2]; !slices.Equal(rep.ShoppersFixed, want) {
+				t.Errorf("shard %d: fixed %v, want %v", shard, rep.ShoppersFixed, want)
+			}
+		}
+		r.requireRedisIsRecord(t)
 	})
 
 	t.Run("audit counts dead letters", func(t *testing.T) {
