@@ -27,6 +27,8 @@ const (
 	dbDownNoData = "stale.db_down_no_data"
 	noWorker     = "stale.no_worker"
 	workerBehind = "stale.worker_behind"
+	// repairNoticeFor is how long the dashboard shows a repair of Redis.
+	repairNoticeFor = 24 * time.Hour
 )
 
 // Admin serves the admin dashboard: login, live statistics read from
@@ -421,6 +423,9 @@ func (h *Admin) worker(ctx context.Context) workerView {
 	if len(rows) > 0 {
 		v.Latest, v.Heartbeat = rows[0], rows[0].UpdatedAt // latest first
 	}
+	v.Repairs, _ = loadStats(ctx, h, "repairs", func(ctx context.Context) ([]store.RepairNotice, error) {
+		return h.Stats.RecentRepairs(ctx, h.Stats.Now().Add(-repairNoticeFor), 3)
+	})
 	switch {
 	case notice.Missing:
 	case len(rows) == 0:

@@ -628,3 +628,32 @@ func TestAdmin_PostgresDown(t *testing.T) {
 		}
 	})
 }
+
+// TestAdmin_RepairNotice shows a recent repair of Redis from PostgreSQL on
+// the worker strip, in both languages, and an old one no more.
+func TestAdmin_RepairNotice(t *testing.T) {
+	f := newAdmin(t)
+	cookie := f.login(t)
+	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 0, 0)
+	worker := func(lang string) string {
+		_, body := f.do(t, request{method: "GET", target: "/admin/stats/worker", cookie: cookie, htmx: true,
+			header: map[string]string{"Accept-Language": lang}})
+		return body
+	}
+	if body := worker("en"); strings.Contains(body, "repaired from PostgreSQL") {
+		t.Fatalf("no repair yet, but a notice:\n%s", body)
+	}
+	at := time.Now().Add(-time.Minute)
+	if _, err := f.stats.DB().Exec(`INSERT INTO redis_repairs (shard, reason, repaired_by, shoppers_fixed, products_recounted, started_at, finished_at)
+VALUES (0, 'consumer group missing', 'test', 17, 4, $1, $1), (0, 'old', 'test', 99, 9, now() - interval '3 days', now() - interval '3 days')`, at); err != nil {
+		t.Fatal(err)
+	}
+	body := worker("en")
+	if !strings.Contains(body, "Redis lost writes on shard 0 and was repaired from PostgreSQL (17 shoppers fixed, 4 products recounted)") ||
+		!strings.Contains(body, at.UTC().Format("15:04:05")) || strings.Contains(body, "99 shoppers") {
+		t.Errorf("English: lacks the recent repair with its time, or shows the old one:\n%s", body)
+	}
+	if body := worker("zh-CN"); !strings.Contains(body, "已按 PostgreSQL 的记录修复（修复 17 位顾客，重新计数 4 件商品）") {
+		t.Errorf("Chinese: lacks the repair notice:\n%s", body)
+	}
+}

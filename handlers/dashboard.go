@@ -169,6 +169,9 @@ type workerView struct {
 	Heartbeat time.Time // the latest heartbeat of any consumer
 	Latest    store.WorkerStatus
 	Behind    staleNotice // the worker has not synced for too long
+	// Repairs are the recent repairs of Redis from PostgreSQL (Redis had
+	// lost writes), newest first.
+	Repairs []store.RepairNotice
 }
 
 // adminPage is pages/admin: every fragment, plus what the controls need.

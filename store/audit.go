@@ -23,8 +23,10 @@ type AuditRow struct {
 	Live      int64 // the live count in Redis
 	Waiting   int64 // net likes in stream entries the workers have not acknowledged
 	Counter   int64 // product_counters.likes in PostgreSQL
-	// Events is the product's likes in PostgreSQL's record (like_state),
-	// which outlives the event history's retention.
+	// Events is the product's likers in PostgreSQL's record (like_state).
+	// The history (like_events) is not summed: retention drops old
+	// events, and a Like repeated after Redis lost data is history that
+	// changed no state.
 	Events int64
 }
 
@@ -42,6 +44,26 @@ type Audit struct {
 	// Stable is set when no Like happened while the audit read (the stream's
 	// last id did not move), so Redis and PostgreSQL were read at one moment.
 	Stable bool
+	// Checks are the audit's checks beyond the products: the totals and the
+	// minute buckets against the record, and the parked entries.
+	Checks []Check
+}
+
+// Check is one of the audit's checks beyond the per-product rows.
+type Check struct {
+	Name    string // "totals", "buckets", "dead letters", "conflicts"
+	Problem string // "" when it passes
+}
+
+// Failed returns the checks that did not pass.
+func (a Audit) Failed() []Check {
+	var out []Check
+	for _, c := range a.Checks {
+		if c.Problem != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Final reports whether the audit is conclusive: read at one moment, with
@@ -81,7 +103,7 @@ func RunAudit(ctx context.Context, likes *Likes, stats *Stats, group string) (Au
 	if err != nil {
 		return Audit{}, err
 	}
-	stored, err := stats.auditCounts(ctx)
+	snap, err := stats.auditCounts(ctx)
 	if err != nil {
 		return Audit{}, err
 	}
@@ -90,6 +112,8 @@ func RunAudit(ctx context.Context, likes *Likes, stats *Stats, group string) (Au
 		return Audit{}, err
 	}
 	a := Audit{Backlog: before.backlog, Partial: before.partial, Stable: before.lastID == after.lastID}
+	a.Checks = snap.checks(before.deadLetters)
+	stored := snap.products
 	ids := map[string]bool{}
 	for id := range before.live {
 		ids[id] = true
@@ -118,6 +142,8 @@ type redisAudit struct {
 	backlog Backlog
 	partial bool
 	lastID  string // the stream's last generated id; "0-0" when there is no stream
+	// deadLetters is the entries parked in the dead-letter stream.
+	deadLetters int64
 }
 
 // auditRead reads every shard (see auditShard) and sums them. lastID joins
@@ -139,6 +165,7 @@ func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error)
 		}
 		backlogs = append(backlogs, r.backlog)
 		sum.partial = sum.partial || r.partial
+		sum.deadLetters += r.deadLetters
 		last = append(last, r.lastID)
 	}
 	sum.backlog = SumBacklogs(backlogs)
@@ -155,6 +182,7 @@ func (s *Likes) auditShard(ctx context.Context, group string) (redisAudit, error
 	pipe := s.rdb.TxPipeline()
 	counts := pipe.HGetAll(ctx, s.CountsKey())
 	state := s.groupState(ctx, pipe, group)
+	dead := pipe.XLen(ctx, s.DeadLetterKey())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return redisAudit{}, fmt.Errorf("%w: audit redis: %v", ErrUnavailable, err)
 	}
@@ -163,7 +191,7 @@ func (s *Likes) auditShard(ctx context.Context, group string) (redisAudit, error
 		return redisAudit{}, err
 	}
 	r := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}, backlog: st.backlog,
-		partial: st.backlog.Estimated, lastID: st.lastGenerated}
+		partial: st.backlog.Estimated, lastID: st.lastGenerated, deadLetters: dead.Val()}
 	for id, v := range counts.Val() {
 		r.live[id] = parseCount(v)
 	}
@@ -228,39 +256,84 @@ type storedCounts struct {
 	counter, events int64
 }
 
-// auditCounts reads, in one snapshot, every product's counter and its
-// likes in like_state. Counting them costs a scan of like_state: fine for
-// an audit, which is why the dashboard never does it.
-func (s *Stats) auditCounts(ctx context.Context) (map[string]storedCounts, error) {
-	out := map[string]storedCounts{}
+// storedAudit is PostgreSQL's side of an audit, read in one snapshot.
+type storedAudit struct {
+	products map[string]storedCounts
+	// totals row, and the same figures from the record and the counters
+	totalLikes, totalShoppers int64
+	stateLikes, stateShoppers int64
+	counterSum                int64
+	bucketsOff                []string // products whose minute buckets do not sum to their event counters
+	conflicts                 int64    // events parked in event_conflicts
+}
+
+// checks turns the snapshot and the dead-letter count into the audit's
+// checks. Parked entries fail the audit: until someone has looked at them
+// (and removed them), a Like may hide among them.
+func (st storedAudit) checks(deadLetters int64) []Check {
+	var totals []string
+	if st.totalLikes != st.stateLikes || st.totalLikes != st.counterSum {
+		totals = append(totals, fmt.Sprintf("likes %d vs record %d vs counters %d", st.totalLikes, st.stateLikes, st.counterSum))
+	}
+	if st.totalShoppers != st.stateShoppers {
+		totals = append(totals, fmt.Sprintf("shoppers %d vs record %d", st.totalShoppers, st.stateShoppers))
+	}
+	cs := []Check{{Name: "totals", Problem: strings.Join(totals, "; ")}, {Name: "buckets"}, {Name: "dead letters"}, {Name: "conflicts"}}
+	if n := len(st.bucketsOff); n > 0 {
+		cs[1].Problem = fmt.Sprintf("%d products' minute buckets do not sum to their event counters: %s", n, strings.Join(st.bucketsOff[:min(n, 5)], " "))
+	}
+	if deadLetters > 0 {
+		cs[2].Problem = fmt.Sprintf("%d malformed entries parked in the dead-letter streams", deadLetters)
+	}
+	if st.conflicts > 0 {
+		cs[3].Problem = fmt.Sprintf("%d events parked in event_conflicts (a different event under a stored id)", st.conflicts)
+	}
+	return cs
+}
+
+// auditCounts reads, in one snapshot, every product's counter and likers in
+// the record, the totals, the minute buckets' sums and the parked events.
+// The record and the buckets cost a scan each: fine for an audit, which is
+// why the dashboard never does it.
+func (s *Stats) auditCounts(ctx context.Context) (storedAudit, error) {
+	out := storedAudit{products: map[string]storedCounts{}}
 	err := s.readOnly(ctx, func(tx *sqlx.Tx) error {
-		var counters []struct {
-			ID    string `db:"product_id"`
-			Likes int64  `db:"likes"`
+		var rows []struct {
+			ID           string `db:"product_id"`
+			Counter      int64  `db:"counter"`
+			Likers       int64  `db:"likers"`
+			LikeEvents   int64  `db:"like_events"`
+			UnlikeEvents int64  `db:"unlike_events"`
+			BucketLikes  int64  `db:"bucket_likes"`
+			BucketUnlike int64  `db:"bucket_unlikes"`
 		}
-		if err := tx.SelectContext(ctx, &counters, `SELECT product_id, likes FROM product_counters`); err != nil {
+		// The buckets count every new event, as the counters' like_events
+		// and unlike_events do (store/sync.go); only likes follows the state.
+		if err := tx.SelectContext(ctx, &rows, `
+SELECT COALESCE(c.product_id, l.product_id) AS product_id, COALESCE(c.likes, 0) AS counter,
+    COALESCE(l.n, 0) AS likers, COALESCE(c.like_events, 0) AS like_events, COALESCE(c.unlike_events, 0) AS unlike_events,
+    COALESCE(b.likes, 0) AS bucket_likes, COALESCE(b.unlikes, 0) AS bucket_unlikes
+FROM product_counters c
+FULL JOIN (SELECT product_id, count(*) AS n FROM like_state GROUP BY product_id) l USING (product_id)
+LEFT JOIN (SELECT product_id, SUM(likes) AS likes, SUM(unlikes) AS unlikes FROM like_buckets GROUP BY product_id) b
+    ON b.product_id = COALESCE(c.product_id, l.product_id)`); err != nil {
 			return err
 		}
-		var events []struct {
-			ID  string `db:"product_id"`
-			Net int64  `db:"net"`
+		for _, r := range rows {
+			out.products[r.ID] = storedCounts{counter: r.Counter, events: r.Likers}
+			out.counterSum += r.Counter
+			if r.BucketLikes != r.LikeEvents || r.BucketUnlike != r.UnlikeEvents {
+				out.bucketsOff = append(out.bucketsOff, r.ID)
+			}
 		}
-		if err := tx.SelectContext(ctx, &events, `
-SELECT product_id, count(*) AS net FROM like_state GROUP BY product_id`); err != nil {
-			return err
-		}
-		for _, c := range counters {
-			out[c.ID] = storedCounts{counter: c.Likes}
-		}
-		for _, e := range events {
-			sc := out[e.ID]
-			sc.events = e.Net
-			out[e.ID] = sc
-		}
-		return nil
+		slices.Sort(out.bucketsOff)
+		return tx.QueryRowxContext(ctx, `
+SELECT t.likes, t.shoppers, (SELECT count(*) FROM like_state), (SELECT count(DISTINCT shopper_id) FROM like_state),
+    (SELECT count(*) FROM event_conflicts)
+FROM totals t`).Scan(&out.totalLikes, &out.totalShoppers, &out.stateLikes, &out.stateShoppers, &out.conflicts)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: audit postgres: %v", ErrUnavailable, err)
+		return storedAudit{}, fmt.Errorf("%w: audit postgres: %v", ErrUnavailable, err)
 	}
 	return out, nil
 }
@@ -280,7 +353,7 @@ func (s *Stats) readOnly(ctx context.Context, fn func(*sqlx.Tx) error) error {
 func (r AuditRow) Problem() string {
 	var p []string
 	if r.Counter != r.Events {
-		p = append(p, fmt.Sprintf("counter %+d vs state", r.Counter-r.Events))
+		p = append(p, fmt.Sprintf("counter %+d vs events", r.Counter-r.Events))
 	}
 	if d := r.Counter + r.Waiting - r.Live; d != 0 {
 		p = append(p, fmt.Sprintf("postgres+waiting %+d vs redis", d))

@@ -254,7 +254,8 @@ func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeRe
 	}
 	sh := s.ShardOf(in.Shopper)
 	keys := []string{s.shopperKey(in.Shopper), s.shardKey(sh, "counts"), s.shardKey(sh, "events"),
-		s.rateKey(sh, "like", "shopper", in.Shopper), s.rateKey(sh, "like", "ip", in.ClientIP)}
+		s.rateKey(sh, "like", "shopper", in.Shopper), s.rateKey(sh, "like", "ip", in.ClientIP),
+		s.repairFlagKey(sh)}
 	args := []any{in.Product, in.Shopper, string(in.Action), opt.MaxBacklog,
 		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst}
 	var res []int64
@@ -278,6 +279,8 @@ func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeRe
 		return LikeResult{}, &LimitedError{RetryAfter: time.Duration(res[1]) * time.Microsecond}
 	case -2:
 		return LikeResult{}, fmt.Errorf("%w: %d events waiting (bound %d)", ErrBusy, res[1], opt.MaxBacklog)
+	case -3:
+		return LikeResult{}, fmt.Errorf("%w: shard being repaired from postgres", ErrBusy)
 	}
 	return LikeResult{Liked: in.Action == ActionLike, Count: res[1], Changed: res[0] == 1}, nil
 }

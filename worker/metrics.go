@@ -25,6 +25,10 @@ type Metrics struct {
 	heartbeat     prometheus.Gauge
 	others        prometheus.Gauge
 	deleted       prometheus.Counter
+	lost          *prometheus.CounterVec
+	repairs       *prometheus.CounterVec
+	repairErrors  *prometheus.CounterVec
+	fixed         *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker's metrics with reg. maxBacklog is the
@@ -68,6 +72,18 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		deleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "phoenix_worker_consumers_deleted_total", Help: "Consumers deleted from the group after idling past PHOENIX_WORKER_CONSUMER_IDLE with nothing pending.",
 		}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_worker_redis_loss_detected_total", Help: "Times Redis was found to have lost writes that PostgreSQL has, per shard.",
+		}, []string{"shard"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_worker_redis_repairs_total", Help: "Repairs of a shard's shopper sets and live counts from PostgreSQL's record.",
+		}, []string{"shard"}),
+		repairErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_worker_redis_repair_failures_total", Help: "Repairs that failed and will be retried.",
+		}, []string{"shard"}),
+		fixed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_worker_redis_shoppers_repaired_total", Help: "Shoppers whose Redis set a repair rewrote from PostgreSQL.",
+		}, []string{"shard"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_lag_seconds", Help: "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty.",
 		}),
@@ -79,7 +95,8 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		}),
 	}
 	m.maxBacklog.Set(float64(maxBacklog))
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.shardBacklog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat)
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.shardBacklog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat,
+		m.lost, m.repairs, m.repairErrors, m.fixed)
 	return m
 }
 
@@ -140,5 +157,27 @@ func (m *Metrics) otherGroups(n int) {
 func (m *Metrics) consumersDeleted(n int) {
 	if m != nil {
 		m.deleted.Add(float64(n))
+	}
+}
+
+// lossDetected counts a shard found to have lost writes; m may be nil.
+func (m *Metrics) lossDetected(shard int) {
+	if m != nil {
+		m.lost.WithLabelValues(strconv.Itoa(shard)).Inc()
+	}
+}
+
+// repaired counts a finished repair and the shoppers it fixed; m may be nil.
+func (m *Metrics) repaired(shard, shoppers int) {
+	if m != nil {
+		m.repairs.WithLabelValues(strconv.Itoa(shard)).Inc()
+		m.fixed.WithLabelValues(strconv.Itoa(shard)).Add(float64(shoppers))
+	}
+}
+
+// repairFailed counts a failed repair; m may be nil.
+func (m *Metrics) repairFailed(shard int) {
+	if m != nil {
+		m.repairErrors.WithLabelValues(strconv.Itoa(shard)).Inc()
 	}
 }

@@ -76,6 +76,10 @@ type Sync struct {
 	// HeartbeatEvery is how often an idle worker records its status
 	// (DefaultHeartbeatEvery).
 	HeartbeatEvery time.Duration
+	// RepairCheckEvery is how often the worker checks each shard for
+	// writes Redis lost that PostgreSQL has, and repairs it
+	// (DefaultRepairCheckEvery; see repair.go).
+	RepairCheckEvery time.Duration
 	// ConsumerIdle is how long another consumer of the group may go without
 	// reading, with nothing pending, before the trim step deletes it
 	// (DefaultConsumerIdle). A live worker reads every Block.
@@ -155,6 +159,9 @@ func (w *Sync) defaults() {
 	if w.Faults == nil {
 		w.Faults = store.NewFaults()
 	}
+	if w.RepairCheckEvery <= 0 {
+		w.RepairCheckEvery = DefaultRepairCheckEvery
+	}
 	if w.MaintainEvery <= 0 {
 		w.MaintainEvery = DefaultMaintainEvery
 	}
@@ -183,6 +190,7 @@ func (w *Sync) Run(ctx context.Context) error {
 	rctx, stopReport := context.WithCancel(ctx)
 	defer stopReport() // before reporter.Wait, as defers run last first
 	reporter.Go(func() { w.report(rctx) })
+	reporter.Go(func() { w.watch(rctx) })
 	if err := w.retry(ctx, "prepare", w.prepare); err != nil {
 		return nil // ctx done
 	}
@@ -421,6 +429,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	}); err != nil {
 		return nil
 	}
+	w.markSynced(ctx, b.Events)
 	w.synced += int64(applied)
 	w.lastBatchAt = w.now()
 	w.lag = w.now().Sub(latest(b.Events))

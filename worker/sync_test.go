@@ -169,7 +169,7 @@ func bulkClicks(t testing.TB, e *env, shopperIDs []string, n int64) int64 {
 				action = "unlike"
 			}
 			// No backlog bound and no rate limits (intervals of 0).
-			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey(), prefix + "rate:none", prefix + "rate:none"}
+			keys := []string{prefix + "shopper:" + s + ":likes", e.likes.CountsKey(), e.likes.StreamKey(), prefix + "rate:none", prefix + "rate:none", prefix + "repairing"}
 			cmds[i] = script.EvalSha(ctx, pipe, keys, products[rand.IntN(len(products))], s, action, 0, 0, 0, 0, 0)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {

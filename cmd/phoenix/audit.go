@@ -45,16 +45,11 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err := f.parse(args, checks...); err != nil {
 		return err
 	}
-	likes, err := c.redis.open(ctx, store.LikesOptions{})
-	if err != nil && !errors.Is(err, store.ErrUnavailable) {
-		return fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	likes, stats, closeStores, err := openStores(ctx, c.redis, c.database)
+	if err != nil {
+		return err
 	}
-	defer likes.Close()
-	stats, err := store.OpenStats(ctx, c.database.url)
-	if err != nil && !errors.Is(err, store.ErrUnavailable) {
-		return fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
-	}
-	defer stats.Close()
+	defer closeStores()
 
 	a, err := waitAudit(ctx, likes, stats, c.group, c.wait)
 	if err != nil {
@@ -68,8 +63,25 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 			a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)
 	case bad > 0:
 		return fmt.Errorf("audit failed: %d of %d products differ", bad, len(a.Rows))
+	case len(a.Failed()) > 0:
+		return fmt.Errorf("audit failed: %d checks failed", len(a.Failed()))
 	}
 	return nil
+}
+
+// openStores opens Redis and PostgreSQL for the tools (audit, reconcile),
+// which wait for servers that are down rather than fail at once.
+func openStores(ctx context.Context, r redisConfig, d databaseConfig) (*store.Likes, *store.Stats, func(), error) {
+	likes, err := r.open(ctx, store.LikesOptions{})
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		return nil, nil, nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	}
+	stats, err := store.OpenStats(ctx, d.url)
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		_ = likes.Close()
+		return nil, nil, nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
+	}
+	return likes, stats, func() { _ = likes.Close(); _ = stats.Close() }, nil
 }
 
 // waitAudit audits until the result is final or wait has passed, and
@@ -96,7 +108,7 @@ func waitAudit(ctx context.Context, likes *store.Likes, stats *store.Stats, grou
 // all), the totals and a verdict line.
 func printAudit(w io.Writer, a store.Audit, all bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres state\t")
+	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres record\t")
 	row := func(r store.AuditRow) {
 		fmt.Fprintf(tw, "%s\t%d\t%+d\t%d\t%d\t  %s\n", r.ProductID, r.Live, r.Waiting, r.Counter, r.Events, r.Problem())
 	}
@@ -112,6 +124,9 @@ func printAudit(w io.Writer, a store.Audit, all bool) {
 	}
 	row(a.Totals())
 	_ = tw.Flush() // a failed write to the terminal leaves nothing to do
+	for _, c := range a.Failed() {
+		fmt.Fprintf(w, "%s: %s\n", c.Name, c.Problem)
+	}
 	switch {
 	case !a.Final():
 		fmt.Fprintf(w, "not final: %d events waiting (%d undelivered, %d pending)", a.Backlog.Total(), a.Backlog.Undelivered, a.Backlog.Pending)
@@ -124,8 +139,10 @@ func printAudit(w io.Writer, a store.Audit, all bool) {
 		fmt.Fprintln(w)
 	case len(bad) > 0:
 		fmt.Fprintf(w, "MISMATCH: %d of %d products differ (backlog drained)\n", len(bad), len(a.Rows))
+	case len(a.Failed()) > 0:
+		fmt.Fprintf(w, "MISMATCH: %d checks failed (backlog drained)\n", len(a.Failed()))
 	default:
 		t := a.Totals()
-		fmt.Fprintf(w, "exact: %d products, %d likes in Redis and PostgreSQL, backlog drained\n", len(a.Rows), t.Live)
+		fmt.Fprintf(w, "exact: %d products, %d likes in Redis and PostgreSQL, backlog drained; totals, buckets and parked entries checked\n", len(a.Rows), t.Live)
 	}
 }

@@ -9,6 +9,7 @@
 //	phoenix dev       all, plus private Redis and PostgreSQL servers
 //	phoenix audit     compares the Likes in Redis and PostgreSQL per product
 //	phoenix reshard   moves a one-shard Redis dataset to N shards
+//	phoenix reconcile repairs Redis from PostgreSQL's record
 //
 // Every flag falls back to a PHOENIX_* environment variable.
 package main
@@ -59,6 +60,7 @@ func commands() []command {
 		{"dev", "run every role with private Redis and PostgreSQL servers (zero configuration)", runDev},
 		{"audit", "compare the Likes in Redis and PostgreSQL per product; non-zero exit on a mismatch", runAudit},
 		{"reshard", "move a one-shard Redis dataset to -shards N in place (stop the shops and let the workers drain first)", runReshard},
+		{"reconcile", "repair Redis from PostgreSQL's record (shopper sets, live counts) on every shard and print what changed", runReconcile},
 		{"loadgen", "simulated shoppers against a running shop, with progress and a summary", runLoadgen},
 		{"healthcheck", "ask this container's roles whether they are alive (for HEALTHCHECK)", runHealthcheck},
 	}

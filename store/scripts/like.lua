@@ -5,18 +5,22 @@
 -- KEYS[2] the hash of live counts (product id -> likes)
 -- KEYS[3] the event stream
 -- KEYS[4] the shopper's rate limit, KEYS[5] the client address's
+-- KEYS[6] the shard's repairing flag (set while Redis is repaired from
+-- PostgreSQL, see store/repair.go)
 -- ARGV[1] product id, ARGV[2] shopper id, ARGV[3] "like" or "unlike",
 -- ARGV[4] the backlog bound (0: none),
 -- ARGV[5], ARGV[6] the shopper's limit: interval in µs (0: none), burst
 -- ARGV[7], ARGV[8] the address's limit, likewise
 -- Returns {1 or 0 (changed or not), count after the call},
--- {-1, retry after in µs} over a rate limit, or {-2, stream length} when the
--- stream is over its bound; those two change nothing.
+-- {-1, retry after in µs} over a rate limit, {-2, stream length} when the
+-- stream is over its bound, or {-3, 0} while the shard is repaired; those
+-- change nothing.
 --
 -- Back-pressure: the worker trims acknowledged entries, so the stream's
 -- length is what the workers have not yet delivered and acknowledged; with
 -- the workers stopped it is exactly the undelivered backlog. XLEN is O(1),
 -- and refusing new events here never trims unread ones.
+if redis.call('EXISTS', KEYS[6]) == 1 then return {-3, 0} end
 local bound = tonumber(ARGV[4])
 if bound > 0 then
   local n = redis.call('XLEN', KEYS[3])

@@ -1,0 +1,80 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"phoenix/store"
+)
+
+// DefaultRepairCheckEvery is how often each shard is checked for lost
+// writes: a read of one PostgreSQL row and one Redis round trip.
+const DefaultRepairCheckEvery = time.Second
+
+// watch checks every shard each RepairCheckEvery until ctx is done, and
+// repairs a shard whose Redis lost writes that PostgreSQL has. Several
+// workers may notice the same loss; the repair lock lets one repair.
+func (w *Sync) watch(ctx context.Context) {
+	prev := map[int]store.StreamID{}
+	for sleep(ctx, w.RepairCheckEvery) {
+		for shard := range w.Likes.Shards() {
+			prev[shard] = w.checkShard(ctx, shard, prev[shard])
+		}
+	}
+}
+
+// checkShard checks one shard against prev (PostgreSQL's mark one check
+// ago), repairs it if it lost writes, and returns the mark to compare with
+// next time.
+func (w *Sync) checkShard(ctx context.Context, shard int, prev store.StreamID) store.StreamID {
+	cctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	c, err := store.CheckShard(cctx, w.Likes, w.Stats, w.Group, shard, prev)
+	if err != nil {
+		w.Log.Debug("loss check failed", "shard", shard, "err", err)
+		return prev
+	}
+	if c.Lost == "" || c.Repairing {
+		return c.Mark
+	}
+	w.Log.Error("redis lost writes that postgres has; repairing from postgres", "shard", shard, "reason", c.Lost,
+		"postgres_mark", c.Mark.String(), "synced_mark", c.Synced.String(), "stream_last_id", c.LastGenerated.String())
+	w.Metrics.lossDetected(shard)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*batchTimeout)
+	defer cancel()
+	r, err := store.RepairShard(rctx, w.Likes, w.Stats, w.Group, shard, c.Lost, "worker "+w.Consumer, false)
+	switch {
+	case errors.Is(err, store.ErrRepairLocked):
+		w.Log.Info("shard repaired by another process", "shard", shard)
+	case err != nil:
+		w.Log.Error("repair failed; will retry", "shard", shard, "err", err)
+		w.Metrics.repairFailed(shard)
+	default:
+		w.Log.Warn("redis repaired from postgres", "shard", shard, "drained", r.Drained,
+			"shoppers_fixed", len(r.ShoppersFixed), "products_recounted", len(r.ProductsRecounted),
+			"took", r.Finished.Sub(r.Started).String())
+		w.Metrics.repaired(shard, len(r.ShoppersFixed))
+	}
+	return c.Mark
+}
+
+// markSynced raises the shard's synced mark to the batch's last event, now
+// that it is committed and acknowledged. A failure only delays the mark;
+// the loss check compares with an older PostgreSQL mark, and the next batch
+// raises it.
+func (w *Sync) markSynced(ctx context.Context, events []store.Event) {
+	var last store.StreamID
+	shard := 0
+	for _, e := range events {
+		id, err := store.ParseStreamID(e.ID)
+		if err == nil && id.Compare(last) > 0 {
+			last, shard = id, e.Shard
+		}
+	}
+	if err := w.retry(ctx, "mark synced", func(ctx context.Context) error {
+		return w.Likes.MarkSynced(ctx, shard, last.String())
+	}); err != nil {
+		w.Log.Debug("mark synced skipped", "err", err)
+	}
+}
