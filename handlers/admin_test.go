@@ -634,7 +634,7 @@ func TestAdmin_PostgresDown(t *testing.T) {
 func TestAdmin_RepairNotice(t *testing.T) {
 	f := newAdmin(t)
 	cookie := f.login(t)
-	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 0, 0)
+	testkit.SetWorker(t, f.stats, "worker-1", time.Now(), 0, 0)
 	worker := func(lang string) string {
 		_, body := f.do(t, request{method: "GET", target: "/admin/stats/worker", cookie: cookie, htmx: true,
 			header: map[string]string{"Accept-Language": lang}})

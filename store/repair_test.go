@@ -35,7 +35,7 @@ func newRepairRig(t *testing.T, shards ...int) repairRig {
 	if len(shards) > 0 {
 		opt.Shards = shards[0]
 	}
-	r := repairRig{rdb: rdb, likes: store.NewLikes(rdb, "p:", opt), stats: openStats(t)}
+	r := repairRig{rdb: rdb, likes: store.NewLikes(rdb, "p:", opt), stats: testkit.Stats(t)}
 	for i := range r.likes.Shards() {
 		if err := r.likes.Shard(i).EnsureGroup(context.Background(), repairGroup); err != nil {
 			t.Fatal(err)
