@@ -17,7 +17,7 @@ build:
 
 # prometheus gives the alert tests promtool and a real Prometheus server.
 test: vet lint
-	@.ci/ensure-packages redis-server postgres chromium nginx prometheus
+	@.ci/ensure-packages redis-server redis-cli postgres chromium nginx prometheus
 	$(GO) test -race -timeout 25m ./...
 
 vet:

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,9 +32,12 @@ type RedisOptions struct {
 	// Port is the TCP port on 127.0.0.1; 0 picks a free port once, which
 	// Start then reuses.
 	Port int
-	// AppendOnly enables the append-only file (fsync every second), so data
-	// survives Stop/Start and, up to the last second, Kill.
+	// AppendOnly enables the append-only file, so data survives Stop/Start
+	// and, up to the last fsync, Kill.
 	AppendOnly bool
+	// AppendFsync is the append-only file's fsync policy: "everysec" (the
+	// default when empty), "always" or "no".
+	AppendFsync string
 	// Log receives a copy of the server output; may be nil. The output is
 	// always appended to Dir/redis.log as well.
 	Log io.Writer
@@ -45,8 +47,9 @@ type RedisOptions struct {
 // concurrent use. No password is set: the server binds 127.0.0.1 only and
 // runs with protected mode on.
 type Redis struct {
-	bin  string
-	opts RedisOptions // Dir absolute, Port resolved
+	bin   string
+	opts  RedisOptions // Dir absolute, Port resolved
+	extra []string     // further server arguments (cluster mode)
 
 	mu sync.Mutex
 	p  *proc // nil when not running
@@ -66,7 +69,7 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 }
 
 func newRedis(o RedisOptions) (*Redis, error) {
-	bin, err := findRedis()
+	bin, err := findBinary("redis-server", "redis-server")
 	if err != nil {
 		return nil, err
 	}
@@ -84,20 +87,14 @@ func newRedis(o RedisOptions) (*Redis, error) {
 	if o.Port, err = resolvePort(o.Port); err != nil {
 		return nil, err
 	}
+	switch o.AppendFsync {
+	case "":
+		o.AppendFsync = "everysec"
+	case "everysec", "always", "no":
+	default:
+		return nil, fmt.Errorf("AppendFsync %q: want everysec, always or no", o.AppendFsync)
+	}
 	return &Redis{bin: bin, opts: o}, nil
-}
-
-// findRedis looks for redis-server on PATH, then in /usr/bin (which some
-// minimal environments leave off PATH).
-func findRedis() (string, error) {
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p, nil
-	}
-	const fallback = "/usr/bin/redis-server"
-	if st, err := os.Stat(fallback); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return fallback, nil
-	}
-	return "", &MissingBinaryError{Binary: "redis-server", Package: "redis-server"}
 }
 
 // Addr returns the server address, "127.0.0.1:port".
@@ -141,10 +138,11 @@ func (r *Redis) Start(ctx context.Context) error {
 		// No RDB snapshots: durability, when wanted, comes from the AOF.
 		"--save", "",
 		"--appendonly", appendOnly,
-		"--appendfsync", "everysec",
+		"--appendfsync", r.opts.AppendFsync,
 		"--protected-mode", "yes",
 		"--daemonize", "no",
 	}
+	args = append(args, r.extra...)
 	logFrom := logSize(r.logPath())
 	p, err := startProc(procSpec{
 		path:     r.bin,

@@ -1,8 +1,9 @@
 // Package testkit gives tests private redis-server and PostgreSQL servers
 // started from the locally installed binaries (see supervise).
 //
-// A test binary shares one Redis and one PostgreSQL server, started on first
-// use and stopped by Run; each test gets its own key prefix or database.
+// A test binary shares one Redis, one Redis Cluster and one PostgreSQL
+// server, each started on first use and stopped by Run; each test gets its
+// own key prefix or database.
 // Fault tests that stop or crash a server get a private one instead.
 //
 // Use it from _test.go files only, with:
@@ -53,6 +54,8 @@ type servers struct {
 	pgDir   string
 	pgErr   error
 
+	cluster clusterServer // the shared Redis Cluster (see Cluster)
+
 	seq atomic.Int64 // makes key prefixes and database names unique
 
 	phoenix phoenixBinary // built on first use by Phoenix
@@ -100,6 +103,7 @@ func (s *servers) stop() error {
 	}
 	s.redisDir, s.pgDir = "", ""
 	s.redisTried, s.pgTried = false, false
+	errs = append(errs, s.cluster.stop())
 	return errors.Join(errs...)
 }
 
@@ -212,7 +216,9 @@ func Redis(tb testing.TB) (*redis.Client, string) {
 }
 
 // deletePrefix unlinks every key starting with prefix. The prefix holds no
-// glob characters, so it can be used as a MATCH pattern as is.
+// glob characters, so it can be used as a MATCH pattern as is. One UNLINK
+// per key, pipelined, because a cluster node refuses a multi-key UNLINK
+// over several slots.
 func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 	var cursor uint64
 	for {
@@ -221,7 +227,11 @@ func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 			return err
 		}
 		if len(keys) > 0 {
-			if err := c.Unlink(ctx, keys...).Err(); err != nil {
+			pipe := c.Pipeline()
+			for _, k := range keys {
+				pipe.Unlink(ctx, k)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
 				return err
 			}
 		}

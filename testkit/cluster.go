@@ -1,0 +1,130 @@
+package testkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"phoenix/supervise"
+)
+
+// clusterServer is the Redis Cluster shared by the tests of one binary,
+// started on first use by Cluster.
+type clusterServer struct {
+	mu    sync.Mutex
+	tried bool
+	c     *supervise.Cluster
+	dir   string
+	err   error
+}
+
+// get returns the shared cluster, starting it on first use.
+func (s *clusterServer) get(tb testing.TB) *supervise.Cluster {
+	tb.Helper()
+	shared.mu.Lock()
+	shared.requireRun(tb)
+	shared.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.tried {
+		s.tried = true
+		s.c, s.dir, s.err = startCluster(supervise.ClusterOptions{})
+	}
+	if s.err != nil {
+		failStart(tb, s.err)
+	}
+	return s.c
+}
+
+func (s *clusterServer) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.c != nil {
+		errs = append(errs, s.c.Stop())
+		s.c = nil
+	}
+	if s.dir != "" {
+		errs = append(errs, os.RemoveAll(s.dir))
+		s.dir = ""
+	}
+	s.tried = false
+	return errors.Join(errs...)
+}
+
+// startCluster starts a Redis Cluster in a new temporary folder.
+func startCluster(o supervise.ClusterOptions) (*supervise.Cluster, string, error) {
+	dir, err := os.MkdirTemp("", "testkit-cluster-*")
+	if err != nil {
+		return nil, "", fmt.Errorf("start redis cluster: %w", err)
+	}
+	o.Dir = dir
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := supervise.StartCluster(ctx, o)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return c, dir, nil
+}
+
+// Cluster returns the Redis Cluster shared by this test binary (3 primaries
+// with one replica each, started on first use; tests must not stop its
+// nodes), a client of it and a fresh key prefix for this test ("t<N>:").
+// Cleanup deletes the prefix's keys on every primary and closes the client.
+// Tests that kill or pause nodes take a ClusterServer of their own.
+func Cluster(tb testing.TB) (*supervise.Cluster, *redis.ClusterClient, string) {
+	tb.Helper()
+	c := shared.cluster.get(tb)
+	prefix := fmt.Sprintf("t%d:", shared.seq.Add(1))
+	cl := ClusterClient(tb, c)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		err := cl.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return deletePrefix(ctx, m, prefix)
+		})
+		if err != nil {
+			tb.Errorf("testkit: delete keys %s*: %v", prefix, err)
+		}
+	})
+	return c, cl, prefix
+}
+
+// ClusterClient returns a client of c that reloads the slot map often, so
+// it finds a promoted replica soon after a failover. Cleanup closes it.
+func ClusterClient(tb testing.TB, c *supervise.Cluster) *redis.ClusterClient {
+	tb.Helper()
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: 200 * time.Millisecond})
+	tb.Cleanup(func() {
+		if err := cl.Close(); err != nil {
+			tb.Errorf("testkit: close cluster client: %v", err)
+		}
+	})
+	return cl
+}
+
+// ClusterServer starts a private Redis Cluster as o describes (Dir is
+// chosen here) for fault tests that kill, stop or pause its nodes. Cleanup
+// stops it and removes its folder.
+func ClusterServer(tb testing.TB, o supervise.ClusterOptions) *supervise.Cluster {
+	tb.Helper()
+	c, dir, err := startCluster(o)
+	if err != nil {
+		failStart(tb, err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			tb.Errorf("testkit: %v", err)
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return c
+}
