@@ -33,7 +33,7 @@ func (r AuditRow) OK() bool { return r.Counter == r.Events && r.Counter+r.Waitin
 // Audit compares the shop's Likes in Redis with the admin's in PostgreSQL.
 type Audit struct {
 	Rows    []AuditRow // every product seen anywhere, sorted by id
-	Backlog Backlog    // the consumer group's unacknowledged entries
+	Backlog Backlog    // the consumer group's unacknowledged entries, summed over the shards
 	// Partial is set when the backlog was too long to read in full, so
 	// Waiting holds only part of it.
 	Partial bool
@@ -118,11 +118,38 @@ type redisAudit struct {
 	lastID  string // the stream's last generated id; "0-0" when there is no stream
 }
 
-// auditRead reads the live counts, the group's backlog and the stream's last
-// id in one MULTI, then splits the backlog by product. The split is read
+// auditRead reads every shard (see auditShard) and sums them. lastID joins
+// the shards' last ids, so it moves when any shard's stream moves.
+func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
+	sum := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}}
+	var last []string
+	for i := range s.Shards() {
+		r, err := s.Shard(i).auditShard(ctx, group)
+		if err != nil {
+			return redisAudit{}, err
+		}
+		for id, n := range r.live {
+			sum.live[id] += n
+		}
+		for id, n := range r.waiting {
+			sum.waiting[id] += n
+		}
+		sum.backlog.Undelivered += r.backlog.Undelivered
+		sum.backlog.Pending += r.backlog.Pending
+		sum.backlog.Estimated = sum.backlog.Estimated || r.backlog.Estimated
+		sum.partial = sum.partial || r.partial
+		last = append(last, r.lastID)
+	}
+	sum.lastID = strings.Join(last, ",")
+	return sum, nil
+}
+
+// auditShard reads this view's shard: the live counts, the group's backlog
+// and the stream's last id in one MULTI (one slot: they share the shard's
+// hash tag), then splits the backlog by product. The split is read
 // after the MULTI; it matters only while a backlog exists, when the audit
 // is not final anyway.
-func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
+func (s *Likes) auditShard(ctx context.Context, group string) (redisAudit, error) {
 	pipe := s.rdb.TxPipeline()
 	counts := pipe.HGetAll(ctx, s.CountsKey())
 	state := s.groupState(ctx, pipe, group)

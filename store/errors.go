@@ -13,4 +13,8 @@ var (
 	// ErrBusy means the event stream is over its bound (back-pressure):
 	// nothing was saved; retry later.
 	ErrBusy = errors.New("store busy")
+	// ErrUnconfirmed means a Like was made on the primary but no replica
+	// confirmed it in time (PHOENIX_LIKE_DURABILITY=replica): it may be
+	// lost with the primary; retry (a Like is idempotent).
+	ErrUnconfirmed = errors.New("not confirmed by a replica")
 )

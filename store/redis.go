@@ -39,42 +39,88 @@ type LikeResult struct {
 // Likes is the shop's store in Redis: which shopper likes what, the live
 // count per product and the stream of Like events that the worker drains.
 // All keys share one prefix, so several deployments (or tests) can share a
-// server. In Redis Cluster, put a hash tag in the prefix ("{phoenix}:") so
-// that the keys of one Like land in one slot.
+// server.
+//
+// The Like's keys are spread over Shards shards (see shards.go): a shopper's
+// set, their rate limits, and their shard's live counts and event stream
+// share one hash tag, so the Like stays one atomic script on Redis Cluster.
+// With one shard the keys carry no tag (the single-Redis layout); on Redis
+// Cluster put one in the prefix ("{phoenix}:") then.
+//
+// The stream methods (StreamKey, ReadNew, Ack, TrimAcked, ...) act on one
+// shard's stream: shard 0's on the Likes OpenLikes returns, shard i's on
+// Shard(i).
 type Likes struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	opt    LikesOptions
+	tags   []string // hash tag of each shard's keys, "{...}:"; "" for one shard
+	shard  int      // the shard the stream methods act on
 	like   *redis.Script
 	admit  *redis.Script
 	trim   *redis.Script
 }
 
-// LikesOptions are the shop's limits on Likes, checked inside the Like's
-// own script (see Set). The zero value limits nothing, as the worker and
-// the tools need.
+// LikesOptions are the key layout (Shards), the shop's limits on Likes,
+// checked inside the Like's own script (see Set), and its durability. The
+// zero value is one shard and limits nothing, as the tools need.
 type LikesOptions struct {
-	PerShopper, PerIP Rate // Likes and Unlikes per shopper and per client address
+	// Shards is how many shards the Like's keys are spread over
+	// (PHOENIX_REDIS_SHARDS); 0 or 1 is the single-Redis layout.
+	Shards int
+	// PerShopper and PerIP limit Likes and Unlikes per shopper and per
+	// client address. The per-address limit is counted per shard: an
+	// address whose shoppers fall on k shards gets up to k times PerIP.
+	PerShopper, PerIP Rate
 	NewShoppersPerIP  Rate // new shopper ids per client address (see Admit)
-	// MaxBacklog is how many events the stream may hold before a Like is
-	// refused with ErrBusy; 0 is no bound.
+	// MaxBacklog is how many events a shard's stream may hold before a
+	// Like on that shard is refused with ErrBusy; 0 is no bound. The bound
+	// is per shard: the whole backlog may reach Shards × MaxBacklog.
 	MaxBacklog int64
+	// Durability is what a Like waits for before it answers (see
+	// Durability); "" is DurabilityNone.
+	Durability Durability
+	// WaitTimeout bounds the wait for a replica under DurabilityReplica
+	// (DefaultWaitTimeout when zero).
+	WaitTimeout time.Duration
 }
 
-// OpenLikes connects to the Redis server at url (redis://host:port/db) and
-// checks that it answers. opts, when given, sets the limits.
+// Durability is what a Like or Unlike waits for before it answers saved.
+type Durability string
+
+const (
+	// DurabilityNone answers once the primary ran the script: a primary
+	// lost before its replica copied the write loses the Like.
+	DurabilityNone Durability = "none"
+	// DurabilityReplica answers only after WAIT confirms that at least one
+	// replica holds the write, and ErrUnconfirmed past WaitTimeout.
+	DurabilityReplica Durability = "replica"
+)
+
+// DefaultWaitTimeout is how long a Like waits for a replica by default.
+const DefaultWaitTimeout = 500 * time.Millisecond
+
+// OpenLikes connects to Redis at url (see OpenRedis for the forms) and
+// checks that it answers. opts, when given, sets the layout and the limits;
+// a layout the server cannot hold is refused (see CheckLayout). A Likes is
+// returned with ErrUnavailable when Redis does not answer yet.
 func OpenLikes(ctx context.Context, url, prefix string, opts ...LikesOptions) (*Likes, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse redis url: %w", err)
+	var o LikesOptions
+	if len(opts) > 0 {
+		o = opts[0]
 	}
-	// Fail fast: a shopper would rather see "try again" than wait.
-	opt.DialTimeout = time.Second
-	opt.ReadTimeout = time.Second
-	opt.WriteTimeout = time.Second
-	opt.PoolTimeout = 2 * time.Second
-	opt.MaxRetries = 1
-	s := NewLikes(redis.NewClient(opt), prefix, opts...)
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	rdb, err := OpenRedis(url, o.readTimeout())
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckLayout(rdb, prefix, o.Shards); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	s := NewLikes(rdb, prefix, o)
 	if err := s.Ping(ctx); err != nil {
 		// Redis may come up later; the shop degrades until it does.
 		return s, err
@@ -82,8 +128,42 @@ func OpenLikes(ctx context.Context, url, prefix string, opts ...LikesOptions) (*
 	return s, nil
 }
 
-// NewLikes wraps an existing client. opts, when given, sets the limits.
-func NewLikes(rdb *redis.Client, prefix string, opts ...LikesOptions) *Likes {
+// check refuses options that cannot work.
+func (o LikesOptions) check() error {
+	if o.Shards < 0 || o.Shards > MaxShards {
+		return fmt.Errorf("shards %d: want 1 to %d", o.Shards, MaxShards)
+	}
+	switch o.Durability {
+	case "", DurabilityNone, DurabilityReplica:
+	default:
+		return fmt.Errorf("durability %q: want none or replica", o.Durability)
+	}
+	if o.WaitTimeout < 0 {
+		return fmt.Errorf("wait timeout %s: want > 0", o.WaitTimeout)
+	}
+	return nil
+}
+
+// readTimeout is the client's read timeout: fail fast, but past the wait
+// for a replica.
+func (o LikesOptions) readTimeout() time.Duration {
+	if o.Durability == DurabilityReplica {
+		return time.Second + o.waitTimeout()
+	}
+	return time.Second
+}
+
+func (o LikesOptions) waitTimeout() time.Duration {
+	if o.WaitTimeout > 0 {
+		return o.WaitTimeout
+	}
+	return DefaultWaitTimeout
+}
+
+// NewLikes wraps an existing client (a *redis.Client, *redis.ClusterClient
+// or failover client). opts, when given, sets the layout and the limits;
+// OpenLikes also checks them.
+func NewLikes(rdb redis.UniversalClient, prefix string, opts ...LikesOptions) *Likes {
 	s := &Likes{
 		rdb: rdb, prefix: prefix,
 		like:  redis.NewScript(rateLimitLua + "\n" + likeLua),
@@ -93,11 +173,13 @@ func NewLikes(rdb *redis.Client, prefix string, opts ...LikesOptions) *Likes {
 	if len(opts) > 0 {
 		s.opt = opts[0]
 	}
+	s.opt.Shards = max(s.opt.Shards, 1)
+	s.tags = shardTags(s.opt.Shards)
 	return s
 }
 
-// Client returns the underlying Redis client (for the worker).
-func (s *Likes) Client() *redis.Client { return s.rdb }
+// Client returns the underlying Redis client (for tools and tests).
+func (s *Likes) Client() redis.UniversalClient { return s.rdb }
 
 // Close closes the connection pool.
 func (s *Likes) Close() error { return s.rdb.Close() }
@@ -110,22 +192,32 @@ func (s *Likes) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Key returns the full Redis key for the given name, under the prefix.
+// Key returns the full Redis key for the given name, under the prefix
+// (unsharded: one key for the whole deployment).
 func (s *Likes) Key(name string) string { return s.prefix + name }
 
-func (s *Likes) shopperKey(shopper string) string { return s.prefix + "shopper:" + shopper + ":likes" }
+// shardKey returns the key of name on shard i.
+func (s *Likes) shardKey(i int, name string) string { return s.prefix + s.tags[i] + name }
 
-// rateKey is the key of one rate limit: what is limited (like, new shopper)
-// by whom (shopper, ip) and whose.
-func (s *Likes) rateKey(what, by, who string) string {
-	return s.prefix + "rate:" + what + ":" + by + ":" + who
+// ShopperKey is shopper's set of liked product ids, on their shard.
+func (s *Likes) ShopperKey(shopper string) string {
+	return s.shardKey(s.ShardOf(shopper), "shopper:"+shopper+":likes")
 }
 
-// CountsKey is the hash of live counts, product id -> likes.
-func (s *Likes) CountsKey() string { return s.prefix + "counts" }
+func (s *Likes) shopperKey(shopper string) string { return s.ShopperKey(shopper) }
 
-// StreamKey is the stream of Like events.
-func (s *Likes) StreamKey() string { return s.prefix + "events" }
+// rateKey is the key of one rate limit: what is limited (like, new shopper)
+// by whom (shopper, ip) and whose, on shard i.
+func (s *Likes) rateKey(i int, what, by, who string) string {
+	return s.shardKey(i, "rate:"+what+":"+by+":"+who)
+}
+
+// CountsKey is the hash of live counts (product id -> likes) of this view's
+// shard; the live count of a product is the sum over the shards.
+func (s *Likes) CountsKey() string { return s.shardKey(s.shard, "counts") }
+
+// StreamKey is the stream of Like events of this view's shard.
+func (s *Likes) StreamKey() string { return s.shardKey(s.shard, "events") }
 
 // Like records that shopper likes product, without limits (tests, tools).
 // Liking twice changes nothing.
@@ -160,10 +252,21 @@ func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeRe
 	if in.ClientIP == "" {
 		perIP = Rate{}
 	}
-	keys := []string{s.shopperKey(in.Shopper), s.CountsKey(), s.StreamKey(),
-		s.rateKey("like", "shopper", in.Shopper), s.rateKey("like", "ip", in.ClientIP)}
-	res, err := s.like.Run(ctx, s.rdb, keys, in.Product, in.Shopper, string(in.Action), opt.MaxBacklog,
-		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst).Int64Slice()
+	sh := s.ShardOf(in.Shopper)
+	keys := []string{s.shopperKey(in.Shopper), s.shardKey(sh, "counts"), s.shardKey(sh, "events"),
+		s.rateKey(sh, "like", "shopper", in.Shopper), s.rateKey(sh, "like", "ip", in.ClientIP)}
+	args := []any{in.Product, in.Shopper, string(in.Action), opt.MaxBacklog,
+		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst}
+	var res []int64
+	var err error
+	if s.opt.Durability == DurabilityReplica {
+		res, err = s.runDurable(ctx, keys, args)
+	} else {
+		res, err = s.like.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	}
+	if errors.Is(err, ErrUnconfirmed) {
+		return LikeResult{}, fmt.Errorf("%s %s: %w", in.Action, in.Product, err)
+	}
 	if err != nil {
 		return LikeResult{}, fmt.Errorf("%w: %s %s: %v", ErrUnavailable, in.Action, in.Product, err)
 	}
@@ -187,7 +290,8 @@ func (s *Likes) Admit(ctx context.Context, ip string) error {
 	if !r.Enabled() {
 		return nil
 	}
-	res, err := s.admit.Run(ctx, s.rdb, []string{s.rateKey("shopper", "ip", ip)}, r.micros(), r.Burst).Int64Slice()
+	// One key, unsharded: the limit is the address's over every shard.
+	res, err := s.admit.Run(ctx, s.rdb, []string{s.Key("rate:shopper:ip:" + ip)}, r.micros(), r.Burst).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("%w: admit shopper: %v", ErrUnavailable, err)
 	}
@@ -216,9 +320,11 @@ func (s *Likes) Known(ctx context.Context, shopper string) (bool, error) {
 // shopper's whole set.
 func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[string]int64, map[string]bool, error) {
 	pipe := s.rdb.Pipeline()
-	var counts *redis.SliceCmd
+	var counts []*redis.SliceCmd
 	if len(ids) > 0 {
-		counts = pipe.HMGet(ctx, s.CountsKey(), ids...)
+		for i := range s.tags {
+			counts = append(counts, pipe.HMGet(ctx, s.shardKey(i, "counts"), ids...))
+		}
 	}
 	var members *redis.BoolSliceCmd
 	var liked *redis.StringSliceCmd
@@ -235,9 +341,9 @@ func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[str
 		return nil, nil, fmt.Errorf("%w: read likes: %v", ErrUnavailable, err)
 	}
 	out := make(map[string]int64, len(ids))
-	if counts != nil {
-		for i, v := range counts.Val() {
-			out[ids[i]] = parseCount(v)
+	for _, c := range counts {
+		for i, v := range c.Val() {
+			out[ids[i]] += parseCount(v)
 		}
 	}
 	set := map[string]bool{}
@@ -264,15 +370,22 @@ func toAny(ids []string) []any {
 	return out
 }
 
-// Counts returns every live count, product id -> likes.
+// Counts returns every live count, product id -> likes, summed over the
+// shards in one pipelined read.
 func (s *Likes) Counts(ctx context.Context) (map[string]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, s.CountsKey()).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(s.tags))
+	for i := range s.tags {
+		cmds[i] = pipe.HGetAll(ctx, s.shardKey(i, "counts"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("%w: read counts: %v", ErrUnavailable, err)
 	}
-	out := make(map[string]int64, len(m))
-	for id, v := range m {
-		out[id] = parseCount(v)
+	out := map[string]int64{}
+	for _, c := range cmds {
+		for id, v := range c.Val() {
+			out[id] += parseCount(v)
+		}
 	}
 	return out, nil
 }

@@ -49,9 +49,10 @@ type Malformed struct {
 	Err    error
 }
 
-// Batch is what one read of the stream returned, split into valid events
-// and malformed entries.
+// Batch is what one read of a shard's stream returned, split into valid
+// events and malformed entries.
 type Batch struct {
+	Shard     int // the shard whose stream was read
 	Events    []Event
 	Malformed []Malformed
 }
@@ -147,8 +148,9 @@ func clip(s string) string {
 	return s
 }
 
-// DeadLetterKey is the stream where malformed entries are parked.
-func (s *Likes) DeadLetterKey() string { return s.prefix + "events:dead" }
+// DeadLetterKey is the stream where malformed entries of this view's shard
+// are parked.
+func (s *Likes) DeadLetterKey() string { return s.shardKey(s.shard, "events:dead") }
 
 // EnsureGroup creates the consumer group on the event stream unless it
 // exists. A new group starts at the beginning of the stream, so the events
@@ -190,7 +192,7 @@ func (s *Likes) readGroup(ctx context.Context, group, consumer, id string, count
 	for _, st := range streams {
 		msgs = append(msgs, st.Messages...)
 	}
-	return parseBatch(msgs), nil
+	return s.parseBatch(msgs), nil
 }
 
 // Claim takes over up to count entries that have been pending in the group
@@ -205,17 +207,19 @@ func (s *Likes) Claim(ctx context.Context, group, consumer string, minIdle time.
 	if err != nil {
 		return Batch{}, "", fmt.Errorf("%w: claim pending: %v", ErrUnavailable, err)
 	}
-	return parseBatch(msgs), next, nil
+	return s.parseBatch(msgs), next, nil
 }
 
-func parseBatch(msgs []redis.XMessage) Batch {
-	b := Batch{Events: make([]Event, 0, len(msgs))}
+// parseBatch parses the entries of this view's shard.
+func (s *Likes) parseBatch(msgs []redis.XMessage) Batch {
+	b := Batch{Shard: s.shard, Events: make([]Event, 0, len(msgs))}
 	for _, m := range msgs {
 		e, err := ParseEvent(m.ID, m.Values)
 		if err != nil {
 			b.Malformed = append(b.Malformed, Malformed{ID: m.ID, Values: m.Values, Err: err})
 			continue
 		}
+		e.Shard = s.shard
 		b.Events = append(b.Events, e)
 	}
 	return b
