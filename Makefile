@@ -26,9 +26,9 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
-	# cmd/bench is a developer tool that builds and runs local programs by
+	# tools/bench is a developer tool that builds and runs local programs by
 	# design; gosec's subprocess and file rules do not apply to it.
-	$(GO) run $(GOSEC) -quiet -exclude-dir=cmd/bench ./...
+	$(GO) run $(GOSEC) -quiet -exclude-dir=tools/bench ./...
 	# The delivery pipeline; actionlint runs shellcheck on its scripts.
 	@.ci/ensure-packages shellcheck
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
@@ -36,7 +36,7 @@ lint:
 # Measures on this machine and rewrites BENCHMARKS.md (about 10 minutes).
 bench:
 	@.ci/ensure-packages redis-server postgres wrk
-	$(GO) run ./cmd/bench
+	$(GO) run ./tools/bench
 
 clean:
 	rm -f phoenix

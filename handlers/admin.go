@@ -4,9 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -22,10 +19,9 @@ import (
 
 // Admin defaults, used when the fields are zero.
 const (
-	defaultPoll       = 2 * time.Second
-	defaultStaleAfter = 30 * time.Second
-	queryTimeout      = 2 * time.Second
-	chartMinutes      = 60
+	defaultPoll  = 2 * time.Second
+	queryTimeout = 2 * time.Second
+	chartMinutes = 60
 	// Message ids of the stale notices.
 	dbDown       = "stale.db_down"
 	dbDownNoData = "stale.db_down_no_data"
@@ -59,7 +55,14 @@ type Admin struct {
 	// inject faults. Off, their routes do not exist.
 	Demo bool
 
-	last lastGood
+	boardOnce sync.Once
+	board     *store.Dashboard
+}
+
+// dash is the admin's read model over Stats, made on first use.
+func (h *Admin) dash() *store.Dashboard {
+	h.boardOnce.Do(func() { h.board = &store.Dashboard{Stats: h.Stats, Log: h.Log, StaleAfter: h.StaleAfter} })
+	return h.board
 }
 
 // Routes registers the admin's pages. Register Health and the assets
@@ -199,9 +202,8 @@ func fragmentHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// dataETag tags a statistics fragment with the version of the data it
-// shows (store.Version), the minute (the time windows move by the minute),
-// whether the worker is overdue, and the URL. A request whose If-None-Match
+// dataETag tags a statistics fragment with the version of what it shows
+// (versionOf), its URL and its language. A request whose If-None-Match
 // carries that tag gets a 304 from one small query, without the fragment's
 // queries or its rendering; the tag is also the one a fresh answer carries.
 // When the version cannot be read, or a query of this answer failed (it
@@ -211,42 +213,44 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	if !isFragment(c) {
 		return c.Next() // a redirect to the dashboard
 	}
-	ver, err := h.dataVersion(c.UserContext())
-	if err != nil || h.last.isDown() {
+	ver, err := h.versionOf(c.UserContext(), strings.HasSuffix(c.Path(), "/flow"))
+	if err != nil || h.dash().Down() {
 		return c.Next()
 	}
 	// The language too: the same fragment in another language is another answer.
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL(), langOf(c).Code))
-	tag := `W/"d` + hex.EncodeToString(sum[:12]) + `"`
+	tag := `W/"d` + store.Hash("%s %s %s %s", ver, cmp.Or(h.Poll, defaultPoll), c.OriginalURL(), langOf(c).Code) + `"`
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), tag) {
 		c.Set(fiber.HeaderETag, tag)
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 	c.Set(fiber.HeaderETag, tag) // set first, so that etag.New leaves it
 	err = c.Next()
-	if err != nil || c.Response().StatusCode() != fiber.StatusOK || h.last.isDown() {
+	if err != nil || c.Response().StatusCode() != fiber.StatusOK || h.dash().Down() {
 		c.Response().Header.Del(fiber.HeaderETag)
 	}
 	return err
 }
 
-// dataVersion names the version of what the dashboard shows: the data's
-// version (store.Version), the minute (the time windows move by the
-// minute) and whether the worker is overdue. Equal names, equal fragments.
+// versionOf names the version of the flow view (flow) or of the
+// statistics fragments: the flow view ages with every heartbeat, the
+// statistics only with their data (store.Dashboard.Version), so each has
+// its own and an unchanged table stays a 304 between heartbeats.
+func (h *Admin) versionOf(ctx context.Context, flow bool) (string, error) {
+	if flow {
+		return store.Hash("%d %+v", h.dash().Now().Unix()/60, h.flow(ctx)), nil
+	}
+	return h.dash().Version(ctx)
+}
+
+// dataVersion names the version of the whole dashboard, which the live
+// stream follows: equal names, equal fragments.
 func (h *Admin) dataVersion(ctx context.Context) (string, error) {
-	vctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	v, err := h.Stats.Version(vctx)
-	cancel()
+	stats, err := h.versionOf(ctx, false)
 	if err != nil {
 		return "", err
 	}
-	now := h.Stats.Now()
-	overdue := !v.Heartbeat.IsZero() && now.Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter)
-	// The flow view ages by time alone (a replica greys out), so its
-	// content, small, is part of the version.
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d %d %d %d %s %d %v %+v", v.Totals.Likes, v.Totals.Shoppers,
-		v.Totals.Events, v.Heartbeat.UnixNano(), v.Products, now.Unix()/60, overdue, h.flow(ctx)))
-	return hex.EncodeToString(sum[:12]), nil
+	flow, _ := h.versionOf(ctx, true)
+	return store.Hash("%s %s", stats, flow), nil
 }
 
 // etagMatches reports whether an If-None-Match header lists tag.
@@ -275,7 +279,7 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Vary(fiber.HeaderCookie)
 	return render(c, "pages/admin", adminPage{
-		layoutData: h.layout(c, langOf(c).text("nav.dashboard")), Query: q, Categories: categoriesOf(table.Options),
+		layoutData: h.layout(c, langOf(c).text("nav.dashboard")), Query: q, Categories: store.Categories(table.Options),
 		Totals: h.totals(ctx), Chart: h.chart(ctx, q, table.Options), Summary: h.categories(ctx),
 		Table: table, Worker: h.worker(ctx), Flow: h.flow(ctx), ExportURL: q.URL("/admin/export.csv"), Live: h.liveURL(ctx, q),
 	})
@@ -310,7 +314,7 @@ func (h *Admin) Chart(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows, _ := loadStats(c.UserContext(), h, "products", h.productStats)
+	rows, _ := loadStats(c.UserContext(), h, "products", h.dash().ProductStats)
 	if err := checkKnown(rows, dashboardQuery{Product: q.Product}); err != nil {
 		return err
 	}
@@ -332,7 +336,7 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), queryTimeout)
 	defer cancel()
-	rows, err := h.productStats(ctx)
+	rows, err := h.dash().ProductStats(ctx)
 	if err != nil {
 		h.Log.Warn("export unavailable", "err", err)
 		return refuse(fiber.StatusServiceUnavailable, "error.stats_unavailable")
@@ -340,11 +344,11 @@ func (h *Admin) Export(c *fiber.Ctx) error {
 	if err := checkKnown(rows, q); err != nil {
 		return err
 	}
-	name := "phoenix-likes-" + h.Stats.Now().UTC().Format("2006-01-02") + ".csv"
+	name := h.dash().ExportName()
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return writeCSV(c.Response().BodyWriter(), productTable(rows, q))
+	return store.WriteCSV(c.Response().BodyWriter(), store.ProductTable(rows, q.filter()))
 }
 
 func (h *Admin) layout(c *fiber.Ctx, title string) layoutData {
@@ -380,21 +384,17 @@ func (h *Admin) totals(ctx context.Context) totalsView {
 	return totalsView{fragment: h.fragment("/admin/stats/totals", dashboardQuery{}, notice), Totals: t}
 }
 
-func (h *Admin) productStats(ctx context.Context) ([]store.ProductStats, error) {
-	return h.Stats.ProductStats(ctx, h.Stats.Now().Add(-time.Hour))
-}
-
 // products builds the table for q, refusing a category or product the data
 // does not have.
 func (h *Admin) products(ctx context.Context, q dashboardQuery) (productsView, error) {
-	rows, notice := loadStats(ctx, h, "products", h.productStats)
+	rows, notice := loadStats(ctx, h, "products", h.dash().ProductStats)
 	if err := checkKnown(rows, q); err != nil {
 		return productsView{}, err
 	}
 	poll := q
 	poll.Product = "" // the table does not depend on the chart
 	v := productsView{fragment: h.fragment("/admin/stats/products", poll, notice), Query: q,
-		Rows: productTable(rows, q), Total: len(rows), Options: rows}
+		Rows: store.ProductTable(rows, q.filter()), Total: len(rows), Options: rows}
 	for _, r := range rows {
 		if r.Category == q.Category {
 			v.CategoryI18n = r.CategoryI18n
@@ -405,15 +405,13 @@ func (h *Admin) products(ctx context.Context, q dashboardQuery) (productsView, e
 }
 
 func (h *Admin) categories(ctx context.Context) categoriesView {
-	rows, notice := loadStats(ctx, h, "categories", func(ctx context.Context) ([]store.CategoryStats, error) {
-		return h.Stats.CategoryStats(ctx, h.Stats.Now().Add(-time.Hour))
-	})
-	return categoriesView{fragment: h.fragment("/admin/stats/categories", dashboardQuery{}, notice), Rows: categoryTable(rows)}
+	rows, notice := loadStats(ctx, h, "categories", h.dash().CategoryStats)
+	return categoriesView{fragment: h.fragment("/admin/stats/categories", dashboardQuery{}, notice), Rows: store.CategoryTable(rows)}
 }
 
 func (h *Admin) chart(ctx context.Context, q dashboardQuery, products []store.ProductStats) chartView {
 	series, notice := loadStats(ctx, h, "chart:"+q.Product, func(ctx context.Context) ([]store.Minute, error) {
-		return h.Stats.LikesPerMinute(ctx, q.Product, h.Stats.Now(), chartMinutes)
+		return h.dash().LikesPerMinute(ctx, q.Product, chartMinutes)
 	})
 	v := chartView{fragment: h.fragment("/admin/stats/chart", dashboardQuery{Product: q.Product}, notice),
 		chart: newChart(series), Product: q.Product, ProductName: q.Product}
@@ -435,64 +433,21 @@ func (h *Admin) worker(ctx context.Context) workerView {
 	case notice.Missing:
 	case len(rows) == 0:
 		v.Behind = staleNotice{Missing: true, Reason: noWorker}
-	case h.Stats.Now().Sub(v.Heartbeat) > cmp.Or(h.StaleAfter, defaultStaleAfter):
+	case h.dash().Overdue(v.Heartbeat):
 		v.Behind = staleNotice{Since: v.Heartbeat, Reason: workerBehind}
 	}
 	return v
 }
 
-// lastGood keeps the last statistics read successfully, by what they are,
-// so that the dashboard can show them, marked stale, while PostgreSQL is
-// down. It holds O(products) values: one per fragment and per charted
-// product.
-type lastGood struct {
-	mu   sync.Mutex
-	data map[string]snapshot
-	down bool // the last read failed; log changes only, not every poll
-}
-
-type snapshot struct {
-	value any
-	at    time.Time
-}
-
-// isDown reports whether the last statistics query failed.
-func (l *lastGood) isDown() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.down
-}
-
-// maxSnapshots bounds lastGood, should many products be charted.
-const maxSnapshots = 1000
-
-// loadStats runs query with a short timeout. On success it remembers the
-// answer; on failure it returns the last answer for key, with a notice
-// saying since when it is stale (or Missing when there is none).
+// loadStats runs query through the read model, which keeps the last good
+// answer for key, and words how stale the answer is.
 func loadStats[T any](ctx context.Context, h *Admin, key string, query func(context.Context) (T, error)) (T, staleNotice) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	v, err := query(ctx)
-	l := &h.last
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err == nil {
-		if l.down {
-			h.Log.Info("statistics database reachable again")
-		}
-		if l.data == nil || len(l.data) >= maxSnapshots {
-			l.data = map[string]snapshot{}
-		}
-		l.data[key], l.down = snapshot{value: v, at: time.Now()}, false
-		return v, staleNotice{}
+	v, stale := store.Load(ctx, h.dash(), key, query)
+	switch {
+	case stale.Missing:
+		return v, staleNotice{Missing: true, Reason: dbDownNoData}
+	case !stale.Since.IsZero():
+		return v, staleNotice{Since: stale.Since, Reason: dbDown}
 	}
-	if !l.down {
-		h.Log.Warn("statistics database unreachable, showing the last data", "query", key, "err", err)
-	}
-	l.down = true
-	if s, ok := l.data[key]; ok {
-		return s.value.(T), staleNotice{Since: s.at, Reason: dbDown}
-	}
-	var zero T
-	return zero, staleNotice{Missing: true, Reason: dbDownNoData}
+	return v, staleNotice{}
 }

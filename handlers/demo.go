@@ -40,7 +40,7 @@ var demoMessages = map[string]string{"set": "demo.done_set", "ended": "demo.done
 // percent, latency in ms, duration in seconds): a control that ends by
 // itself, recorded with who set it.
 func (h *Admin) SetControl(c *fiber.Ctx) error {
-	ctl, err := parseControl(c, h.Stats.Now())
+	ctl, err := parseControl(c, h.dash().Now())
 	if err != nil {
 		return err
 	}

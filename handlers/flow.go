@@ -85,7 +85,7 @@ func (h *Admin) flow(ctx context.Context) flowView {
 		cs, err := h.Stats.ActiveControls(ctx)
 		return flowData{Replicas: rs, Controls: cs}, err
 	})
-	v := newFlowView(d, h.Stats.Now(), cmp.Or(h.ReplicaAlive, defaultReplicaAlive))
+	v := newFlowView(d, h.dash().Now(), cmp.Or(h.ReplicaAlive, defaultReplicaAlive))
 	v.fragment = h.fragment("/admin/stats/flow", dashboardQuery{}, notice)
 	return v
 }

@@ -63,6 +63,9 @@ type sseEvent struct {
 	html []byte
 }
 
+// maxRendered bounds the render cache, should many queries be watched.
+const maxRendered = 1000
+
 // liveFragments are the dashboard's fragments, in the order they are pushed.
 var liveFragments = []string{"flow", "worker", "totals", "chart", "categories", "products"}
 
@@ -120,7 +123,7 @@ func (h *Admin) followVersion(ctx context.Context, notes <-chan struct{}) {
 // readVersion reads the data version and, if it changed, wakes the streams.
 func (h *Admin) readVersion(ctx context.Context) {
 	v, err := h.dataVersion(ctx)
-	if err != nil || h.last.isDown() {
+	if err != nil || h.dash().Down() {
 		v = versionDown // the fragments then carry the stale notices
 	}
 	l := h.Live
@@ -142,7 +145,7 @@ func (h *Admin) liveURL(ctx context.Context, q dashboardQuery) string {
 		return ""
 	}
 	v := q.values()
-	if ver, err := h.dataVersion(ctx); err == nil && !h.last.isDown() {
+	if ver, err := h.dataVersion(ctx); err == nil && !h.dash().Down() {
 		v.Set("since", ver)
 	}
 	return "/admin/live?" + v.Encode()
@@ -361,7 +364,7 @@ func (h *Admin) fragmentsAt(ctx context.Context, views liveViews, q dashboardQue
 		}
 	}
 	events := h.renderFragments(ctx, views, q)
-	if l.cacheVersion != version || len(l.cache) >= maxSnapshots {
+	if l.cacheVersion != version || len(l.cache) >= maxRendered {
 		l.cache, l.cacheVersion = map[string][]sseEvent{}, version
 	}
 	l.cache[key] = events

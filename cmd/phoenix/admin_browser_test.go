@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"phoenix/loadgen"
 	"phoenix/testkit"
 )
 
@@ -31,31 +30,17 @@ func startStack(t *testing.T) *phoenixProc {
 }
 
 // shopper is a client of the shop with its own cookies and CSRF token.
-type shopper struct {
-	base   string
-	client *http.Client
-	token  string
-}
+type shopper struct{ *loadgen.Shopper }
 
 // newShopper visits the shop once, as a browser would, for its cookies and
 // CSRF token.
 func newShopper(t *testing.T, p *phoenixProc) *shopper {
 	t.Helper()
-	jar, _ := cookiejar.New(nil) // never fails without options
-	s := &shopper{base: p.url("shop", ""), client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	resp, err := s.client.Get(s.base + "/")
-	if err != nil {
+	s := loadgen.NewShopper(p.url("shop", ""), nil, 10*time.Second)
+	if err := s.Arrive(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := csrfField.FindStringSubmatch(string(body))
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("GET shop /: status %d, CSRF field found %v", resp.StatusCode, m != nil)
-	}
-	s.token = m[1]
-	return s
+	return &shopper{s}
 }
 
 // like posts the no-JS Like form of product.
@@ -64,14 +49,12 @@ func (s *shopper) like(t *testing.T, product string) { s.post(t, "like", product
 // post sends the no-JS form of action ("like" or "unlike") on product.
 func (s *shopper) post(t *testing.T, action, product string) {
 	t.Helper()
-	form := url.Values{"csrf": {s.token}, "next": {"/"}}
-	resp, err := s.client.PostForm(s.base+"/products/"+product+"/"+action, form)
+	status, _, err := s.Post(context.Background(), "/products/"+product+"/"+action, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("%s %s: status %d, want 303", action, product, resp.StatusCode)
+	if status != http.StatusSeeOther {
+		t.Fatalf("%s %s: status %d, want 303", action, product, status)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"phoenix/loadgen"
 )
 
 var likeButton = regexp.MustCompile(`aria-pressed="(true|false)"[^>]*>\s*<span class="like-icon"[^<]*</span>\s*<span class="like-label">[^<]*</span>\s*<span class="like-count" title="likes">(\d+)</span>`)
@@ -34,11 +36,7 @@ func productLike(t *testing.T, client *http.Client, pageURL string) (bool, int, 
 		t.Fatalf("GET %s = %d without a readable Like button", pageURL, resp.StatusCode)
 	}
 	n, _ := strconv.Atoi(m[2])
-	token := ""
-	if tm := csrfField.FindStringSubmatch(b.String()); tm != nil {
-		token = tm[1]
-	}
-	return m[1] == "true", n, token
+	return m[1] == "true", n, loadgen.Token(b.String())
 }
 
 // processesIn lists the live processes whose working folder or command line

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"phoenix/loadgen"
 	"phoenix/store"
 	"phoenix/supervise"
 	"phoenix/testkit"
@@ -112,17 +113,14 @@ func (r *faultRig) startWorker(t *testing.T) {
 
 // load runs simulated shoppers for d in the background; the result arrives
 // on the channel when every request has been answered.
-func (r *faultRig) load(t *testing.T, d time.Duration) <-chan loadSummary {
+func (r *faultRig) load(t *testing.T, d time.Duration) <-chan loadgen.Summary {
 	t.Helper()
-	g := newLoadgen(loadgenConfig{
-		url: "http://" + r.shop.addr("shop"), shoppers: faultShoppers, rate: faultRate,
-		duration: d, browse: 0.02, timeout: 20 * time.Second,
-	}, r.ids)
-	out := make(chan loadSummary, 1)
-	go func() {
-		sum, _ := g.run(context.Background(), func(loadProgress) {}) // run fails only on a cancelled context
-		out <- sum
-	}()
+	l := loadgen.Start(context.Background(), loadgen.Config{
+		URL: "http://" + r.shop.addr("shop"), Products: r.ids, Shoppers: faultShoppers, Rate: faultRate,
+		Duration: d, Browse: 0.02, Timeout: 20 * time.Second,
+	})
+	out := make(chan loadgen.Summary, 1)
+	go func() { out <- l.Wait() }()
 	return out
 }
 
@@ -151,7 +149,7 @@ func (r *faultRig) waitStored(t *testing.T, n int64) int64 {
 // recovered checks that the mall works again without any restart: a short
 // clean load is answered in full, the admin is ready, and the audit (as
 // phoenix audit -wait runs it) is exact. It returns the clean load's summary.
-func (r *faultRig) recovered(t *testing.T) loadSummary {
+func (r *faultRig) recovered(t *testing.T) loadgen.Summary {
 	t.Helper()
 	clean := <-r.load(t, 2*time.Second)
 	if len(clean.Errors) > 0 || clean.Uncertain > 0 || clean.ConfirmedLikes == 0 {
@@ -219,7 +217,7 @@ func (r *faultRig) assertAudit(t *testing.T) {
 // "could not save" left nothing behind), and Redis's like set agrees with
 // the last confirmed state. Pairs with an uncertain answer (a connection
 // dropped mid-request) are left out and counted.
-func (r *faultRig) assertHonest(t *testing.T, runs ...loadSummary) {
+func (r *faultRig) assertHonest(t *testing.T, runs ...loadgen.Summary) {
 	t.Helper()
 	ctx := context.Background()
 	type pair struct{ shopper, product string }
@@ -235,23 +233,17 @@ FROM like_events GROUP BY shopper_id, product_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inPG := map[pair]answers{}
+	inPG := map[pair]loadgen.Answers{}
 	for _, row := range rows {
-		inPG[pair{row.Shopper, row.Product}] = answers{likes: row.Likes, unlikes: row.Unlikes}
+		inPG[pair{row.Shopper, row.Product}] = loadgen.Answers{Likes: row.Likes, Unlikes: row.Unlikes}
 	}
 	var saved, refused, uncertain, checked int64
-	shopURL, _ := url.Parse("http://" + r.shop.addr("shop"))
 	for _, sum := range runs {
-		for _, s := range sum.shoppers {
-			id := ""
-			for _, c := range s.jar.Cookies(shopURL) {
-				if c.Name == "phoenix_shopper" {
-					id, _, _ = strings.Cut(c.Value, ".") // the id, without the shop's signature
-				}
-			}
+		for _, s := range sum.Shoppers {
+			id := s.ID()
 			if id == "" {
-				if len(s.answers) > 0 {
-					t.Errorf("a shopper with %d answered products has no shopper cookie", len(s.answers))
+				if len(s.Answers) > 0 {
+					t.Errorf("a shopper with %d answered products has no shopper cookie", len(s.Answers))
 				}
 				continue
 			}
@@ -263,21 +255,21 @@ FROM like_events GROUP BY shopper_id, product_id`)
 			for _, p := range member {
 				inRedis[p] = true
 			}
-			for p, a := range s.answers {
-				if s.unsure[p] {
+			for p, a := range s.Answers {
+				if s.Unsure[p] {
 					uncertain++
 					continue
 				}
 				checked++
-				saved += a.likes + a.unlikes
-				refused += a.refused
+				saved += a.Likes + a.Unlikes
+				refused += a.Refused
 				got := inPG[pair{id, p}]
-				if got.likes != a.likes || got.unlikes != a.unlikes {
+				if got.Likes != a.Likes || got.Unlikes != a.Unlikes {
 					t.Errorf("shopper %s, product %s: shop saved %d likes and %d unlikes (refused %d), PostgreSQL holds %d and %d",
-						id, p, a.likes, a.unlikes, a.refused, got.likes, got.unlikes)
+						id, p, a.Likes, a.Unlikes, a.Refused, got.Likes, got.Unlikes)
 				}
-				if inRedis[p] != s.liked[p] {
-					t.Errorf("shopper %s, product %s: last confirmed liked=%v, Redis says %v", id, p, s.liked[p], inRedis[p])
+				if inRedis[p] != s.Liked[p] {
+					t.Errorf("shopper %s, product %s: last confirmed liked=%v, Redis says %v", id, p, s.Liked[p], inRedis[p])
 				}
 			}
 		}
@@ -374,8 +366,8 @@ func TestFault_RedisRestart(t *testing.T) {
 	shopper := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	product := r.shop.url("shop", "/products/"+r.ids[0])
 	_, page := fetch(t, shopper, http.MethodGet, product, "")
-	token := csrfField.FindStringSubmatch(page)
-	if token == nil {
+	token := loadgen.Token(page)
+	if token == "" {
 		t.Fatalf("no CSRF token on the product page:\n%s", page)
 	}
 	if err := r.redis.Stop(); err != nil { // a clean shutdown; the append-only file has every write
@@ -385,7 +377,7 @@ func TestFault_RedisRestart(t *testing.T) {
 	if status, body := fetch(t, shopper, http.MethodGet, product, ""); status != http.StatusOK {
 		t.Errorf("product page with Redis down: status %d, want 200\n%s", status, body)
 	}
-	if status, body := fetch(t, shopper, http.MethodPost, product+"/like", token[1]); status != http.StatusServiceUnavailable || !strings.Contains(body, "Could not save") {
+	if status, body := fetch(t, shopper, http.MethodPost, product+"/like", token); status != http.StatusServiceUnavailable || !strings.Contains(body, "Could not save") {
 		t.Errorf("Like with Redis down: status %d, want 503 'could not save'\n%s", status, body)
 	}
 	if msg := readyz(&http.Client{Timeout: 2 * time.Second}, r.admin.addr("admin")); msg != "" {
@@ -507,7 +499,7 @@ func TestFault_BackPressure(t *testing.T) {
 	r.worker.Kill9(t)
 	// Load until the shop refuses: how many Likes are real changes (and so
 	// events) depends on the shoppers' draws, not on the time alone.
-	var runs []loadSummary
+	var runs []loadgen.Summary
 	for len(runs) < 10 && (len(runs) == 0 || runs[len(runs)-1].Errors["status 503"] == 0) {
 		runs = append(runs, <-r.load(t, 3*time.Second))
 	}
@@ -550,8 +542,8 @@ func busyLike(t *testing.T, r *faultRig) (*http.Response, string) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	_, page := fetch(t, c, http.MethodGet, r.shop.url("shop", "/products/"+r.ids[0]), "")
-	token := csrfField.FindStringSubmatch(page)
-	if token == nil {
+	token := loadgen.Token(page)
+	if token == "" {
 		t.Fatal("product page without a CSRF token")
 	}
 	req, err := http.NewRequest(http.MethodPost, r.shop.url("shop", "/products/"+r.ids[0]+"/like"), nil)
@@ -559,7 +551,7 @@ func busyLike(t *testing.T, r *faultRig) (*http.Response, string) {
 		t.Fatal(err)
 	}
 	req.Header.Set("HX-Request", "true")
-	req.Header.Set("X-CSRF-Token", token[1])
+	req.Header.Set("X-CSRF-Token", token)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"phoenix/loadgen"
 	"phoenix/store"
 	"phoenix/testkit"
 	"phoenix/worker"
@@ -88,19 +89,16 @@ func BenchmarkSoak(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := newLoadgen(loadgenConfig{url: "http://" + p.addr("shop"), shoppers: 50, rate: rate, duration: duration, browse: 0.1, timeout: 10 * time.Second}, cat.IDs())
+	cfg := loadgen.Config{URL: "http://" + p.addr("shop"), Products: cat.IDs(), Shoppers: 50, Rate: rate, Duration: duration, Browse: 0.1, Timeout: 10 * time.Second}
 
 	start := time.Now()
 	var samples []soakSample
-	done := make(chan loadSummary, 1)
+	done := make(chan loadgen.Summary, 1)
 	b.ResetTimer()
-	go func() {
-		sum, _ := g.run(ctx, func(loadProgress) {})
-		done <- sum
-	}()
+	go func() { done <- loadgen.Run(ctx, cfg) }()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var sum loadSummary
+	var sum loadgen.Summary
 wait:
 	for {
 		select {

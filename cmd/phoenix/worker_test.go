@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"phoenix/loadgen"
 	"phoenix/store"
 	"phoenix/testkit"
 )
@@ -187,11 +188,11 @@ func fetchCSRF(client *http.Client, page string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m := csrfField.FindSubmatch(body)
-	if m == nil {
+	token := loadgen.Token(string(body))
+	if token == "" {
 		return "", fmt.Errorf("no CSRF token on %s (status %d)", page, resp.StatusCode)
 	}
-	return string(m[1]), nil
+	return token, nil
 }
 
 // testWriter sends a command's log to the test log.

@@ -1,5 +1,5 @@
 -- wrk script: htmx Likes and Unlikes from many shoppers, each request a
--- real change. shoppers.lua (written by cmd/bench, path in BENCH_DATA)
+-- real change. shoppers.lua (written by tools/bench, path in BENCH_DATA)
 -- defines shoppers = {{cookie, token}, ...} and products = {id, ...}.
 dofile(os.getenv("BENCH_DATA"))
 local n = tonumber(os.getenv("BENCH_OFFSET") or "0")

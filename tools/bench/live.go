@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"phoenix/loadgen"
 )
 
 // liveAdmin is a logged-in admin client.
@@ -20,8 +22,6 @@ type liveAdmin struct {
 	base   string
 	client *http.Client
 }
-
-var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func loginAdmin(base, password string) (*liveAdmin, error) {
 	jar, _ := cookiejar.New(nil)
@@ -32,11 +32,11 @@ func loginAdmin(base, password string) (*liveAdmin, error) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	m := csrfInput.FindSubmatch(body)
-	if m == nil {
+	token := loadgen.Token(string(body))
+	if token == "" {
 		return nil, fmt.Errorf("admin login form: no CSRF field")
 	}
-	resp, err = c.PostForm(base+"/login", url.Values{"password": {password}, "csrf": {string(m[1])}})
+	resp, err = c.PostForm(base+"/login", url.Values{"password": {password}, "csrf": {token}})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (a *liveAdmin) stream(ctx context.Context, query, name string, events chan<
 
 // liveResult is what liveFreshness measured.
 type liveResult struct {
-	load, probe         *latencies
+	load, probe         *loadgen.Latencies
 	streams             int
 	rssPerStreamKB      float64
 	cpuIdle, cpuStreams float64 // CPU seconds per second, without and with the idle streams
@@ -99,13 +99,13 @@ type liveResult struct {
 // liveFreshness times, under rate Likes/s, each probe Like from its
 // confirmation until an SSE client of the admin receives the products
 // fragment that counts it, and first measures the cost of n idle streams.
-func liveFreshness(ctx context.Context, phx *proc, shop, admin, password string, shoppers, probes []shopper, probeID, probeName string,
+func liveFreshness(ctx context.Context, phx *proc, admin, password string, shoppers, probes []*loadgen.Shopper, probeID, probeName string,
 	ids []string, rate, n int, d time.Duration) (liveResult, error) {
 	a, err := loginAdmin(admin, password)
 	if err != nil {
 		return liveResult{}, err
 	}
-	res := liveResult{probe: &latencies{}, streams: n}
+	res := liveResult{probe: &loadgen.Latencies{}, streams: n}
 
 	// Idle streams: memory and CPU (heartbeats, reads) while nothing changes.
 	const window = 10 * time.Second
@@ -153,20 +153,18 @@ func liveFreshness(ctx context.Context, phx *proc, shop, admin, password string,
 
 	loadDone := make(chan error, 1)
 	go func() {
-		l, err := openLoop(ctx, shop, shoppers, ids, rate, d)
+		l, err := openLoop(ctx, shoppers, ids, rate, d)
 		res.load = l
 		loadDone <- err
 	}()
-	client := newClient()
-	defer client.CloseIdleConnections()
 	time.Sleep(time.Second)
 	deadline := time.Now().Add(d - 2*time.Second)
 	for _, s := range probes {
 		if time.Now().After(deadline) {
 			break
 		}
-		if err := likeRequest(client, shop, s, probeID, "like"); err != nil {
-			res.probe.add(0, err)
+		if err := likeRequest(ctx, s, probeID, true); err != nil {
+			res.probe.Add(0, err)
 			continue
 		}
 		confirmed := time.Now()
@@ -175,10 +173,10 @@ func liveFreshness(ctx context.Context, phx *proc, shop, admin, password string,
 			case html := <-events:
 				if v := likes(html); v > current {
 					current, got = v, true
-					res.probe.add(time.Since(confirmed), nil)
+					res.probe.Add(time.Since(confirmed), nil)
 				}
 			case <-time.After(10 * time.Second):
-				res.probe.add(0, fmt.Errorf("like not pushed after 10 s"))
+				res.probe.Add(0, fmt.Errorf("like not pushed after 10 s"))
 				got = true
 			}
 		}
