@@ -16,16 +16,15 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"phoenix/supervise"
 	"phoenix/testkit"
 )
 
 // proxyClient returns an HTTPS client that trusts the proxy's certificate
 // and connects from the given loopback address, so that the proxy sees a
 // client of its own (Linux routes all of 127.0.0.0/8 to loopback).
-func proxyClient(p *supervise.Proxy, from string) *http.Client {
+func proxyClient(cert *x509.Certificate, from string) *http.Client {
 	roots := x509.NewCertPool()
-	roots.AddCert(p.Cert())
+	roots.AddCert(cert)
 	jar, _ := cookiejar.New(nil) // never fails without options
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
 	return &http.Client{
@@ -55,7 +54,7 @@ func TestProxy_TLS(t *testing.T) {
 	proxy := testkit.Proxy(t, shops, admins)
 
 	t.Run("both replicas serve, with HSTS", func(t *testing.T) {
-		c := proxyClient(proxy, "127.0.0.1")
+		c := proxyClient(proxy.Cert(), "127.0.0.1")
 		seen := map[string]bool{}
 		for range 6 {
 			resp, err := c.Get(proxy.ShopURL() + "/")
@@ -77,7 +76,7 @@ func TestProxy_TLS(t *testing.T) {
 	})
 
 	t.Run("failed logins limited per client", func(t *testing.T) {
-		guesser := proxyClient(proxy, "127.0.0.2")
+		guesser := proxyClient(proxy.Cert(), "127.0.0.2")
 		token, err := fetchCSRF(guesser, proxy.AdminURL()+"/login")
 		if err != nil {
 			t.Fatal(err)
