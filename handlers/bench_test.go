@@ -204,8 +204,8 @@ func seedLikes(b *testing.B, s *store.Stats, n, likes int) {
 		`INSERT INTO products (id, name, category, price_cents)
 			SELECT 'p' || lpad(i::text, 3, '0'), 'Part ' || i, 'Category ' || (i % 12), 1000 + i
 			FROM generate_series(0, $1 - 1) AS i`,
-		`INSERT INTO like_events (stream_id, product_id, shopper_id, action, at)
-			SELECT i || '-0', 'p' || lpad((i % $2)::text, 3, '0'), 's' || (i % 5000), 'like',
+		`INSERT INTO like_events (stream_id, stream_ms, product_id, shopper_id, action, at)
+			SELECT i || '-0', i, 'p' || lpad((i % $2)::text, 3, '0'), 's' || (i % 5000), 'like',
 				now() - (i % $3) * interval '1 minute'
 			FROM generate_series(1, $1) AS i`,
 		`INSERT INTO like_buckets (product_id, minute, likes, unlikes)

@@ -23,7 +23,9 @@ type AuditRow struct {
 	Live      int64 // the live count in Redis
 	Waiting   int64 // net likes in stream entries the workers have not acknowledged
 	Counter   int64 // product_counters.likes in PostgreSQL
-	Events    int64 // likes minus unlikes in PostgreSQL's like_events
+	// Events is the product's likes in PostgreSQL's record (like_state),
+	// which outlives the event history's retention.
+	Events int64
 }
 
 // OK reports whether the numbers agree: PostgreSQL's counter equals its own
@@ -123,6 +125,7 @@ type redisAudit struct {
 func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error) {
 	sum := redisAudit{live: map[string]int64{}, waiting: map[string]int64{}}
 	var last []string
+	var backlogs []Backlog
 	for i := range s.Shards() {
 		r, err := s.Shard(i).auditShard(ctx, group)
 		if err != nil {
@@ -134,12 +137,11 @@ func (s *Likes) auditRead(ctx context.Context, group string) (redisAudit, error)
 		for id, n := range r.waiting {
 			sum.waiting[id] += n
 		}
-		sum.backlog.Undelivered += r.backlog.Undelivered
-		sum.backlog.Pending += r.backlog.Pending
-		sum.backlog.Estimated = sum.backlog.Estimated || r.backlog.Estimated
+		backlogs = append(backlogs, r.backlog)
 		sum.partial = sum.partial || r.partial
 		last = append(last, r.lastID)
 	}
+	sum.backlog = SumBacklogs(backlogs)
 	sum.lastID = strings.Join(last, ",")
 	return sum, nil
 }
@@ -226,9 +228,9 @@ type storedCounts struct {
 	counter, events int64
 }
 
-// auditCounts reads, in one snapshot, every product's counter and the net
-// likes of its stored events. Summing the events costs a scan of
-// like_events: fine for an audit, which is why the dashboard never does it.
+// auditCounts reads, in one snapshot, every product's counter and its
+// likes in like_state. Counting them costs a scan of like_state: fine for
+// an audit, which is why the dashboard never does it.
 func (s *Stats) auditCounts(ctx context.Context) (map[string]storedCounts, error) {
 	out := map[string]storedCounts{}
 	err := s.readOnly(ctx, func(tx *sqlx.Tx) error {
@@ -244,8 +246,7 @@ func (s *Stats) auditCounts(ctx context.Context) (map[string]storedCounts, error
 			Net int64  `db:"net"`
 		}
 		if err := tx.SelectContext(ctx, &events, `
-SELECT product_id, SUM(CASE action WHEN 'like' THEN 1 ELSE -1 END) AS net
-FROM like_events GROUP BY product_id`); err != nil {
+SELECT product_id, count(*) AS net FROM like_state GROUP BY product_id`); err != nil {
 			return err
 		}
 		for _, c := range counters {
@@ -279,7 +280,7 @@ func (s *Stats) readOnly(ctx context.Context, fn func(*sqlx.Tx) error) error {
 func (r AuditRow) Problem() string {
 	var p []string
 	if r.Counter != r.Events {
-		p = append(p, fmt.Sprintf("counter %+d vs events", r.Counter-r.Events))
+		p = append(p, fmt.Sprintf("counter %+d vs state", r.Counter-r.Events))
 	}
 	if d := r.Counter + r.Waiting - r.Live; d != 0 {
 		p = append(p, fmt.Sprintf("postgres+waiting %+d vs redis", d))

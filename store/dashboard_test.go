@@ -177,8 +177,8 @@ func seedHistory(b *testing.B, s *store.Stats, likes int) {
 	}
 	minutes := min(likes, 7*24*60)
 	stmts := []string{
-		`INSERT INTO like_events (stream_id, product_id, shopper_id, action, at)
-			SELECT i || '-0', 'p' || lpad((i % 48)::text, 2, '0'), 's' || (i % 5000), 'like',
+		`INSERT INTO like_events (stream_id, stream_ms, product_id, shopper_id, action, at)
+			SELECT i || '-0', i, 'p' || lpad((i % 48)::text, 2, '0'), 's' || (i % 5000), 'like',
 				now() - (i % $2) * interval '1 minute'
 			FROM generate_series(1, $1) AS i`,
 		`INSERT INTO like_buckets (product_id, minute, likes, unlikes)

@@ -347,6 +347,37 @@ func (s *Likes) GroupBacklog(ctx context.Context, group string) (Backlog, error)
 	return st.backlog, nil
 }
 
+// GroupBacklogs returns the group's backlog on each shard (index = shard),
+// read in one pipeline.
+func (s *Likes) GroupBacklogs(ctx context.Context, group string) ([]Backlog, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, s.Shards())
+	for i := range cmds {
+		cmds[i] = s.Shard(i).groupState(ctx, pipe, group)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	out := make([]Backlog, len(cmds))
+	for i, c := range cmds {
+		st, err := parseGroupState(c)
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: %w", i, err)
+		}
+		out[i] = st.backlog
+	}
+	return out, nil
+}
+
+// SumBacklogs adds up the shards' backlogs.
+func SumBacklogs(bs []Backlog) Backlog {
+	var t Backlog
+	for _, b := range bs {
+		t.Undelivered += b.Undelivered
+		t.Pending += b.Pending
+		t.Estimated = t.Estimated || b.Estimated
+	}
+	return t
+}
+
 // groupState runs the backlog script in a pipeline (a MULTI of the audit);
 // read it with parseGroupState after Exec.
 func (s *Likes) groupState(ctx context.Context, pipe redis.Pipeliner, group string) *redis.Cmd {

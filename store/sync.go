@@ -6,7 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -17,32 +20,74 @@ import (
 // PostgreSQL aborted because of a deadlock or a serialization failure.
 const applyAttempts = 5
 
-// ApplyBatch writes a batch of events in one transaction: the events that
-// are not stored yet, and the counters, minute buckets and
-// totals changed by exactly those events. Replaying events (a redelivery, a
-// claim by another worker, a retry after an unclear commit) changes nothing.
-// It returns how many events were new.
-//
-// Rows are written in a fixed order (tables in one order, rows sorted by
-// key within each), so that concurrent workers lock in the same order; the
-// rare deadlock or serialization failure is retried.
+// applyLock is the advisory lock that lets one batch at a time change the
+// like state: what an event changes depends on what came before it. The
+// totals row serialised the commits of concurrent batches before as well.
+const applyLock = 0x70686f656e6978 // "phoenix"
+
+// Conflict reasons, as event_conflicts.reason records them.
+const (
+	// ConflictDifferent: a different event arrived under a (shard, stream
+	// id) already stored, e.g. Redis reused ids after it lost writes.
+	ConflictDifferent = "conflict"
+	// ConflictExpired: the event is older than the kept history
+	// (PHOENIX_EVENT_RETENTION), so a replay could no longer be recognised.
+	ConflictExpired = "expired"
+)
+
+// Conflict is an event parked instead of applied.
+type Conflict struct {
+	Reason string
+	Event  Event  // as it arrived
+	Stored *Event // the version stored under its id (ConflictDifferent only)
+}
+
+// Applied is what one batch changed in PostgreSQL.
+type Applied struct {
+	New       int        // events stored for the first time (the rest were replays or parked)
+	Changed   int        // new events that changed the like state
+	Conflicts []Conflict // events parked in event_conflicts
+}
+
+// ApplyBatch applies events as Apply does and returns how many were new.
 func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
-	events = sortedEvents(events)
-	if len(events) == 0 {
-		return 0, nil
+	a, err := s.Apply(ctx, events)
+	return a.New, err
+}
+
+// Apply writes a batch of events in one transaction. Every event not stored
+// yet joins the history (like_events); it changes the like state
+// (like_state) only if it is newer than the pair's last applied event and
+// its action differs from the state: a Like of a product PostgreSQL already
+// has liked, or an Unlike of one it has not, changes nothing (Redis may
+// have lost data and said "changed"). Only state changes move the counters,
+// the minute buckets and the totals, so "last hour" counts real changes and
+// totals.shoppers is the number of shoppers in like_state. Events within
+// the batch apply in stream order. A replayed event changes nothing; a
+// different event under a stored id, or one older than the kept history,
+// is parked in event_conflicts and returned.
+//
+// The rare deadlock or serialization failure is retried.
+func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
+	b, err := newApplyBatch(events)
+	if err != nil {
+		return Applied{}, err
+	}
+	if len(b.events) == 0 {
+		return Applied{}, nil
 	}
 	for attempt := 1; ; attempt++ {
-		var applied int
+		var a Applied
 		err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 			var err error
-			applied, err = s.applyBatch(ctx, tx, events)
+			a, err = s.applyBatch(ctx, tx, b)
 			return err
 		})
 		if err == nil {
-			return applied, nil
+			return a, nil
 		}
 		if attempt >= applyAttempts || !retryable(err) || ctx.Err() != nil {
-			return 0, fmt.Errorf("apply batch of %d events: %w", len(events), err)
+			return Applied{}, fmt.Errorf("apply batch of %d events: %w", len(events), err)
 		}
 	}
 }
@@ -57,125 +102,402 @@ func retryable(err error) bool {
 	return pqErr.Code == "40001" || pqErr.Code == "40P01" // serialization_failure, deadlock_detected
 }
 
-// sortedEvents returns the events ordered by stream id without duplicates.
-func sortedEvents(events []Event) []Event {
-	out := slices.Clone(events)
-	slices.SortFunc(out, func(a, b Event) int { return cmp.Compare(a.ID, b.ID) })
-	return slices.CompactFunc(out, func(a, b Event) bool { return a.ID == b.ID })
+// streamPos is a stream entry id as the pair Redis compares: (ms, seq).
+type streamPos struct{ ms, seq int64 }
+
+func (p streamPos) compare(q streamPos) int {
+	return cmp.Or(cmp.Compare(p.ms, q.ms), cmp.Compare(p.seq, q.seq))
 }
 
-// The statements return their RETURNING rows as one row of arrays, which
-// costs far less to read than a thousand rows.
+// parseStreamID splits a stream entry id "ms-seq".
+func parseStreamID(id string) (streamPos, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	p := streamPos{}
+	var err1, err2 error
+	p.ms, err1 = strconv.ParseInt(ms, 10, 64)
+	p.seq, err2 = strconv.ParseInt(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil || p.ms < 0 || p.seq < 0 {
+		return streamPos{}, fmt.Errorf("bad stream id %q", clip(id))
+	}
+	return p, nil
+}
 
-const insertEvents = `
-WITH ins AS (
-    INSERT INTO like_events (stream_id, product_id, shopper_id, action, at)
-    SELECT e.stream_id, e.product_id, e.shopper_id, e.action, timestamptz 'epoch' + e.ms * interval '1 millisecond'
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS e(stream_id, product_id, shopper_id, action, ms)
-    ON CONFLICT (stream_id) DO NOTHING
-    RETURNING stream_id
-)
-SELECT COALESCE(array_agg(stream_id), '{}') FROM ins`
+// applyBatch is a batch ready to apply: events unique by (shard, id) in
+// stream order, with their positions.
+type applyBatch struct {
+	events []Event
+	pos    []streamPos
+	// extra holds the other versions of ids the batch holds twice; each is
+	// a conflict unless it matches what PostgreSQL stores under the id.
+	extra []Event
+}
 
-const upsertProductCounters = `
-INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at)
-SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $5
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(product_id, likes, like_events, unlike_events)
-ON CONFLICT (product_id) DO UPDATE SET
-    likes = c.likes + EXCLUDED.likes,
-    like_events = c.like_events + EXCLUDED.like_events,
-    unlike_events = c.unlike_events + EXCLUDED.unlike_events,
-    updated_at = EXCLUDED.updated_at`
-
-const upsertBuckets = `
-INSERT INTO like_buckets AS b (product_id, minute, likes, unlikes)
-SELECT d.product_id, timestamptz 'epoch' + d.ms * interval '1 millisecond', d.likes, d.unlikes
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(product_id, ms, likes, unlikes)
-ON CONFLICT (product_id, minute) DO UPDATE SET
-    likes = b.likes + EXCLUDED.likes,
-    unlikes = b.unlikes + EXCLUDED.unlikes`
-
-const updateTotals = `UPDATE totals SET likes = likes + $1, shoppers = shoppers + $2, events = events + $3`
-
-// applyBatch runs the statements of ApplyBatch in tx. events are sorted and
-// unique.
-func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, events []Event) (int, error) {
-	n := len(events)
-	ids, products, shoppers, actions := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	at := make([]int64, n)
+// newApplyBatch sorts the events by stream id (then shard) and drops
+// repeated ones, keeping different versions of one id aside.
+func newApplyBatch(events []Event) (applyBatch, error) {
+	type keyed struct {
+		e   Event
+		pos streamPos
+	}
+	ks := make([]keyed, len(events))
 	for i, e := range events {
-		ids[i], products[i], shoppers[i], actions[i], at[i] = e.ID, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
+		p, err := parseStreamID(e.ID)
+		if err != nil {
+			return applyBatch{}, err
+		}
+		ks[i] = keyed{e, p}
 	}
-	var inserted pq.StringArray
-	if err := tx.QueryRowContext(ctx, insertEvents,
-		pq.StringArray(ids), pq.StringArray(products), pq.StringArray(shoppers), pq.StringArray(actions), pq.Int64Array(at),
-	).Scan(&inserted); err != nil {
-		return 0, fmt.Errorf("insert events: %w", err)
+	slices.SortStableFunc(ks, func(a, b keyed) int { return cmp.Or(a.pos.compare(b.pos), cmp.Compare(a.e.Shard, b.e.Shard)) })
+	var b applyBatch
+	for i, k := range ks {
+		if i > 0 && ks[i-1].e.Shard == k.e.Shard && ks[i-1].e.ID == k.e.ID {
+			if !sameEvent(b.events[len(b.events)-1], k.e) {
+				b.extra = append(b.extra, k.e)
+			}
+			continue
+		}
+		b.events = append(b.events, k.e)
+		b.pos = append(b.pos, k.pos)
 	}
-	if len(inserted) == 0 {
-		return 0, nil
-	}
-	d := aggregate(newEvents(events, inserted))
-	// Rows that every batch touches (the minute's buckets, popular
-	// products, the totals) are written in key order, the totals last, so
-	// concurrent workers hold their locks only briefly before the commit.
-	if err := writeBuckets(ctx, tx, d.buckets); err != nil {
-		return 0, err
-	}
-	if err := writeProducts(ctx, tx, d.products, s.now()); err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, updateTotals, d.likes, d.shoppers, d.events); err != nil {
-		return 0, fmt.Errorf("update totals: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, notifyChanged); err != nil {
-		return 0, fmt.Errorf("notify: %w", err)
-	}
-	return len(inserted), nil
+	return b, nil
 }
 
-// newEvents keeps the events whose ids were inserted.
-func newEvents(events []Event, inserted []string) []Event {
-	if len(inserted) == len(events) {
-		return events
+// sameEvent reports whether two events under one id say the same thing.
+func sameEvent(a, b Event) bool {
+	return a.ProductID == b.ProductID && a.ShopperID == b.ShopperID && a.Action == b.Action && a.At.UnixMilli() == b.At.UnixMilli()
+}
+
+// insertEvents stores the events not stored yet and reads, in the same
+// snapshot (taken before the insert), what the rest of the batch needs:
+// the stored versions of the ids that were already there, the state of
+// every pair a new event touches and how many products their shoppers
+// like. Each result comes back as one array: one row costs far less to
+// read than a thousand.
+const insertEvents = `
+WITH b AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+        WITH ORDINALITY AS b(shard, stream_id, ms, product_id, shopper_id, action, at_ms, ord)
+), kept AS (
+    SELECT kept_from_ms FROM event_history
+), ins AS (
+    INSERT INTO like_events (shard, stream_id, stream_ms, product_id, shopper_id, action, at)
+    SELECT shard, stream_id, ms, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond'
+    FROM b WHERE ms >= (SELECT kept_from_ms FROM kept)
+    ON CONFLICT DO NOTHING
+    RETURNING shard, stream_ms, stream_id
+), fresh AS (
+    SELECT b.ord, b.shopper_id, b.product_id
+    FROM b JOIN ins ON ins.shard = b.shard AND ins.stream_ms = b.ms AND ins.stream_id = b.stream_id
+), known AS (
+    SELECT b.ord, e.product_id, e.shopper_id, e.action, (extract(epoch FROM e.at) * 1000)::bigint AS at_ms
+    FROM b JOIN like_events e ON e.shard = b.shard AND e.stream_ms = b.ms AND e.stream_id = b.stream_id
+    WHERE b.ms >= (SELECT kept_from_ms FROM kept) AND b.ord NOT IN (SELECT ord FROM fresh)
+), pairs AS (
+    SELECT DISTINCT shopper_id, product_id FROM fresh
+), cur AS (
+    SELECT p.shopper_id, p.product_id, s.shopper_id IS NOT NULL AS liked,
+        COALESCE((extract(epoch FROM s.liked_at) * 1000)::bigint, 0) AS liked_ms,
+        COALESCE(s.last_ms, g.last_ms, -1) AS last_ms, COALESCE(s.last_seq, g.last_seq, -1) AS last_seq
+    FROM pairs p
+    LEFT JOIN like_state s ON s.shopper_id = p.shopper_id AND s.product_id = p.product_id
+    LEFT JOIN like_gone g ON g.shopper_id = p.shopper_id AND g.product_id = p.product_id
+), counts AS (
+    SELECT s.shopper_id, count(*) AS n FROM like_state s
+    WHERE s.shopper_id IN (SELECT shopper_id FROM pairs) GROUP BY s.shopper_id
+)
+SELECT (SELECT kept_from_ms FROM kept),
+    (SELECT COALESCE(array_agg(ord), '{}') FROM fresh),
+    k.ords, k.products, k.shoppers, k.actions, k.ats,
+    c.shoppers, c.products, c.liked, c.liked_ms, c.last_ms, c.last_seq,
+    n.shoppers, n.counts
+FROM (SELECT COALESCE(array_agg(ord), '{}') AS ords, COALESCE(array_agg(product_id), '{}') AS products,
+        COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(action), '{}') AS actions,
+        COALESCE(array_agg(at_ms), '{}') AS ats FROM known) k,
+    (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
+        COALESCE(array_agg(liked), '{}') AS liked, COALESCE(array_agg(liked_ms), '{}') AS liked_ms,
+        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM cur) c,
+    (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(n), '{}') AS counts FROM counts) n`
+
+// writeChanges writes, in one statement, what the new events changed: the
+// like state and its tombstones, the counters, buckets and totals, the
+// stream marks, the parked events, and the NOTIFY for the admin. Every
+// part is a set of arrays; an empty one writes nothing.
+const writeChanges = `
+WITH liked AS (
+    INSERT INTO like_state AS s (shopper_id, product_id, shard, liked_at, last_ms, last_seq)
+    SELECT shopper_id, product_id, shard, timestamptz 'epoch' + liked_ms * interval '1 millisecond', last_ms, last_seq
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[])
+        AS d(shopper_id, product_id, shard, liked_ms, last_ms, last_seq)
+    ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard, liked_at = EXCLUDED.liked_at,
+        last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
+    RETURNING 1
+), unliked AS (
+    DELETE FROM like_state s USING unnest($7::text[], $8::text[]) AS d(shopper_id, product_id)
+    WHERE s.shopper_id = d.shopper_id AND s.product_id = d.product_id
+    RETURNING 1
+), gone AS (
+    INSERT INTO like_gone AS g (shopper_id, product_id, shard, last_ms, last_seq)
+    SELECT shopper_id, product_id, shard, last_ms, last_seq
+    FROM unnest($9::text[], $10::text[], $11::int[], $12::bigint[], $13::bigint[]) AS d(shopper_id, product_id, shard, last_ms, last_seq)
+    ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard,
+        last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
+    RETURNING 1
+), back AS (
+    DELETE FROM like_gone g USING unnest($14::text[], $15::text[]) AS d(shopper_id, product_id)
+    WHERE g.shopper_id = d.shopper_id AND g.product_id = d.product_id
+    RETURNING 1
+), buckets AS (
+    INSERT INTO like_buckets AS b (product_id, minute, likes, unlikes)
+    SELECT d.product_id, timestamptz 'epoch' + d.ms * interval '1 millisecond', d.likes, d.unlikes
+    FROM unnest($16::text[], $17::bigint[], $18::bigint[], $19::bigint[]) AS d(product_id, ms, likes, unlikes)
+    ON CONFLICT (product_id, minute) DO UPDATE SET
+        likes = b.likes + EXCLUDED.likes, unlikes = b.unlikes + EXCLUDED.unlikes
+    RETURNING 1
+), products AS (
+    INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at)
+    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $24
+    FROM unnest($20::text[], $21::bigint[], $22::bigint[], $23::bigint[]) AS d(product_id, likes, like_events, unlike_events)
+    ON CONFLICT (product_id) DO UPDATE SET
+        likes = c.likes + EXCLUDED.likes,
+        like_events = c.like_events + EXCLUDED.like_events,
+        unlike_events = c.unlike_events + EXCLUDED.unlike_events,
+        updated_at = EXCLUDED.updated_at
+    RETURNING 1
+), marks AS (
+    INSERT INTO stream_marks AS m (shard, last_ms, last_seq, updated_at)
+    SELECT shard, last_ms, last_seq, $24 FROM unnest($25::int[], $26::bigint[], $27::bigint[]) AS d(shard, last_ms, last_seq)
+    ON CONFLICT (shard) DO UPDATE SET last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
+    WHERE (EXCLUDED.last_ms, EXCLUDED.last_seq) > (m.last_ms, m.last_seq)
+    RETURNING 1
+), parked AS (
+    INSERT INTO event_conflicts (shard, stream_id, reason, product_id, shopper_id, action, at,
+        stored_product_id, stored_shopper_id, stored_action, stored_at)
+    SELECT shard, stream_id, reason, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond',
+        NULLIF(s_product, ''), NULLIF(s_shopper, ''), NULLIF(s_action, ''),
+        CASE WHEN s_product <> '' THEN timestamptz 'epoch' + s_at_ms * interval '1 millisecond' END
+    FROM unnest($28::int[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::bigint[],
+        $35::text[], $36::text[], $37::text[], $38::bigint[])
+        AS d(shard, stream_id, reason, product_id, shopper_id, action, at_ms, s_product, s_shopper, s_action, s_at_ms)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), totals AS (
+    UPDATE totals SET likes = likes + $39, shoppers = shoppers + $40, events = events + $41
+    WHERE ($39, $40, $41) <> (0::bigint, 0::bigint, 0::bigint)
+    RETURNING 1
+)
+SELECT pg_notify('` + NotifyChannel + `', '')`
+
+// pairKey names a (shopper, product) pair of the like state.
+type pairKey struct{ shopper, product string }
+
+// pairState is a pair's like state as the batch moves it.
+type pairState struct {
+	liked   bool
+	likedAt int64 // unix ms of the like that made it liked
+	last    streamPos
+	shard   int
+	gone    bool // it has a like_gone row
+	touched bool // an event of this batch was applied to it
+}
+
+// applyBatch runs the statements of Apply in tx.
+func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Applied, error) {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLock); err != nil {
+		return Applied{}, fmt.Errorf("lock: %w", err)
 	}
-	isNew := make(map[string]bool, len(inserted))
-	for _, id := range inserted {
-		isNew[id] = true
+	n := len(b.events)
+	shards, ids, products, shoppers, actions := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ms, at := make([]int64, n), make([]int64, n)
+	for i, e := range b.events {
+		shards[i], ids[i], ms[i], products[i], shoppers[i], actions[i], at[i] = int64(e.Shard), e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
 	}
-	out := make([]Event, 0, len(inserted))
-	for _, e := range events {
-		if isNew[e.ID] {
-			out = append(out, e)
+	var (
+		keptFrom                                   int64
+		fresh, knownOrd                            pq.Int64Array
+		knownProducts, knownShoppers, knownActions pq.StringArray
+		knownAt                                    pq.Int64Array
+		curShoppers, curProducts                   pq.StringArray
+		curLiked                                   pq.BoolArray
+		curLikedAt, curLastMS, curLastSeq          pq.Int64Array
+		countShoppers                              pq.StringArray
+		counts                                     pq.Int64Array
+	)
+	if err := tx.QueryRowContext(ctx, insertEvents,
+		pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
+		pq.StringArray(actions), pq.Int64Array(at),
+	).Scan(&keptFrom, &fresh, &knownOrd, &knownProducts, &knownShoppers, &knownActions, &knownAt,
+		&curShoppers, &curProducts, &curLiked, &curLikedAt, &curLastMS, &curLastSeq, &countShoppers, &counts); err != nil {
+		return Applied{}, fmt.Errorf("insert events: %w", err)
+	}
+	a := Applied{New: len(fresh)}
+	// What PostgreSQL holds under each id of the batch now: the stored
+	// version, or the batch's own if it was new.
+	type eventKey struct {
+		shard int
+		id    string
+	}
+	holds := make(map[eventKey]Event, len(knownOrd)+len(b.extra))
+	for i, o := range knownOrd {
+		e := b.events[o-1]
+		stored := Event{Shard: e.Shard, ID: e.ID, ProductID: knownProducts[i], ShopperID: knownShoppers[i],
+			Action: Action(knownActions[i]), At: time.UnixMilli(knownAt[i]).UTC()}
+		holds[eventKey{e.Shard, e.ID}] = stored
+		if !sameEvent(e, stored) {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
 		}
 	}
-	return out
+	for _, o := range fresh {
+		e := b.events[o-1]
+		holds[eventKey{e.Shard, e.ID}] = e
+	}
+	for i, p := range b.pos {
+		if p.ms < keptFrom {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictExpired, Event: b.events[i]})
+		}
+	}
+	for _, e := range b.extra {
+		if stored, ok := holds[eventKey{e.Shard, e.ID}]; ok && !sameEvent(e, stored) {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
+		} else if !ok {
+			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictExpired, Event: e})
+		}
+	}
+	if len(fresh) == 0 && len(a.Conflicts) == 0 {
+		return a, nil // all replays
+	}
+	state := make(map[pairKey]*pairState, len(curShoppers))
+	for i := range curShoppers {
+		state[pairKey{curShoppers[i], curProducts[i]}] = &pairState{liked: curLiked[i], likedAt: curLikedAt[i],
+			last: streamPos{curLastMS[i], curLastSeq[i]}, gone: !curLiked[i] && curLastMS[i] >= 0}
+	}
+	likes := make(map[string]int64, len(countShoppers))
+	for i, sh := range countShoppers {
+		likes[sh] = counts[i]
+	}
+	changed := make([]Event, 0, len(fresh))
+	slices.Sort(fresh) // stream order: the ords follow the sorted batch
+	for _, o := range fresh {
+		e, p := b.events[o-1], b.pos[o-1]
+		st := state[pairKey{e.ShopperID, e.ProductID}]
+		if p.compare(st.last) <= 0 {
+			continue // older than what the pair already applied
+		}
+		st.last, st.shard, st.touched = p, e.Shard, true
+		if (e.Action == ActionLike) == st.liked {
+			continue // the record already says so
+		}
+		st.liked = !st.liked
+		if st.liked {
+			st.likedAt = e.At.UnixMilli()
+			likes[e.ShopperID]++
+		} else {
+			likes[e.ShopperID]--
+		}
+		// The shopper's like count after the event, as PostgreSQL's
+		// record has it: aggregate counts shoppers by it.
+		e.ShopperLikes = likes[e.ShopperID]
+		changed = append(changed, e)
+	}
+	a.Changed = len(changed)
+	d := aggregate(changed)
+	if err := s.writeChanges(ctx, tx, b, fresh, state, d, a.Conflicts); err != nil {
+		return Applied{}, err
+	}
+	return a, nil
 }
 
-func writeProducts(ctx context.Context, tx *sqlx.Tx, rows []productDelta, now time.Time) error {
-	ids := make([]string, len(rows))
-	likes, likeEvents, unlikeEvents := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
-	for i, r := range rows {
-		ids[i], likes[i], likeEvents[i], unlikeEvents[i] = r.product, r.likes, r.likeEvents, r.unlikeEvents
+// writeChanges runs the writeChanges statement.
+func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fresh []int64,
+	state map[pairKey]*pairState, d deltas, conflicts []Conflict) error {
+	var liked, unliked, gone, back struct {
+		shoppers, products pq.StringArray
+		shards, likedAt    pq.Int64Array
+		lastMS, lastSeq    pq.Int64Array
 	}
-	_, err := tx.ExecContext(ctx, upsertProductCounters,
-		pq.StringArray(ids), pq.Int64Array(likes), pq.Int64Array(likeEvents), pq.Int64Array(unlikeEvents), now)
+	// Sorted, so that the rows are written in one order.
+	keys := make([]pairKey, 0, len(state))
+	for k, st := range state {
+		if st.touched {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b pairKey) int {
+		return cmp.Or(cmp.Compare(a.shopper, b.shopper), cmp.Compare(a.product, b.product))
+	})
+	for _, k := range keys {
+		st := state[k]
+		if st.liked {
+			liked.shoppers, liked.products = append(liked.shoppers, k.shopper), append(liked.products, k.product)
+			liked.shards, liked.likedAt = append(liked.shards, int64(st.shard)), append(liked.likedAt, st.likedAt)
+			liked.lastMS, liked.lastSeq = append(liked.lastMS, st.last.ms), append(liked.lastSeq, st.last.seq)
+			if st.gone {
+				back.shoppers, back.products = append(back.shoppers, k.shopper), append(back.products, k.product)
+			}
+			continue
+		}
+		unliked.shoppers, unliked.products = append(unliked.shoppers, k.shopper), append(unliked.products, k.product)
+		gone.shoppers, gone.products = append(gone.shoppers, k.shopper), append(gone.products, k.product)
+		gone.shards = append(gone.shards, int64(st.shard))
+		gone.lastMS, gone.lastSeq = append(gone.lastMS, st.last.ms), append(gone.lastSeq, st.last.seq)
+	}
+	var bk struct {
+		products              pq.StringArray
+		minutes, likes, unlks pq.Int64Array
+	}
+	for _, r := range d.buckets {
+		bk.products, bk.minutes = append(bk.products, r.product), append(bk.minutes, r.minute.UnixMilli())
+		bk.likes, bk.unlks = append(bk.likes, r.likes), append(bk.unlks, r.unlikes)
+	}
+	var pc struct {
+		ids                         pq.StringArray
+		likes, likeEvents, unlikeEv pq.Int64Array
+	}
+	for _, r := range d.products {
+		pc.ids, pc.likes = append(pc.ids, r.product), append(pc.likes, r.likes)
+		pc.likeEvents, pc.unlikeEv = append(pc.likeEvents, r.likeEvents), append(pc.unlikeEv, r.unlikeEvents)
+	}
+	var mk struct{ shards, ms, seq pq.Int64Array }
+	top := map[int]streamPos{}
+	for _, o := range fresh {
+		e, p := b.events[o-1], b.pos[o-1]
+		if t, ok := top[e.Shard]; !ok || p.compare(t) > 0 {
+			top[e.Shard] = p
+		}
+	}
+	for _, sh := range slices.Sorted(maps.Keys(top)) {
+		mk.shards, mk.ms, mk.seq = append(mk.shards, int64(sh)), append(mk.ms, top[sh].ms), append(mk.seq, top[sh].seq)
+	}
+	var cf struct {
+		shards                                    pq.Int64Array
+		ids, reasons, products, shoppers, actions pq.StringArray
+		at                                        pq.Int64Array
+		sProducts, sShoppers, sActions            pq.StringArray
+		sAt                                       pq.Int64Array
+	}
+	for _, c := range conflicts {
+		e := c.Event
+		cf.shards, cf.ids, cf.reasons = append(cf.shards, int64(e.Shard)), append(cf.ids, e.ID), append(cf.reasons, c.Reason)
+		cf.products, cf.shoppers = append(cf.products, e.ProductID), append(cf.shoppers, e.ShopperID)
+		cf.actions, cf.at = append(cf.actions, string(e.Action)), append(cf.at, e.At.UnixMilli())
+		var st Event
+		if c.Stored != nil {
+			st = *c.Stored
+		}
+		cf.sProducts, cf.sShoppers, cf.sActions = append(cf.sProducts, st.ProductID), append(cf.sShoppers, st.ShopperID), append(cf.sActions, string(st.Action))
+		cf.sAt = append(cf.sAt, st.At.UnixMilli())
+	}
+	_, err := tx.ExecContext(ctx, writeChanges,
+		liked.shoppers, liked.products, liked.shards, liked.likedAt, liked.lastMS, liked.lastSeq,
+		unliked.shoppers, unliked.products,
+		gone.shoppers, gone.products, gone.shards, gone.lastMS, gone.lastSeq,
+		back.shoppers, back.products,
+		bk.products, bk.minutes, bk.likes, bk.unlks,
+		pc.ids, pc.likes, pc.likeEvents, pc.unlikeEv, s.now(),
+		mk.shards, mk.ms, mk.seq,
+		cf.shards, cf.ids, cf.reasons, cf.products, cf.shoppers, cf.actions, cf.at, cf.sProducts, cf.sShoppers, cf.sActions, cf.sAt,
+		d.likes, d.shoppers, d.events)
 	if err != nil {
-		return fmt.Errorf("update product counters: %w", err)
-	}
-	return nil
-}
-
-func writeBuckets(ctx context.Context, tx *sqlx.Tx, rows []bucketDelta) error {
-	ids := make([]string, len(rows))
-	minutes, likes, unlikes := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
-	for i, r := range rows {
-		ids[i], minutes[i], likes[i], unlikes[i] = r.product, r.minute.UnixMilli(), r.likes, r.unlikes
-	}
-	_, err := tx.ExecContext(ctx, upsertBuckets,
-		pq.StringArray(ids), pq.Int64Array(minutes), pq.Int64Array(likes), pq.Int64Array(unlikes))
-	if err != nil {
-		return fmt.Errorf("update buckets: %w", err)
+		return fmt.Errorf("write changes: %w", err)
 	}
 	return nil
 }

@@ -191,12 +191,12 @@ func BenchmarkCopy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stmt, err := tx.Prepare("COPY like_events (stream_id, product_id, shopper_id, action, at) FROM STDIN")
+	stmt, err := tx.Prepare("COPY like_events (stream_id, stream_ms, product_id, shopper_id, action, at) FROM STDIN")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range b.N {
-		if _, err := stmt.Exec(fmt.Sprintf("%d-0", i), products[i%len(products)], fmt.Sprintf("%032x", i%100000), "like", at); err != nil {
+		if _, err := stmt.Exec(fmt.Sprintf("%d-0", i), i, products[i%len(products)], fmt.Sprintf("%032x", i%100000), "like", at); err != nil {
 			b.Fatal(err)
 		}
 	}

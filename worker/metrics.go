@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"phoenix/store"
 )
 
 // Metrics is what a Sync reports to Prometheus: its batches, the events it
@@ -14,7 +17,9 @@ type Metrics struct {
 	synced        prometheus.Counter
 	replayed      prometheus.Counter
 	parked        prometheus.Counter
+	conflicts     *prometheus.CounterVec
 	backlog       prometheus.Gauge
+	shardBacklog  *prometheus.GaugeVec
 	maxBacklog    prometheus.Gauge
 	lag           prometheus.Gauge
 	heartbeat     prometheus.Gauge
@@ -44,9 +49,16 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		parked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "phoenix_worker_events_parked_total", Help: "Malformed stream entries moved to the dead-letter stream.",
 		}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_worker_event_conflicts_total",
+			Help: "Events parked in PostgreSQL's event_conflicts instead of applied: reason conflict, a different event under a stored (shard, stream id); reason expired, an event older than the kept history.",
+		}, []string{"reason"}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_backlog_events", Help: "Stream entries not yet synced by the group (undelivered plus pending), as last read.",
 		}),
+		shardBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "phoenix_worker_shard_backlog_events", Help: "Stream entries not yet synced by the group, per shard (PHOENIX_REDIS_SHARDS), as last read.",
+		}, []string{"shard"}),
 		maxBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoenix_worker_backlog_max_events", Help: "The backlog at which the shop answers Likes 503 busy (PHOENIX_MAX_BACKLOG; 0: no bound).",
 		}),
@@ -67,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 		}),
 	}
 	m.maxBacklog.Set(float64(maxBacklog))
-	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.backlog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat)
+	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.shardBacklog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat)
 	return m
 }
 
@@ -90,10 +102,21 @@ func (m *Metrics) parkedEntries(n int) {
 	}
 }
 
-// status records the backlog and lag as the status record reads them.
-func (m *Metrics) status(backlog int64, lag time.Duration) {
+// conflict counts an event parked by PostgreSQL; m may be nil.
+func (m *Metrics) conflict(reason string) {
 	if m != nil {
-		m.backlog.Set(float64(backlog))
+		m.conflicts.WithLabelValues(reason).Inc()
+	}
+}
+
+// status records the backlog (in all and per shard) and lag as the status
+// record reads them.
+func (m *Metrics) status(shards []store.Backlog, lag time.Duration) {
+	if m != nil {
+		m.backlog.Set(float64(store.SumBacklogs(shards).Total()))
+		for i, b := range shards {
+			m.shardBacklog.WithLabelValues(strconv.Itoa(i)).Set(float64(b.Total()))
+		}
 		m.lag.Set(lag.Seconds())
 	}
 }

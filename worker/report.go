@@ -42,9 +42,11 @@ func (w *Sync) reportOnce(ctx context.Context) {
 	if err != nil {
 		w.Log.Debug("read shop heartbeats failed", "err", err)
 	}
-	if backlog, err := w.Likes.GroupBacklog(ctx, w.Group); err == nil {
-		beat.Backlog = []int64{backlog.Total()} // one shard today; one entry per shard
-		if backlog.Total() == 0 {
+	if shards, err := w.Likes.GroupBacklogs(ctx, w.Group); err == nil {
+		for _, b := range shards {
+			beat.Backlog = append(beat.Backlog, b.Total()) // one entry per shard
+		}
+		if store.SumBacklogs(shards).Total() == 0 {
 			beat.LagMS = 0
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,9 @@ const (
 	DefaultTrimEvery      = time.Second
 	DefaultHeartbeatEvery = 5 * time.Second
 	DefaultConsumerIdle   = time.Hour
+	// DefaultMaintainEvery: the event history's partitions are daily, so
+	// an hourly look creates each in time and drops each within the hour.
+	DefaultMaintainEvery = time.Hour
 )
 
 // Back-off after a failed Redis or PostgreSQL call: doubling from
@@ -40,13 +44,20 @@ const statusEvery = time.Second
 // use the Run context, so that a shutdown lets the current batch finish.
 const batchTimeout = 30 * time.Second
 
-// Sync reads the event stream through a consumer group and writes each batch
-// to PostgreSQL in one transaction, acknowledging the entries only after the
-// commit. Events are keyed by their stream id in PostgreSQL, so an entry
-// delivered twice (after a crash between commit and acknowledgement, or
-// claimed from a consumer that was only slow) is counted once. Several Syncs
-// with different Consumer names share the work. A Sync runs one Run at a
-// time.
+// Sync reads every shard's event stream through a consumer group (one per
+// shard stream, same name) and writes each batch to PostgreSQL in one
+// transaction, acknowledging the entries only after the commit. Events are
+// keyed by their shard and stream id in PostgreSQL, so an entry delivered
+// twice (after a crash between commit and acknowledgement, or claimed from
+// a consumer that was only slow) is counted once. Several Syncs with
+// different Consumer names share the work. A Sync runs one Run at a time.
+//
+// Every worker reads every shard rather than owning some: the consumer
+// groups already share each stream's entries among the workers that read
+// it, so adding, removing or crashing a worker needs no reassignment (its
+// pending entries are claimed as before), and the load balances itself.
+// Each shard gets its own reader: on Redis Cluster the shards' streams sit
+// in different slots, which one XREADGROUP cannot read together.
 type Sync struct {
 	Likes *store.Likes
 	Stats *store.Stats
@@ -69,6 +80,14 @@ type Sync struct {
 	// reading, with nothing pending, before the trim step deletes it
 	// (DefaultConsumerIdle). A live worker reads every Block.
 	ConsumerIdle time.Duration
+	// Retention is how long the event history (like_events) is kept
+	// (PHOENIX_EVENT_RETENTION); 0 keeps all of it. The like state and the
+	// aggregates are kept whatever it is.
+	Retention time.Duration
+	// MaintainEvery is how often the history's partitions are created
+	// ahead and dropped past Retention (DefaultMaintainEvery); one worker
+	// at a time does it.
+	MaintainEvery time.Duration
 	// MaxBacklog is the shop's backlog bound (PHOENIX_MAX_BACKLOG), recorded
 	// with the status so that the admin can show the backlog against it.
 	MaxBacklog int64
@@ -136,6 +155,9 @@ func (w *Sync) defaults() {
 	if w.Faults == nil {
 		w.Faults = store.NewFaults()
 	}
+	if w.MaintainEvery <= 0 {
+		w.MaintainEvery = DefaultMaintainEvery
+	}
 	if w.ConsumerIdle <= 0 {
 		w.ConsumerIdle = DefaultConsumerIdle
 	}
@@ -167,16 +189,24 @@ func (w *Sync) Run(ctx context.Context) error {
 	if err := w.drainOwn(ctx); err != nil {
 		return err
 	}
-	// A reader goroutine reads the next batch while this one writes the
-	// current one to PostgreSQL. The channel is unbuffered, so at most one
-	// batch is read ahead; the reader hands over every batch it read (an
-	// idle read hands over an empty one) and closes the channel when ctx is
-	// done, and this loop processes everything it receives: no entry read
-	// is left behind at shutdown.
+	// A reader goroutine per shard reads the next batch while this one
+	// writes the current one to PostgreSQL. The channel is unbuffered, so
+	// at most one batch per shard is read ahead; each reader hands over
+	// every batch it read (an idle read hands over an empty one), the
+	// channel is closed once every reader stopped with ctx, and this loop
+	// processes everything it receives: no entry read is left behind at
+	// shutdown.
 	readCtx, stopReader := context.WithCancel(ctx)
 	batches := make(chan store.Batch)
 	var wg sync.WaitGroup
-	wg.Go(func() { w.read(readCtx, batches) })
+	var readers sync.WaitGroup
+	for i := range w.Likes.Shards() {
+		readers.Go(func() { w.read(readCtx, w.Likes.Shard(i), batches) })
+	}
+	wg.Go(func() {
+		readers.Wait()
+		close(batches)
+	})
 	defer func() {
 		// Only reached early after an injected crash: what was read
 		// ahead stays pending, as it would in a real crash.
@@ -185,7 +215,7 @@ func (w *Sync) Run(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
-	nextClaim, nextTrim := time.Time{}, w.now().Add(w.TrimEvery)
+	nextClaim, nextTrim, nextMaintain := time.Time{}, w.now().Add(w.TrimEvery), w.now().Add(w.MaintainEvery)
 	for b := range batches {
 		if b.Len() == 0 {
 			w.heartbeat(ctx)
@@ -206,14 +236,17 @@ func (w *Sync) Run(ctx context.Context) error {
 			w.trim(ctx)
 			nextTrim = w.now().Add(w.TrimEvery)
 		}
+		if !now.Before(nextMaintain) {
+			w.maintain(ctx)
+			nextMaintain = w.now().Add(w.MaintainEvery)
+		}
 	}
 	w.Log.Info("worker stopped", "consumer", w.Consumer)
 	return nil
 }
 
-// read reads new entries into out until ctx is done, then closes out.
-func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
-	defer close(out)
+// read reads new entries of shard's stream into out until ctx is done.
+func (w *Sync) read(ctx context.Context, shard *store.Likes, out chan<- store.Batch) {
 	wait := backoffMin
 	for ctx.Err() == nil {
 		if w.Faults.Paused() {
@@ -222,17 +255,17 @@ func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
 			if !sleep(ctx, w.Block) {
 				return
 			}
-			out <- store.Batch{}
+			out <- store.Batch{Shard: shard.ShardIndex()}
 			continue
 		}
 		// The read does not use ctx: a blocked read cut short could leave
 		// entries delivered to us that we never see (pending until
 		// claimed). Block bounds how long a shutdown waits for it instead.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.Block+batchTimeout)
-		b, err := w.Likes.ReadNew(rctx, w.Group, w.Consumer, w.BatchSize, w.Block)
+		b, err := shard.ReadNew(rctx, w.Group, w.Consumer, w.BatchSize, w.Block)
 		cancel()
 		if err != nil {
-			w.Log.Warn("read failed", "err", err, "retry_in", wait)
+			w.Log.Warn("read failed", "shard", shard.ShardIndex(), "err", err, "retry_in", wait)
 			if !sleep(ctx, wait) {
 				return
 			}
@@ -240,7 +273,7 @@ func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
 			// The stream or the group may have been deleted (FLUSHALL, a
 			// new Redis); recreating the group lets the next read work.
 			gctx, cancel := context.WithTimeout(ctx, batchTimeout)
-			_ = w.Likes.EnsureGroup(gctx, w.Group)
+			_ = shard.EnsureGroup(gctx, w.Group)
 			cancel()
 		} else {
 			wait = backoffMin
@@ -250,7 +283,8 @@ func (w *Sync) read(ctx context.Context, out chan<- store.Batch) {
 	}
 }
 
-// prepare readies PostgreSQL and Redis: schema, catalog, consumer group.
+// prepare readies PostgreSQL and Redis: schema, catalog, each shard's
+// consumer group.
 func (w *Sync) prepare(ctx context.Context) error {
 	if w.Migrate {
 		if err := w.Stats.Migrate(ctx); err != nil {
@@ -262,18 +296,35 @@ func (w *Sync) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	return w.Likes.EnsureGroup(ctx, w.Group)
+	w.maintain(ctx)
+	for i := range w.Likes.Shards() {
+		if err := w.Likes.Shard(i).EnsureGroup(ctx, w.Group); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// drainOwn processes the entries still pending under this consumer's name,
-// left by an earlier process with the same name that stopped mid-batch.
-// Processed entries are acknowledged, so each read starts from the top.
+// drainOwn processes the entries still pending under this consumer's name
+// on every shard, left by an earlier process with the same name that
+// stopped mid-batch.
 func (w *Sync) drainOwn(ctx context.Context) error {
+	for i := range w.Likes.Shards() {
+		if err := w.drainOwnShard(ctx, w.Likes.Shard(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drainOwnShard drains one shard. Processed entries are acknowledged, so
+// each read starts from the top.
+func (w *Sync) drainOwnShard(ctx context.Context, shard *store.Likes) error {
 	for ctx.Err() == nil {
 		var b store.Batch
 		err := w.retry(ctx, "read pending", func(ctx context.Context) error {
 			var err error
-			b, err = w.Likes.ReadPending(ctx, w.Group, w.Consumer, "0", w.BatchSize)
+			b, err = shard.ReadPending(ctx, w.Group, w.Consumer, "0", w.BatchSize)
 			return err
 		})
 		if err != nil || b.Len() == 0 {
@@ -287,18 +338,28 @@ func (w *Sync) drainOwn(ctx context.Context) error {
 }
 
 // claimStale takes over and processes entries left pending too long by
-// other consumers (presumably dead). Errors are logged; the next scan
-// tries again.
+// other consumers (presumably dead), on every shard.
 func (w *Sync) claimStale(ctx context.Context) error {
+	for i := range w.Likes.Shards() {
+		if err := w.claimStaleShard(ctx, w.Likes.Shard(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claimStaleShard claims on one shard. Errors are logged; the next scan
+// tries again.
+func (w *Sync) claimStaleShard(ctx context.Context, shard *store.Likes) error {
 	start := "0-0"
 	for ctx.Err() == nil {
-		b, next, err := w.Likes.Claim(ctx, w.Group, w.Consumer, w.ClaimIdle, start, w.BatchSize)
+		b, next, err := shard.Claim(ctx, w.Group, w.Consumer, w.ClaimIdle, start, w.BatchSize)
 		if err != nil {
-			w.Log.Warn("claim failed", "err", err)
+			w.Log.Warn("claim failed", "shard", shard.ShardIndex(), "err", err)
 			return nil
 		}
 		if b.Len() > 0 {
-			w.Log.Info("claimed stale entries", "count", b.Len())
+			w.Log.Info("claimed stale entries", "shard", shard.ShardIndex(), "count", b.Len())
 			if err := w.process(ctx, b); err != nil {
 				return err
 			}
@@ -316,12 +377,13 @@ func (w *Sync) claimStale(ctx context.Context) error {
 // PostgreSQL or Redis is away, it gives up: the entries stay pending, and
 // this or another worker processes them later.
 func (w *Sync) process(ctx context.Context, b store.Batch) error {
+	shard := w.Likes.Shard(b.Shard)
 	w.count.read.Add(int64(b.Len()))
 	for _, m := range b.Malformed {
-		w.Log.Warn("malformed entry parked", "id", m.ID, "err", m.Err)
+		w.Log.Warn("malformed entry parked", "shard", b.Shard, "id", m.ID, "err", m.Err)
 	}
 	if err := w.retry(ctx, "dead-letter", func(ctx context.Context) error {
-		return w.Likes.DeadLetter(ctx, w.Group, b.Malformed)
+		return shard.DeadLetter(ctx, w.Group, b.Malformed)
 	}); err != nil {
 		return nil
 	}
@@ -330,7 +392,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	start := w.now()
-	var applied int
+	var a store.Applied
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
 		// A demo fault fails the write before it is made: the batch
 		// stays pending and is retried, as after a real failure.
@@ -338,11 +400,13 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 			return err
 		}
 		var err error
-		applied, err = w.Stats.ApplyBatch(ctx, b.Events)
+		a, err = w.Stats.Apply(ctx, b.Events)
 		return err
 	}); err != nil {
 		return nil
 	}
+	applied := a.New
+	w.parked(a.Conflicts)
 	if w.afterCommit != nil {
 		if err := w.afterCommit(b); err != nil {
 			return err
@@ -353,7 +417,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		ids[i] = e.ID
 	}
 	if err := w.retry(ctx, "ack", func(ctx context.Context) error {
-		return w.Likes.Ack(ctx, w.Group, ids)
+		return shard.Ack(ctx, w.Group, ids)
 	}); err != nil {
 		return nil
 	}
@@ -374,6 +438,35 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	return nil
 }
 
+// parked alerts on the events PostgreSQL parked instead of applying.
+func (w *Sync) parked(conflicts []store.Conflict) {
+	for _, c := range conflicts {
+		e := c.Event
+		attrs := []any{"reason", c.Reason, "shard", e.Shard, "id", e.ID, "product", e.ProductID, "action", e.Action, "at", e.At}
+		if c.Stored != nil {
+			attrs = append(attrs, "stored_product", c.Stored.ProductID, "stored_action", c.Stored.Action, "stored_at", c.Stored.At)
+		}
+		w.Log.Warn("event parked in event_conflicts", attrs...)
+		w.Metrics.conflict(c.Reason)
+	}
+}
+
+// maintain creates the event history's partitions ahead and drops those
+// past Retention. It is best effort: a failure is logged and the next
+// round tries again.
+func (w *Sync) maintain(ctx context.Context) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	r, err := w.Stats.MaintainHistory(mctx, w.Retention)
+	if err != nil {
+		w.Log.Warn("maintain event history failed", "err", err)
+		return
+	}
+	if r.Created > 0 || len(r.Dropped) > 0 {
+		w.Log.Info("event history maintained", "created", r.Created, "dropped", r.Dropped, "kept_from", r.KeptFrom)
+	}
+}
+
 // heartbeat records the status of an idle worker every HeartbeatEvery, and
 // at once when it has just finished work, so the backlog shows as zero.
 func (w *Sync) heartbeat(ctx context.Context) {
@@ -388,15 +481,16 @@ func (w *Sync) heartbeat(ctx context.Context) {
 func (w *Sync) recordStatus(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	defer cancel()
-	backlog, err := w.Likes.GroupBacklog(sctx, w.Group)
+	shards, err := w.Likes.GroupBacklogs(sctx, w.Group)
 	if err != nil {
 		w.Log.Warn("read backlog failed", "err", err)
 		return
 	}
+	backlog := store.SumBacklogs(shards)
 	if backlog.Total() == 0 {
 		w.lag = 0
 	}
-	w.Metrics.status(backlog.Total(), w.lag)
+	w.Metrics.status(shards, w.lag)
 	st := store.WorkerReport{
 		Consumer: w.Consumer, LastBatchAt: w.lastBatchAt, Synced: w.synced,
 		Backlog: backlog.Total(), MaxBacklog: w.MaxBacklog, Lag: w.lag,
@@ -409,35 +503,51 @@ func (w *Sync) recordStatus(ctx context.Context) {
 	w.Metrics.recorded(w.lastStatus)
 }
 
-// trim removes the acknowledged history from the stream, reports consumer
-// groups other than its own (they pin nothing, but someone should remove
-// them) and deletes consumers idle past ConsumerIdle.
+// trim removes the acknowledged history from every shard's stream, reports
+// consumer groups other than its own (they pin nothing, but someone should
+// remove them) and deletes consumers idle past ConsumerIdle.
 func (w *Sync) trim(ctx context.Context) {
-	t, err := w.Likes.TrimAcked(ctx, w.Group)
-	if err != nil {
-		w.Log.Warn("trim failed", "err", err)
-		return
+	var others []string
+	for i := range w.Likes.Shards() {
+		o, ok := w.trimShard(ctx, w.Likes.Shard(i))
+		if !ok {
+			return
+		}
+		others = append(others, o...)
 	}
-	if t.Removed > 0 {
-		w.Log.Debug("trimmed stream", "entries", t.Removed)
-	}
-	w.Metrics.otherGroups(len(t.Others))
-	if others := strings.Join(t.Others, ","); others != w.others {
+	slices.Sort(others)
+	others = slices.Compact(others)
+	w.Metrics.otherGroups(len(others))
+	if others := strings.Join(others, ","); others != w.others {
 		w.others = others
 		if others != "" {
 			w.Log.Warn("other consumer groups on the stream are not waited for by the trim; remove them with XGROUP DESTROY if unused",
-				"groups", t.Others, "group", w.Group)
+				"groups", others, "group", w.Group)
 		}
 	}
-	gone, err := w.Likes.DeleteIdleConsumers(ctx, w.Group, w.Consumer, w.ConsumerIdle)
+}
+
+// trimShard trims one shard's stream and deletes its idle consumers. It
+// returns the other groups seen, and false when Redis failed.
+func (w *Sync) trimShard(ctx context.Context, shard *store.Likes) ([]string, bool) {
+	t, err := shard.TrimAcked(ctx, w.Group)
 	if err != nil {
-		w.Log.Warn("delete idle consumers failed", "err", err)
-		return
+		w.Log.Warn("trim failed", "shard", shard.ShardIndex(), "err", err)
+		return nil, false
+	}
+	if t.Removed > 0 {
+		w.Log.Debug("trimmed stream", "shard", shard.ShardIndex(), "entries", t.Removed)
+	}
+	gone, err := shard.DeleteIdleConsumers(ctx, w.Group, w.Consumer, w.ConsumerIdle)
+	if err != nil {
+		w.Log.Warn("delete idle consumers failed", "shard", shard.ShardIndex(), "err", err)
+		return t.Others, true
 	}
 	if len(gone) > 0 {
-		w.Log.Info("deleted idle consumers", "consumers", gone, "idle", w.ConsumerIdle.String())
+		w.Log.Info("deleted idle consumers", "shard", shard.ShardIndex(), "consumers", gone, "idle", w.ConsumerIdle.String())
 		w.Metrics.consumersDeleted(len(gone))
 	}
+	return t.Others, true
 }
 
 // retry calls fn until it succeeds, backing off between failures. Each call

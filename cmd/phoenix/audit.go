@@ -96,7 +96,7 @@ func waitAudit(ctx context.Context, likes *store.Likes, stats *store.Stats, grou
 // all), the totals and a verdict line.
 func printAudit(w io.Writer, a store.Audit, all bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres events\t")
+	fmt.Fprintln(tw, "product\tredis live\twaiting\tpostgres counter\tpostgres state\t")
 	row := func(r store.AuditRow) {
 		fmt.Fprintf(tw, "%s\t%d\t%+d\t%d\t%d\t  %s\n", r.ProductID, r.Live, r.Waiting, r.Counter, r.Events, r.Problem())
 	}

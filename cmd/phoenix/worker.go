@@ -28,9 +28,15 @@ type workerConfig struct {
 	// consumerIdle: other consumers idle this long with nothing pending
 	// are deleted from the group.
 	consumerIdle time.Duration
-	catalog      string // shared with the shop under phoenix all
+	retention    time.Duration // how long like_events keeps history (0: forever)
+	catalog      string        // shared with the shop under phoenix all
 	backlog      backlogConfig
 }
+
+// defaultEventRetention is PHOENIX_EVENT_RETENTION's default: a month of
+// history for charts and investigations; the like state and the
+// aggregates are kept whatever it is.
+const defaultEventRetention = 30 * 24 * time.Hour
 
 // defaultMaxBacklog is PHOENIX_MAX_BACKLOG's default: about a minute and a
 // half of Likes at the shop's measured peak, a few megabytes of Redis.
@@ -62,6 +68,8 @@ func (c *workerConfig) register(f *flags, e *env) {
 		"how long an event may stay unacknowledged with another worker before this one takes it over")
 	f.Duration(&c.consumerIdle, "worker-consumer-idle", "PHOENIX_WORKER_CONSUMER_IDLE", worker.DefaultConsumerIdle,
 		"delete another worker's consumer name from the group once it has read nothing for this long and has nothing pending")
+	f.Duration(&c.retention, "event-retention", "PHOENIX_EVENT_RETENTION", defaultEventRetention,
+		"how long PostgreSQL keeps the Like event history, in whole days (at least 24h; 0: forever); the like state and the counters are kept")
 }
 
 func (c *workerConfig) checks() []func() error {
@@ -78,6 +86,9 @@ func (c *workerConfig) checks() []func() error {
 				return fmt.Errorf("PHOENIX_WORKER_BLOCK: %s is shorter than 1ms", c.block)
 			case c.claimIdle < time.Millisecond:
 				return fmt.Errorf("PHOENIX_WORKER_CLAIM_IDLE: %s is shorter than 1ms", c.claimIdle)
+			case c.retention != 0 && c.retention < 24*time.Hour:
+				// The history is dropped a day's partition at a time.
+				return fmt.Errorf("PHOENIX_EVENT_RETENTION: %s is shorter than 24h (0 keeps the history forever)", c.retention)
 			case c.consumerIdle < c.block+c.claimIdle:
 				// A live worker reads every block; deleting it costs
 				// nothing, but churn in the group is noise.
@@ -182,7 +193,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	r.sync = &worker.Sync{
 		Likes: likes, Stats: stats, Log: log.With("role", "worker"),
 		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
-		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(wc.backlog.max),
+		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(wc.backlog.max), Retention: wc.retention,
 		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg, int64(wc.backlog.max)),
 		Version: buildVersion(),
 	}
