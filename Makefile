@@ -6,7 +6,7 @@ ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 # The version every role reports in its heartbeat (the admin's flow view).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: run topology test faults build vet lint bench clean
+.PHONY: run topology test faults build vet lint bench lighthouse clean
 
 run:
 	@.ci/ensure-packages redis-server postgres
@@ -33,9 +33,9 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
-	# tools/bench is a developer tool that builds and runs local programs by
-	# design; gosec's subprocess and file rules do not apply to it.
-	$(GO) run $(GOSEC) -quiet -exclude-dir=tools/bench ./...
+	# tools/ holds developer tools that build and run local programs by
+	# design; gosec's subprocess and file rules do not apply to them.
+	$(GO) run $(GOSEC) -quiet -exclude-dir=tools ./...
 	# The delivery pipeline; actionlint runs shellcheck on its scripts.
 	@.ci/ensure-packages shellcheck
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
@@ -50,6 +50,15 @@ faults:
 bench:
 	@.ci/ensure-packages redis-server postgres wrk
 	$(GO) run ./tools/bench
+
+# Scores every page of both roles, both languages, mobile and desktop, with
+# Lighthouse (npm, pinned) and writes the scores into BENCHMARKS.md (about
+# 15 minutes with 3 runs each; RUNS=1 for a quick look).
+RUNS ?= 3
+lighthouse:
+	@.ci/ensure-packages redis-server postgres chromium
+	cd tools/lighthouse && npm ci --no-audit --no-fund
+	$(GO) run ./tools/lighthouse -runs $(RUNS)
 
 clean:
 	rm -f phoenix

@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"regexp"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"phoenix"
-	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/testkit"
 )
@@ -23,30 +20,10 @@ var csrfFieldRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // PostgreSQL database, with signed CSRF tokens as phoenix admin has them.
 func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 	tb.Helper()
-	stats, err := store.OpenStats(context.Background(), testkit.Postgres(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { stats.Close() })
-	if err := stats.Migrate(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
+	stats := testkit.Stats(tb)
 	seed(tb, stats)
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sessions, err := handlers.NewSessions(testPassword, []byte(testSecret), time.Hour, false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	csrf, err := handlers.NewCSRF([]byte(testSecret), "admin")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	(&handlers.Admin{Stats: stats, Sessions: sessions, Log: log, Instance: "test-1", CSRF: csrf}).Routes(app)
+	log, logs := testkit.Logger()
+	app, _ := adminApp(tb, stats, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -44,17 +44,30 @@ func newAdmin(tb testing.TB, opts ...func(*handlers.Admin)) *adminFixture {
 // routes are registered.
 func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adminFixture {
 	tb.Helper()
-	stats, err := store.OpenStats(context.Background(), dbURL)
-	if err != nil {
-		tb.Fatal(err)
+	stats := testkit.StatsAt(tb, dbURL)
+	app, admin := adminApp(tb, stats, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	f := &adminFixture{app: app, stats: stats, sessions: admin.Sessions, admin: admin}
+	resp, body := f.get(tb, "/login", "", false)
+	for _, c := range resp.Cookies() {
+		if c.Name == "phoenix_csrf" {
+			f.nonce = c.Value
+		}
 	}
-	tb.Cleanup(func() { stats.Close() })
-	if err := stats.Migrate(context.Background()); err != nil {
-		tb.Fatal(err)
+	if m := csrfField.FindStringSubmatch(body); m != nil {
+		f.token = m[1]
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// Behind a proxy that app.Test's peer address (0.0.0.0) stands for, so
-	// that X-Real-IP names the client.
+	if f.token == "" || f.nonce == "" {
+		tb.Fatalf("GET /login gave no token or no phoenix_csrf cookie: %v", resp.Header.Values("Set-Cookie"))
+	}
+	return f
+}
+
+// adminApp assembles the admin app on stats as phoenix admin does, with
+// sessions and CSRF tokens under the test secret, behind a proxy that
+// app.Test's peer address (0.0.0.0) stands for, so that X-Real-IP names the
+// client; opts change the admin before its routes are registered.
+func adminApp(tb testing.TB, stats *store.Stats, log *slog.Logger, opts ...func(*handlers.Admin)) (*fiber.App, *handlers.Admin) {
+	tb.Helper()
 	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: "test-1", Section: "admin",
 		ProxyHeader: "X-Real-IP", TrustedProxies: []string{"0.0.0.0"}})
 	if err != nil {
@@ -74,20 +87,7 @@ func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adm
 		o(admin)
 	}
 	admin.Routes(app)
-	f := &adminFixture{app: app, stats: stats, sessions: sessions, admin: admin}
-	resp, body := f.get(tb, "/login", "", false)
-	for _, c := range resp.Cookies() {
-		if c.Name == "phoenix_csrf" {
-			f.nonce = c.Value
-		}
-	}
-	if m := csrfField.FindStringSubmatch(body); m != nil {
-		f.token = m[1]
-	}
-	if f.token == "" || f.nonce == "" {
-		tb.Fatalf("GET /login gave no token or no phoenix_csrf cookie: %v", resp.Header.Values("Set-Cookie"))
-	}
-	return f
+	return app, admin
 }
 
 // request is one test request: cookie "" means no session; htmx adds the
@@ -153,17 +153,21 @@ func (f *adminFixture) login(tb testing.TB) string {
 // and two hours ago, and a worker that reported just now.
 func seed(tb testing.TB, s *store.Stats) {
 	tb.Helper()
-	db, now := s.DB(), time.Now()
-	testkit.AddProduct(tb, db, "brake-pads", "Brake pads", "Brakes")
-	testkit.AddProduct(tb, db, "brake-disc", `Disc, "vented" – 280 mm`, "Brakes")
-	testkit.AddProduct(tb, db, "oil-filter", "=Oil filter", "Filters")
-	testkit.AddProduct(tb, db, "wiper", "Wiper blade", "Visibility")
-	testkit.AddLikes(tb, db, "brake-pads", 6, 0, now.Add(-2*time.Hour))
-	testkit.AddLikes(tb, db, "brake-pads", 2, 1, now)
-	testkit.AddLikes(tb, db, "brake-disc", 3, 0, now)
-	testkit.AddLikes(tb, db, "oil-filter", 1, 0, now)
-	testkit.SetShoppers(tb, db, 5)
-	testkit.SetWorker(tb, db, "worker-1", now, 4, 250)
+	now := time.Now()
+	testkit.SetProducts(tb, s, seedProducts("Wiper blade")...)
+	// 6 likes two hours ago, 5 of them shoppers' first: 5 shoppers in all.
+	testkit.AddFirstLikes(tb, s, "brake-pads", 5, now.Add(-2*time.Hour))
+	testkit.AddLikes(tb, s, "brake-pads", 1, 0, now.Add(-2*time.Hour))
+	testkit.AddLikes(tb, s, "brake-pads", 2, 1, now)
+	testkit.AddLikes(tb, s, "brake-disc", 3, 0, now)
+	testkit.AddLikes(tb, s, "oil-filter", 1, 0, now)
+	testkit.SetWorker(tb, s, "worker-1", now, 4, 250)
+}
+
+// seedProducts is seed's catalog, the wiper named wiper.
+func seedProducts(wiper string) []store.Product {
+	return []store.Product{testkit.Part("brake-pads", "Brake pads", "Brakes"), testkit.Part("brake-disc", `Disc, "vented" – 280 mm`, "Brakes"),
+		testkit.Part("oil-filter", "=Oil filter", "Filters"), testkit.Part("wiper", wiper, "Visibility")}
 }
 
 func TestAdmin_Login(t *testing.T) {
@@ -447,7 +451,7 @@ func TestAdmin_ETag(t *testing.T) {
 	t.Run("changed", func(t *testing.T) {
 		resp, _ := f.get(t, "/admin/stats/totals", cookie, true)
 		etag := resp.Header.Get("ETag")
-		testkit.AddLikes(t, f.stats.DB(), "wiper", 1, 0, time.Now())
+		testkit.AddLikes(t, f.stats, "wiper", 1, 0, time.Now())
 		resp, body := f.do(t, request{method: "GET", target: "/admin/stats/totals", cookie: cookie, htmx: true, header: map[string]string{"If-None-Match": etag}})
 		if resp.StatusCode != 200 || resp.Header.Get("ETag") == etag || !strings.Contains(body, `<p class="stat-value">12</p>`) {
 			t.Errorf("after a like: status %d, ETag %q (was %q); want 200, a new ETag and 12 likes", resp.StatusCode, resp.Header.Get("ETag"), etag)
@@ -475,8 +479,8 @@ func TestAdmin_DataETag(t *testing.T) {
 		name, target string
 		change       func()
 	}{
-		{"heartbeat", "/admin/stats/worker", func() { testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(time.Second), 0, 1) }},
-		{"renamed product", "/admin/stats/products", func() { testkit.AddProduct(t, f.stats.DB(), "wiper", "Rear wiper blade", "Visibility") }},
+		{"heartbeat", "/admin/stats/worker", func() { testkit.SetWorker(t, f.stats, "worker-1", time.Now().Add(time.Second), 0, 1) }},
+		{"renamed product", "/admin/stats/products", func() { testkit.SetProducts(t, f.stats, seedProducts("Rear wiper blade")...) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tag := tagOf(tt.target)
@@ -543,12 +547,12 @@ func TestAdmin_WorkerStale(t *testing.T) {
 		t.Errorf("no worker: lacks the notice:\n%s", body)
 	}
 	old := time.Now().Add(-5 * time.Minute)
-	testkit.SetWorker(t, f.stats.DB(), "worker-1", old, 7, 0)
+	testkit.SetWorker(t, f.stats, "worker-1", old, 7, 0)
 	_, body = f.get(t, "/admin/stats/worker", cookie, true)
 	if !strings.Contains(body, "Numbers may be stale since") || !strings.Contains(body, old.UTC().Format("15:04:05")) {
 		t.Errorf("old heartbeat: lacks the stale notice with its time:\n%s", body)
 	}
-	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 0, 0)
+	testkit.SetWorker(t, f.stats, "worker-1", time.Now(), 0, 0)
 	_, body = f.get(t, "/admin", cookie, false)
 	if strings.Contains(body, "may be stale") {
 		t.Errorf("fresh heartbeat: still a stale notice")
@@ -592,12 +596,7 @@ func TestAdmin_PostgresDown(t *testing.T) {
 		}
 	})
 	t.Run("no data yet", func(t *testing.T) {
-		fresh := &handlers.Admin{Stats: f.stats, Sessions: f.sessions, CSRF: f.admin.CSRF, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: fresh.Log, Section: "admin"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fresh.Routes(app)
+		app, _ := adminApp(t, f.stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		g := &adminFixture{app: app}
 		resp, body := g.get(t, "/admin", cookie, false)
 		if resp.StatusCode != 200 || !strings.Contains(body, "Statistics are unavailable") {

@@ -2,16 +2,13 @@ package handlers_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,31 +16,13 @@ import (
 	"phoenix/testkit"
 )
 
-// lockedBuffer collects log output written from the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // liveShop is a shop served on a real 127.0.0.1 listener, so raw requests
 // reach it exactly as sent.
 type liveShop struct {
 	addr    string
 	cookie  string // testShopper's signed cookie
 	token   string // testShopper's CSRF token
-	logs    *lockedBuffer
+	logs    *testkit.LogBuffer
 	catalog *store.Catalog
 	likes   *store.Likes
 }
@@ -51,8 +30,7 @@ type liveShop struct {
 func startShop(tb testing.TB, opts ...func(*shopSetup)) *liveShop {
 	tb.Helper()
 	rdb, prefix := testkit.Redis(tb)
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testkit.Logger()
 	live := func(s *shopSetup) {
 		s.app.Log, s.shop.Log = log, log
 		s.limit = store.LikesOptions{PerShopper: store.PerSecond(10), PerIP: store.PerSecond(100), NewShoppersPerIP: store.Rate{Interval: time.Minute, Burst: 1000}} // its key outlives the test

@@ -226,5 +226,5 @@ func seedLikes(b *testing.B, s *store.Stats, n, likes int) {
 			b.Fatalf("seed: %v", err)
 		}
 	}
-	testkit.SetWorker(b, db, "worker-1", time.Now(), 0, 1)
+	testkit.SetWorker(b, s, "worker-1", time.Now(), 0, 1)
 }

@@ -241,10 +241,9 @@ func seedCatalog(tb testing.TB, s *store.Stats) {
 	if err := s.SyncProducts(context.Background(), catalog.Products()); err != nil {
 		tb.Fatal(err)
 	}
-	db := s.DB()
-	testkit.AddLikes(tb, db, "ceramic-brake-pads-front", 1200, 3, time.Now())
-	testkit.AddLikes(tb, db, "spin-on-oil-filter", 1, 1, time.Now().Add(-30*time.Minute))
-	testkit.SetWorker(tb, db, "worker-1", time.Now(), 1, 1)
+	testkit.AddLikes(tb, s, "ceramic-brake-pads-front", 1200, 3, time.Now())
+	testkit.AddLikes(tb, s, "spin-on-oil-filter", 1, 1, time.Now().Add(-30*time.Minute))
+	testkit.SetWorker(tb, s, "worker-1", time.Now(), 1, 1)
 }
 
 func acceptLanguage(lang string) map[string]string {
@@ -328,9 +327,9 @@ func adminAnswers(t *testing.T, f *adminFixture, lang string) []uiAnswer {
 	get("long filter", "/admin?q="+strings.Repeat("a", 101), false)
 	get("bad request, htmx", "/admin/stats/products?sort=nope", true)
 	get("404", "/admin/nope", false)
-	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now().Add(-48*time.Hour), 1, 1)
+	testkit.SetWorker(t, f.stats, "worker-1", time.Now().Add(-48*time.Hour), 1, 1)
 	get("worker behind", "/admin/stats/worker", true)
-	testkit.SetWorker(t, f.stats.DB(), "worker-1", time.Now(), 1, 1)
+	testkit.SetWorker(t, f.stats, "worker-1", time.Now(), 1, 1)
 	return out
 }
 
@@ -355,11 +354,7 @@ func TestI18n_StaleNotices(t *testing.T) {
 		t.Errorf("stale totals, in Chinese: lacks the notice:\n%s", body)
 	}
 	// A new admin has no last data to show.
-	app, err := handlers.NewApp(handlers.AppConfig{Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: f.admin.Log, Section: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	(&handlers.Admin{Stats: f.stats, Sessions: f.sessions, CSRF: f.admin.CSRF, Log: f.admin.Log}).Routes(app)
+	app, _ := adminApp(t, f.stats, f.admin.Log)
 	fresh := &adminFixture{app: app}
 	zh.target = "/admin"
 	zh.htmx = false

@@ -2,9 +2,10 @@ package handlers_test
 
 import (
 	"net/http"
-	"phoenix/store"
 	"strings"
 	"testing"
+
+	"phoenix/store"
 )
 
 // headerSafe drops what net/http would refuse to send in a header, so the

@@ -136,7 +136,7 @@ func (s *Shopper) ID() string {
 func (s *Shopper) CloseIdleConnections() { s.client.CloseIdleConnections() }
 
 func (s *Shopper) do(req *http.Request) (int, string, error) {
-	resp, err := s.client.Do(req)
+	resp, err := s.client.Do(req) // #nosec G704 -- the shop to load is the operator's own setting
 	if err != nil {
 		return 0, "", err
 	}

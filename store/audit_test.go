@@ -13,7 +13,7 @@ func TestRunAudit(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := testkit.Redis(t)
 	likes := store.NewLikes(rdb, prefix)
-	stats := openStats(t)
+	stats := testkit.Stats(t)
 	const group = "audit"
 	audit := func(t *testing.T) store.Audit {
 		t.Helper()

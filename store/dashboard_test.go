@@ -10,36 +10,19 @@ import (
 	"phoenix/testkit"
 )
 
-// openStats returns a migrated Stats on a fresh database.
-func openStats(tb testing.TB) *store.Stats {
-	tb.Helper()
-	ctx := context.Background()
-	s, err := store.OpenStats(ctx, testkit.Postgres(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	if err := s.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
-
 func TestStats_Dashboard(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
-	db := s.DB()
+	s := testkit.Stats(t)
 	now := time.Now()
-	testkit.AddProduct(t, db, "brake-pads", "Brake pads", "Brakes")
-	testkit.AddProduct(t, db, "brake-disc", "Brake disc", "Brakes")
-	testkit.AddProduct(t, db, "oil-filter", "Oil filter", "Filters")
-	testkit.AddProduct(t, db, "wiper", "Wiper", "Visibility")
-	testkit.AddLikes(t, db, "brake-pads", 5, 1, now.Add(-2*time.Hour)) // before the last hour
-	testkit.AddLikes(t, db, "brake-pads", 3, 0, now.Add(-10*time.Minute))
-	testkit.AddLikes(t, db, "oil-filter", 2, 0, now)
-	testkit.AddLikes(t, db, "brake-disc", 1, 1, now)
-	testkit.AddLikes(t, db, "ghost", 1, 0, now) // counted, but not in the products table
-	testkit.SetShoppers(t, db, 6)
+	testkit.SetProducts(t, s, testkit.Part("brake-pads", "Brake pads", "Brakes"), testkit.Part("brake-disc", "Brake disc", "Brakes"),
+		testkit.Part("oil-filter", "Oil filter", "Filters"), testkit.Part("wiper", "Wiper", "Visibility"))
+	// 5 likes and 1 unlike before the last hour, 6 shoppers in all.
+	testkit.AddFirstLikes(t, s, "brake-pads", 4, now.Add(-2*time.Hour))
+	testkit.AddLikes(t, s, "brake-pads", 1, 1, now.Add(-2*time.Hour))
+	testkit.AddLikes(t, s, "brake-pads", 3, 0, now.Add(-10*time.Minute))
+	testkit.AddFirstLikes(t, s, "oil-filter", 2, now)
+	testkit.AddLikes(t, s, "brake-disc", 1, 1, now)
+	testkit.AddLikes(t, s, "ghost", 1, 0, now) // counted, but not in the products table
 	since := now.Add(-time.Hour)
 
 	t.Run("totals", func(t *testing.T) {
@@ -111,8 +94,8 @@ func TestStats_Dashboard(t *testing.T) {
 		}
 	})
 	t.Run("worker status", func(t *testing.T) {
-		testkit.SetWorker(t, db, "worker-a", now.Add(-time.Minute), 10, 1500)
-		testkit.SetWorker(t, db, "worker-b", now, 2, 40)
+		testkit.SetWorker(t, s, "worker-a", now.Add(-time.Minute), 10, 1500)
+		testkit.SetWorker(t, s, "worker-b", now, 2, 40)
 		got, err := s.WorkerStatus(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -140,7 +123,7 @@ func BenchmarkStats_Refresh(b *testing.B) {
 	for _, likes := range []int{10, 1_000_000} {
 		b.Run(fmt.Sprintf("likes=%d", likes), func(b *testing.B) {
 			ctx := context.Background()
-			s := openStats(b)
+			s := testkit.Stats(b)
 			seedHistory(b, s, likes)
 			b.ResetTimer()
 			for b.Loop() {
@@ -172,9 +155,11 @@ func seedHistory(b *testing.B, s *store.Stats, likes int) {
 	b.Helper()
 	const products = 48
 	db := s.DB()
+	var parts []store.Product
 	for i := range products {
-		testkit.AddProduct(b, db, fmt.Sprintf("p%02d", i), fmt.Sprintf("Part %d", i), fmt.Sprintf("Category %d", i%8))
+		parts = append(parts, testkit.Part(fmt.Sprintf("p%02d", i), fmt.Sprintf("Part %d", i), fmt.Sprintf("Category %d", i%8)))
 	}
+	testkit.SetProducts(b, s, parts...)
 	minutes := min(likes, 7*24*60)
 	stmts := []string{
 		`INSERT INTO like_events (stream_id, stream_ms, product_id, shopper_id, action, at)

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"phoenix/store"
+	"phoenix/testkit"
 )
 
 func TestLogins(t *testing.T) {
 	ctx := context.Background()
-	l := store.NewLogins(openStats(t), store.LoginLimits{PerClient: 2, Overall: 3, Window: time.Second})
+	l := store.NewLogins(testkit.Stats(t), store.LoginLimits{PerClient: 2, Overall: 3, Window: time.Second})
 	fail := func(client string) store.LoginFailure {
 		t.Helper()
 		f, err := l.Fail(ctx, client)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"phoenix/store"
+	"phoenix/testkit"
 )
 
 // listen runs s.Listen until the test ends and, once it has subscribed,
@@ -65,7 +66,7 @@ func expectNoCall(t *testing.T, calls <-chan struct{}, what string) {
 
 func TestStats_Listen(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	calls := listen(t, s)
 
 	t.Run("batch commits", func(t *testing.T) {

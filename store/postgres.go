@@ -38,6 +38,15 @@ func OpenStats(ctx context.Context, url string) (*Stats, error) {
 // DB returns the connection pool, for tests and tools.
 func (s *Stats) DB() *sqlx.DB { return s.db }
 
+// At is s with its clock reading now: the same pool, for a writer that
+// stamps rows at a time of the caller's choosing (a test's heartbeat of
+// the past).
+func (s *Stats) At(now func() time.Time) *Stats {
+	c := *s
+	c.now = now
+	return &c
+}
+
 // Close closes the connection pool.
 func (s *Stats) Close() error { return s.db.Close() }
 

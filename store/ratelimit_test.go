@@ -29,8 +29,7 @@ func TestLikes_SetLimits(t *testing.T) {
 		{"per address", store.LikesOptions{PerIP: slowRate}, store.LikeInput{Shopper: "alice", ClientIP: "192.0.2.2"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rdb, prefix := testkit.Redis(t)
-			s := store.NewLikes(rdb, prefix, tt.opt)
+			s := testkit.Likes(t, tt.opt)
 			in := store.LikeInput{Shopper: "alice", ClientIP: "192.0.2.1", Product: "pads"}
 			for i, a := range []store.Action{store.ActionLike, store.ActionUnlike, store.ActionLike} {
 				in.Action = a
@@ -139,8 +138,7 @@ func TestLikes_Admit(t *testing.T) {
 // TestLikes_Known checks the look-up that keeps an unsigned shopper id.
 func TestLikes_Known(t *testing.T) {
 	ctx := context.Background()
-	rdb, prefix := testkit.Redis(t)
-	s := store.NewLikes(rdb, prefix)
+	s := testkit.Likes(t)
 	if _, err := s.Like(ctx, "alice", "pads"); err != nil {
 		t.Fatal(err)
 	}

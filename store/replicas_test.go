@@ -40,7 +40,7 @@ func TestLikes_ShopBeats(t *testing.T) {
 
 func TestStats_RecordBeats(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	calls := listen(t, s)
 	t0 := time.Now().Add(-time.Second).Truncate(time.Millisecond)
 	beat := func(at time.Time, likes int64) store.Beat {
@@ -89,7 +89,7 @@ func TestStats_RecordBeats(t *testing.T) {
 
 func TestStats_Controls(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	until := time.Now().Add(time.Minute)
 	c, err := s.SetControl(ctx, store.Control{Target: store.TargetWorkerPostgres, Effect: store.EffectError, Rate: 0.5,
 		Until: until, SetBy: "127.0.0.1", RequestID: "req-1"})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"phoenix/store"
+	"phoenix/testkit"
 )
 
 type totals struct {
@@ -50,7 +51,7 @@ func event(id, product, shopper string, a store.Action, shopperLikes int64) stor
 
 func TestStats_ApplyBatch(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	first := []store.Event{
 		event("1-0", "pads", "alice", store.ActionLike, 1),
 		event("1-1", "tyre", "alice", store.ActionLike, 2),
@@ -114,7 +115,7 @@ func TestStats_ApplyBatch(t *testing.T) {
 // other's entries would: no error (deadlocks are retried), exact totals.
 func TestStats_ApplyBatchConcurrent(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	const n = 2000
 	events := make([]store.Event, n)
 	for i := range events {
@@ -159,7 +160,7 @@ func TestStats_ApplyBatchConcurrent(t *testing.T) {
 
 func TestStats_SyncProducts(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	cat, err := store.DefaultCatalog()
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +228,7 @@ func TestStats_SyncProducts(t *testing.T) {
 
 func TestStats_RecordWorkerStatus(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, st := range []store.WorkerReport{
 		{Consumer: "w1", LastBatchAt: at, Synced: 10, Backlog: 5, Lag: 1500 * time.Millisecond},

@@ -60,7 +60,7 @@ func Phoenix(tb testing.TB) string {
 // test log.
 type Process struct {
 	Cmd  *osexec.Cmd
-	logs *syncBuffer
+	logs *LogBuffer
 	done chan error
 }
 
@@ -68,7 +68,7 @@ type Process struct {
 // Cleanup kills it if still running and prints its output when tb failed.
 func Start(tb testing.TB, bin string, env []string, args ...string) *Process {
 	tb.Helper()
-	p := &Process{Cmd: osexec.Command(bin, args...), logs: &syncBuffer{}, done: make(chan error, 1)} // #nosec G204 -- the test's own phoenix binary
+	p := &Process{Cmd: osexec.Command(bin, args...), logs: &LogBuffer{}, done: make(chan error, 1)} // #nosec G204 -- the test's own phoenix binary
 	p.Cmd.Env = append(os.Environ(), env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.logs, p.logs
 	if err := p.Cmd.Start(); err != nil {
@@ -113,25 +113,6 @@ func (p *Process) Kill9(tb testing.TB) {
 
 // Output returns what the process has written so far.
 func (p *Process) Output() string { return p.logs.String() }
-
-// syncBuffer is a bytes.Buffer safe for a process's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
 
 // Proxy starts Debian's nginx terminating TLS in front of the given shop
 // and admin replicas ("127.0.0.1:port" each) until the test ends.

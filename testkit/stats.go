@@ -2,58 +2,119 @@ package testkit
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
+	"phoenix/store"
 )
 
-// Helpers that write the statistics tables the way the worker does, so that
-// tests of the admin's read side need no worker. db must be migrated.
-
-// AddProduct inserts (or renames) a product in the products table.
-func AddProduct(tb testing.TB, db *sqlx.DB, id, name, category string) {
+// Stats opens a migrated Stats on a fresh database of its own, closed when
+// the test ends.
+func Stats(tb testing.TB) *store.Stats {
 	tb.Helper()
-	exec(tb, db, `INSERT INTO products (id, name, category, price_cents) VALUES ($1, $2, $3, 1000)
-		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category, updated_at = now()`, id, name, category)
+	return StatsAt(tb, Postgres(tb))
 }
 
-// AddLikes records likes Likes and unlikes Unlikes of product at time at:
-// the product's counter, its minute bucket and the totals change together,
-// as one worker batch would change them.
-func AddLikes(tb testing.TB, db *sqlx.DB, product string, likes, unlikes int64, at time.Time) {
+// StatsAt opens Stats at url and migrates it, closed when the test ends.
+func StatsAt(tb testing.TB, url string) *store.Stats {
 	tb.Helper()
-	net := likes - unlikes
-	exec(tb, db, `INSERT INTO product_counters (product_id, likes, like_events, unlike_events) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (product_id) DO UPDATE SET likes = product_counters.likes + EXCLUDED.likes,
-			like_events = product_counters.like_events + EXCLUDED.like_events,
-			unlike_events = product_counters.unlike_events + EXCLUDED.unlike_events`, product, net, likes, unlikes)
-	exec(tb, db, `INSERT INTO like_buckets (product_id, minute, likes, unlikes) VALUES ($1, date_trunc('minute', $2::timestamptz), $3, $4)
-		ON CONFLICT (product_id, minute) DO UPDATE SET likes = like_buckets.likes + EXCLUDED.likes,
-			unlikes = like_buckets.unlikes + EXCLUDED.unlikes`, product, at, likes, unlikes)
-	exec(tb, db, `UPDATE totals SET likes = likes + $1, events = events + $2`, net, likes+unlikes)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	s, err := store.OpenStats(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
 
-// SetShoppers sets the number of shoppers who like something.
-func SetShoppers(tb testing.TB, db *sqlx.DB, n int64) {
+// Likes is a Likes store on the shared Redis under a key prefix of its own.
+func Likes(tb testing.TB, opts ...store.LikesOptions) *store.Likes {
 	tb.Helper()
-	exec(tb, db, `UPDATE totals SET shoppers = $1`, n)
+	rdb, prefix := Redis(tb)
+	return store.NewLikes(rdb, prefix, opts...)
 }
 
-// SetWorker writes a worker consumer's heartbeat row.
-func SetWorker(tb testing.TB, db *sqlx.DB, consumer string, heartbeat time.Time, backlog, lagMS int64) {
-	tb.Helper()
-	exec(tb, db, `INSERT INTO worker_status (consumer, last_batch_at, events_synced, backlog, lag_ms, updated_at)
-		VALUES ($1, $2, 0, $3, $4, $2)
-		ON CONFLICT (consumer) DO UPDATE SET last_batch_at = $2, backlog = $3, lag_ms = $4, updated_at = $2`,
-		consumer, heartbeat, backlog, lagMS)
+// The statistics fixtures below write through the production writers (the
+// worker's ApplyBatch, SyncProducts and RecordWorkerStatus), so that the
+// schema has one writer and tests of the admin's read side need no worker.
+
+// Part is a catalog product for SetProducts.
+func Part(id, name, category string) store.Product {
+	return store.Product{ID: id, Name: name, Category: category, PriceCents: 1000}
 }
 
-func exec(tb testing.TB, db *sqlx.DB, q string, args ...any) {
+// SetProducts makes the products table hold products, as the worker's
+// catalog sync does.
+func SetProducts(tb testing.TB, s *store.Stats, products ...store.Product) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, q, args...); err != nil {
+	if err := s.SyncProducts(ctx, products); err != nil {
+		tb.Fatalf("testkit: %v", err)
+	}
+}
+
+// AddLikes records, in one worker batch at time at, likes Likes of product
+// by shoppers who already like something else, then unlikes Unlikes by
+// some of them: the product's counter, its minute bucket and the totals
+// move, the number of shoppers does not.
+func AddLikes(tb testing.TB, s *store.Stats, product string, likes, unlikes int64, at time.Time) {
+	tb.Helper()
+	apply(tb, s, product, likes, unlikes, 2, at)
+}
+
+// AddFirstLikes records n Likes of product at time at, each a new shopper's
+// first: they count as likes and as shoppers.
+func AddFirstLikes(tb testing.TB, s *store.Stats, product string, n int64, at time.Time) {
+	tb.Helper()
+	apply(tb, s, product, n, 0, 1, at)
+}
+
+// apply writes the events through ApplyBatch; each like's shopper then
+// likes shopperLikes products, each unlike's one fewer.
+func apply(tb testing.TB, s *store.Stats, product string, likes, unlikes, shopperLikes int64, at time.Time) {
+	tb.Helper()
+	if unlikes > likes {
+		tb.Fatalf("testkit: %d unlikes of %d likes: only a shopper who likes can unlike", unlikes, likes)
+	}
+	// Stream ids sort in the order written, and a random base keeps them
+	// apart from other calls' (ApplyBatch ignores a known id).
+	base := rand.Int64N(1e15) * 1e3 // #nosec G404 -- uniqueness, not secrecy
+	var events []store.Event
+	add := func(shopper string, action store.Action, after int64) {
+		events = append(events, store.Event{ID: fmt.Sprintf("%d-%018d", at.UnixMilli(), base+int64(len(events))),
+			ProductID: product, ShopperID: shopper, Action: action, At: at, ShopperLikes: after})
+	}
+	shoppers := make([]string, likes)
+	for i := range shoppers {
+		shoppers[i] = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64()) // #nosec G404 -- as above
+		add(shoppers[i], store.ActionLike, shopperLikes)
+	}
+	for _, shopper := range shoppers[:unlikes] {
+		add(shopper, store.ActionUnlike, shopperLikes-1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if _, err := s.ApplyBatch(ctx, events); err != nil {
+		tb.Fatalf("testkit: %v", err)
+	}
+}
+
+// SetWorker records a worker consumer's heartbeat at heartbeat, as the
+// worker does with each status it writes.
+func SetWorker(tb testing.TB, s *store.Stats, consumer string, heartbeat time.Time, backlog, lagMS int64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	err := s.At(func() time.Time { return heartbeat }).RecordWorkerStatus(ctx, store.WorkerReport{
+		Consumer: consumer, LastBatchAt: heartbeat, Backlog: backlog, Lag: time.Duration(lagMS) * time.Millisecond})
+	if err != nil {
 		tb.Fatalf("testkit: %v", err)
 	}
 }

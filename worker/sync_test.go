@@ -38,16 +38,7 @@ func newEnv(t *testing.T) *env {
 
 func openStats(t testing.TB, url string) *store.Stats {
 	t.Helper()
-	ctx := context.Background()
-	stats, err := store.OpenStats(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stats.Close() })
-	if err := stats.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return stats
+	return testkit.StatsAt(t, url)
 }
 
 // testLog logs through t, so a failing test shows what the worker did.

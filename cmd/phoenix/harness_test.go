@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -197,23 +196,8 @@ func (p *phoenixProc) url(role, path string) string {
 	return "http://" + p.addr(role) + path
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is the kit's log buffer, safe for the concurrent writes of a log.
+type syncBuffer = testkit.LogBuffer
 
 // sharedRedis returns the settings that point a shop at the shared test
 // Redis under a key prefix of its own, and a Likes store on the same keys
