@@ -29,6 +29,7 @@ const (
 	likeLimited     = "refused_limit" // over the rate limit
 	likeBusy        = "busy"          // the event backlog is over its bound (back-pressure)
 	likeUnavailable = "unavailable"   // Redis could not be reached: nothing saved
+	likeUnconfirmed = "unconfirmed"   // saved on the primary, no replica confirmed in time
 	likeInvalid     = "invalid"       // unknown product, no shopper cookie, junk
 	likeFailed      = "error"         // any other server error
 )

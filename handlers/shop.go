@@ -345,6 +345,8 @@ func likeOutcome(res store.LikeResult, err error) string {
 		return likeUnchanged
 	case errors.Is(err, store.ErrBusy):
 		return likeBusy
+	case errors.Is(err, store.ErrUnconfirmed):
+		return likeUnconfirmed
 	case errors.As(err, &limited):
 		return likeLimited
 	case status == fiber.StatusForbidden:
@@ -368,6 +370,10 @@ func likeRefused(c *fiber.Ctx, err error) error {
 	case errors.Is(err, store.ErrBusy):
 		retryAfter(c, busyRetry)
 		return refuse(fiber.StatusServiceUnavailable, "error.busy")
+	case errors.Is(err, store.ErrUnconfirmed):
+		// A retry is safe: the Like is idempotent.
+		retryAfter(c, time.Second)
+		return refuse(fiber.StatusServiceUnavailable, "error.like_unconfirmed")
 	}
 	return err
 }

@@ -203,6 +203,12 @@ func (s *Likes) runDurable(ctx context.Context, keys []string, args []any) ([]in
 			continue
 		}
 		if err := script.Err(); err != nil {
+			var rerr redis.Error
+			if cluster && !errors.As(err, &rerr) {
+				// The primary is unreachable (dead, or failing over):
+				// look for its successor before the next Like.
+				cc.ReloadState(ctx)
+			}
 			return nil, err
 		}
 		res, err := script.Int64Slice()

@@ -45,7 +45,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err := f.parse(args, checks...); err != nil {
 		return err
 	}
-	likes, err := store.OpenLikes(ctx, c.redis.url, c.redis.prefix)
+	likes, err := c.redis.open(ctx, store.LikesOptions{})
 	if err != nil && !errors.Is(err, store.ErrUnavailable) {
 		return fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,26 +15,45 @@ import (
 	"phoenix/store"
 )
 
-// redisConfig is how a role reaches Redis.
+// redisConfig is how a role reaches Redis, and how the Likes are laid out
+// there (every role must agree on it).
 type redisConfig struct {
 	url, prefix string
+	shards      int
 }
 
 func (c *redisConfig) register(f *flags) {
-	f.String(&c.url, "redis-url", "PHOENIX_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	f.String(&c.url, "redis-url", "PHOENIX_REDIS_URL", "redis://127.0.0.1:6379/0",
+		"Redis URL: redis://host:port/db, redis+cluster://host:port?addr=host2:port2, redis+sentinel://host:port?master_name=NAME (rediss for TLS)")
 	f.String(&c.prefix, "redis-prefix", "PHOENIX_REDIS_PREFIX", "phoenix:", "prefix of every Redis key")
+	f.Int(&c.shards, "redis-shards", "PHOENIX_REDIS_SHARDS", 1, "shards the Likes are spread over, each its own hash tag (1: the single-Redis layout)")
 }
 
 func (c *redisConfig) checks() []func() error {
 	return []func() error{
-		checkURL("PHOENIX_REDIS_URL", &c.url, "redis", "rediss"),
+		checkURL("PHOENIX_REDIS_URL", &c.url, "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel"),
 		func() error {
 			if len(c.prefix) > 64 {
 				return errors.New("PHOENIX_REDIS_PREFIX: longer than 64 characters")
 			}
 			return nil
 		},
+		func() error {
+			if c.shards < 1 || c.shards > store.MaxShards {
+				return fmt.Errorf("PHOENIX_REDIS_SHARDS: %d, want 1 to %d", c.shards, store.MaxShards)
+			}
+			if c.shards > 1 && strings.ContainsAny(c.prefix, "{}") {
+				return fmt.Errorf("PHOENIX_REDIS_PREFIX: %q holds a hash tag, which would put all %d shards in one slot; drop the braces", c.prefix, c.shards)
+			}
+			return nil
+		},
 	}
+}
+
+// open opens the Likes with o in this layout.
+func (c *redisConfig) open(ctx context.Context, o store.LikesOptions) (*store.Likes, error) {
+	o.Shards = c.shards
+	return store.OpenLikes(ctx, c.url, c.prefix, o)
 }
 
 // shopConfig is the shop role's own settings.
@@ -50,6 +70,10 @@ type shopConfig struct {
 	// 503 "busy". The worker registers that flag too, so runShop
 	// registers it itself and phoenix all copies the worker's.
 	backlog backlogConfig
+	// durability is PHOENIX_LIKE_DURABILITY: what a Like waits for before
+	// it answers saved; waitTimeout bounds the wait for a replica.
+	durability  string
+	waitTimeout time.Duration
 	// secret is PHOENIX_SECRET, which signs shopper ids and CSRF tokens.
 	// The admin registers that flag too, so runShop registers it itself
 	// (with its check) and phoenix all copies the admin's.
@@ -80,6 +104,10 @@ func (c *shopConfig) register(f *flags) {
 	f.Int(&c.likeRatePerIP, "like-rate-per-ip", "PHOENIX_LIKE_RATE_PER_IP", 0, "Likes a second per client address, bursts of twice that (0: no limit)")
 	f.Int(&c.shopperRatePerIP, "shopper-rate-per-ip", "PHOENIX_SHOPPER_RATE_PER_IP", 60,
 		fmt.Sprintf("new shopper ids a minute per client address, bursts of %d times that (0: no limit)", shopperBurst))
+	f.String(&c.durability, "like-durability", "PHOENIX_LIKE_DURABILITY", string(store.DurabilityNone),
+		"none: a Like is saved once the primary has it; replica: only once a replica confirms it (WAIT), else 503")
+	f.Duration(&c.waitTimeout, "like-wait-timeout", "PHOENIX_LIKE_WAIT_TIMEOUT", store.DefaultWaitTimeout,
+		"how long a Like waits for a replica under PHOENIX_LIKE_DURABILITY=replica")
 }
 
 func (c *shopConfig) checks() []func() error {
@@ -88,6 +116,18 @@ func (c *shopConfig) checks() []func() error {
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_SHOPPER", &c.likeRatePerShopper),
 		checkNonNegative("PHOENIX_LIKE_RATE_PER_IP", &c.likeRatePerIP),
 		checkNonNegative("PHOENIX_SHOPPER_RATE_PER_IP", &c.shopperRatePerIP),
+		func() error {
+			if d := store.Durability(c.durability); d != store.DurabilityNone && d != store.DurabilityReplica {
+				return fmt.Errorf("PHOENIX_LIKE_DURABILITY: %q, want none or replica", c.durability)
+			}
+			return nil
+		},
+		func() error {
+			if c.waitTimeout < time.Millisecond || c.waitTimeout > 10*time.Second {
+				return fmt.Errorf("PHOENIX_LIKE_WAIT_TIMEOUT: %s, want 1ms to 10s", c.waitTimeout)
+			}
+			return nil
+		},
 	}
 }
 
@@ -100,6 +140,7 @@ func (c *shopConfig) likesOptions() store.LikesOptions {
 	return store.LikesOptions{
 		PerShopper: store.PerSecond(c.likeRatePerShopper), PerIP: store.PerSecond(c.likeRatePerIP),
 		NewShoppersPerIP: newShoppers, MaxBacklog: int64(c.backlog.max),
+		Durability: store.Durability(c.durability), WaitTimeout: c.waitTimeout,
 	}
 }
 
@@ -173,7 +214,7 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	// The limits live in Redis, so every shop replica shares them.
-	likes, err := store.OpenLikes(ctx, rc.url, rc.prefix, sc.likesOptions())
+	likes, err := rc.open(ctx, sc.likesOptions())
 	if errors.Is(err, store.ErrUnavailable) {
 		// The catalog still renders without Redis; Likes answer 503 until it is back.
 		log.Warn("redis unreachable at start", "err", err)

@@ -157,7 +157,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
 	}
 	// Either server may come up later: the worker waits and retries.
-	likes, err := store.OpenLikes(ctx, rc.url, rc.prefix)
+	likes, err := rc.open(ctx, store.LikesOptions{})
 	if errors.Is(err, store.ErrUnavailable) {
 		log.Warn("redis unreachable at start", "err", err)
 	} else if err != nil {
