@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"phoenix/store"
+	"phoenix/testkit"
 )
 
 // stateSummary is PostgreSQL's record of a batch's outcome: the like
@@ -55,7 +56,7 @@ func readState(t *testing.T, s *store.Stats) stateSummary {
 
 func TestStats_ApplyBatchState(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	apply := func(t *testing.T, events ...store.Event) store.Applied {
 		t.Helper()
 		a, err := s.Apply(ctx, events)
@@ -134,7 +135,7 @@ func TestStats_ApplyBatchState(t *testing.T) {
 
 func TestStats_ApplyBatchConflicts(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	stored := event("1-0", "pads", "alice", store.ActionLike, 1)
 	if _, err := s.Apply(ctx, []store.Event{stored}); err != nil {
 		t.Fatal(err)
@@ -205,7 +206,7 @@ func TestStats_ApplyBatchConflicts(t *testing.T) {
 
 func TestStats_MaintainHistory(t *testing.T) {
 	ctx := context.Background()
-	s := openStats(t)
+	s := testkit.Stats(t)
 	now := time.Now()
 	at := func(id string, age time.Duration, product, shopper string, a store.Action) store.Event {
 		e := event(fmt.Sprintf("%d-%s", now.Add(-age).UnixMilli(), id), product, shopper, a, 1)
