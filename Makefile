@@ -6,11 +6,18 @@ ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 # The version every role reports in its heartbeat (the admin's flow view).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: run test build vet lint bench lighthouse clean
+.PHONY: run topology test faults build vet lint bench lighthouse clean
 
 run:
 	@.ci/ensure-packages redis-server postgres
 	$(GO) run ./cmd/phoenix dev
+
+# The production shape on this machine: nginx (TLS) in front of two shops
+# and two admins, two workers, a Redis Cluster of 3 primaries with replicas,
+# PostgreSQL; each role its own process. Ctrl-C stops everything.
+topology: build
+	@.ci/ensure-packages redis-server redis-cli postgres nginx
+	./phoenix dev -topology cluster
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X main.version=$(VERSION)" -o phoenix ./cmd/phoenix
@@ -32,6 +39,12 @@ lint:
 	# The delivery pipeline; actionlint runs shellcheck on its scripts.
 	@.ci/ensure-packages shellcheck
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
+
+# The topology's fault tests in several rounds (make test runs one).
+FAULT_ROUNDS ?= 3
+faults:
+	@.ci/ensure-packages redis-server redis-cli postgres nginx
+	PHOENIX_FAULT_ROUNDS=$(FAULT_ROUNDS) $(GO) test -race -count=1 -timeout 30m -run 'TestTopology_' -v ./cmd/phoenix
 
 # Measures on this machine and rewrites BENCHMARKS.md (about 10 minutes).
 bench:

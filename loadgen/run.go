@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +28,9 @@ type Config struct {
 	Count    int           // stop after this many requests (0: no limit)
 	Browse   float64       // share of requests that are page views rather than Like/Unlike
 	Timeout  time.Duration // of one request
+	// RootCAs, when set, are the roots an https URL's certificate must
+	// chain to (a local proxy's own certificate); nil: the system's.
+	RootCAs *x509.CertPool
 	// Progress, when set, is told the totals once a second.
 	Progress func(Progress)
 }
@@ -146,6 +151,9 @@ func run(ctx, tickets context.Context, cfg Config) Summary {
 		start        = time.Now()
 	)
 	defer transport.CloseIdleConnections()
+	if cfg.RootCAs != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	}
 	for i := range cfg.Shoppers {
 		wg.Add(1)
 		go func() {

@@ -93,6 +93,9 @@ func (s *Shopper) Post(ctx context.Context, path string, htmx bool) (int, string
 		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// As a browser does on every POST; over HTTPS the shop refuses a POST
+	// that names no origin of its own.
+	req.Header.Set("Origin", req.URL.Scheme+"://"+req.URL.Host)
 	if htmx {
 		req.Header.Set("HX-Request", "true")
 		req.Header.Set("X-CSRF-Token", s.Token)

@@ -122,7 +122,7 @@ func newCluster(o ClusterOptions) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		bus, err := freePort()
+		bus, err := FreePort()
 		if err != nil {
 			return nil, err
 		}

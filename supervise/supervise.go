@@ -51,10 +51,10 @@ const (
 	waitDelay = 2 * time.Second
 )
 
-// freePort asks the kernel for a free loopback port. The port is released
+// FreePort asks the kernel for a free loopback port. The port is released
 // before the server binds it, which is a small race that is accepted here:
 // the server then fails to start and the error shows its log.
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("pick free port: %w", err)
@@ -86,7 +86,7 @@ func resolvePort(port int) (int, error) {
 		return 0, fmt.Errorf("invalid port %d", port)
 	}
 	if port == 0 {
-		return freePort()
+		return FreePort()
 	}
 	return port, nil
 }
@@ -106,6 +106,7 @@ type procSpec struct {
 	dir      string              // working directory
 	cred     *syscall.Credential // nil = run as the current user
 	pdeath   syscall.Signal      // sent to the child when we die
+	env      []string            // added to serverEnv
 	logPath  string              // server output is appended here
 	extraLog io.Writer           // optional copy of the server output
 }
@@ -118,7 +119,7 @@ func startProc(s procSpec) (*proc, error) {
 	}
 	cmd := exec.Command(s.path, s.args...) // #nosec G204 -- a server binary found on this machine, arguments built by this package
 	cmd.Dir = s.dir
-	cmd.Env = serverEnv()
+	cmd.Env = append(serverEnv(), s.env...)
 	var out io.Writer = f
 	if s.extraLog != nil {
 		out = io.MultiWriter(f, s.extraLog)

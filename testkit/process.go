@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"phoenix/supervise"
 )
 
 // phoenixBinary is the phoenix binary built for this test binary.
@@ -110,3 +113,21 @@ func (p *Process) Kill9(tb testing.TB) {
 
 // Output returns what the process has written so far.
 func (p *Process) Output() string { return p.logs.String() }
+
+// Proxy starts Debian's nginx terminating TLS in front of the given shop
+// and admin replicas ("127.0.0.1:port" each) until the test ends.
+func Proxy(tb testing.TB, shops, admins []string) *supervise.Proxy {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	x, err := supervise.StartProxy(ctx, supervise.ProxyOptions{Dir: tb.TempDir(), Shops: shops, Admins: admins})
+	if err != nil {
+		failStart(tb, err)
+	}
+	tb.Cleanup(func() {
+		if err := x.Stop(); err != nil {
+			tb.Errorf("testkit: stop proxy: %v", err)
+		}
+	})
+	return x
+}

@@ -15,6 +15,7 @@ import (
 type devConfig struct {
 	dir                     string
 	redisPort, postgresPort int
+	topology                string // "" (every role in this process) or "cluster"
 }
 
 func runDev(ctx context.Context, e *env, args []string) error {
@@ -27,7 +28,14 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	f.String(&dc.dir, "data-dir", "PHOENIX_DATA_DIR", ".phoenix", "folder of the private Redis and PostgreSQL data (kept between runs)")
 	f.Int(&dc.redisPort, "redis-port", "PHOENIX_DEV_REDIS_PORT", 0, "port of the private Redis (0: a free port)")
 	f.Int(&dc.postgresPort, "postgres-port", "PHOENIX_DEV_POSTGRES_PORT", 0, "port of the private PostgreSQL (0: a free port)")
-	if err := f.parse(args); err != nil {
+	f.String(&dc.topology, "topology", "PHOENIX_DEV_TOPOLOGY", "",
+		"cluster: two shops and two admins behind nginx with TLS (on the shop and admin ports), two workers, a Redis Cluster of 3 primaries with replicas and PostgreSQL, each its own process; fresh data each run")
+	if err := f.parse(args, func() error {
+		if dc.topology != "" && dc.topology != "cluster" {
+			return fmt.Errorf("PHOENIX_DEV_TOPOLOGY: %q is not cluster", dc.topology)
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	loopbackDefaults(f, map[string]*string{
@@ -55,6 +63,9 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("PHOENIX_DATA_DIR: %w", err)
+	}
+	if dc.topology == "cluster" {
+		return runTopology(ctx, e, cfg, dir, generated)
 	}
 	log.Info("starting private servers", "dir", dc.dir)
 	rdb, err := supervise.StartRedis(ctx, supervise.RedisOptions{Dir: filepath.Join(dir, "redis"), Port: dc.redisPort, AppendOnly: true})
