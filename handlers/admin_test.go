@@ -356,7 +356,8 @@ func TestAdmin_Dashboard(t *testing.T) {
 		}
 	})
 	fragments := map[string][]string{
-		"/admin/stats/totals":                     {`id="stats-totals"`, `<p class="stat-value">11</p>`, `<p class="stat-value">5</p>`},
+		"/admin/stats/totals": {`id="stats-totals"`, `id="total-likes"><p class="stat-label">Likes</p><p class="stat-value">11</p>`,
+			`id="total-shoppers"><p class="stat-label">Shoppers</p><p class="stat-value">11</p>`},
 		"/admin/stats/products?sort=name":         {`id="stats-products"`, `id="product-row-wiper"`, "&#43;3"},
 		"/admin/stats/categories":                 {`id="stats-categories"`, "Brakes", "90.9%"},
 		"/admin/stats/chart?product=brake-disc":   {`id="stats-chart"`, "<svg", "3 likes, 0 unlikes", `Disc, &#34;vented&#34; – 280 mm: 3 likes`},

@@ -61,16 +61,17 @@ func SetProducts(tb testing.TB, s *store.Stats, products ...store.Product) {
 }
 
 // AddLikes records, in one worker batch at time at, likes Likes of product
-// by shoppers who already like something else, then unlikes Unlikes by
-// some of them: the product's counter, its minute bucket and the totals
-// move, the number of shoppers does not.
+// by new shoppers, then unlikes Unlikes by some of them: the product's
+// counter, its minute bucket and the totals move. PostgreSQL counts the
+// shoppers from its record (like_state), so each like left standing is
+// one more shopper, whatever the event's ShopperLikes says.
 func AddLikes(tb testing.TB, s *store.Stats, product string, likes, unlikes int64, at time.Time) {
 	tb.Helper()
 	apply(tb, s, product, likes, unlikes, 2, at)
 }
 
 // AddFirstLikes records n Likes of product at time at, each a new shopper's
-// first: they count as likes and as shoppers.
+// first, as the shop writes them (ShopperLikes 1).
 func AddFirstLikes(tb testing.TB, s *store.Stats, product string, n int64, at time.Time) {
 	tb.Helper()
 	apply(tb, s, product, n, 0, 1, at)

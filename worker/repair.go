@@ -60,10 +60,12 @@ func (w *Sync) checkShard(ctx context.Context, shard int, prev store.StreamID) s
 }
 
 // markSynced raises the shard's synced mark to the batch's last event, now
-// that it is committed and acknowledged. A failure only delays the mark;
+// that it is committed and acknowledged, unless the mark is behind since
+// (PostgreSQL's mark before the batch; "" for none): then Redis lost
+// writes, and the loss check must see it. A failure only delays the mark;
 // the loss check compares with an older PostgreSQL mark, and the next batch
 // raises it.
-func (w *Sync) markSynced(ctx context.Context, events []store.Event) {
+func (w *Sync) markSynced(ctx context.Context, events []store.Event, since string) {
 	var last store.StreamID
 	shard := 0
 	for _, e := range events {
@@ -73,7 +75,7 @@ func (w *Sync) markSynced(ctx context.Context, events []store.Event) {
 		}
 	}
 	if err := w.retry(ctx, "mark synced", func(ctx context.Context) error {
-		return w.Likes.MarkSynced(ctx, shard, last.String())
+		return w.Likes.MarkSynced(ctx, shard, last.String(), since)
 	}); err != nil {
 		w.Log.Debug("mark synced skipped", "err", err)
 	}

@@ -400,6 +400,17 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	start := w.now()
+	// PostgreSQL's mark before this batch, for the synced mark (see markSynced).
+	var since string
+	if err := w.retry(ctx, "read stream mark", func(ctx context.Context) error {
+		m, ok, err := w.Stats.StreamMark(ctx, b.Events[0].Shard)
+		if ok {
+			since = m.String()
+		}
+		return err
+	}); err != nil {
+		return nil
+	}
 	var a store.Applied
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
 		// A demo fault fails the write before it is made: the batch
@@ -429,7 +440,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	}); err != nil {
 		return nil
 	}
-	w.markSynced(ctx, b.Events)
+	w.markSynced(ctx, b.Events, since)
 	w.synced += int64(applied)
 	w.lastBatchAt = w.now()
 	w.lag = w.now().Sub(latest(b.Events))
