@@ -71,11 +71,9 @@ func (s *Likes) repairFlagKey(shard int) string { return s.shardKey(shard, "repa
 func (s *Likes) syncedKey(shard int) string { return s.shardKey(shard, "synced") }
 
 // MarkSynced raises shard's synced mark to id (never lowers it), after the
-// entries up to id were committed and acknowledged. since, unless empty, is
-// PostgreSQL's mark read before those entries were applied: a synced mark
-// behind it (or none) is left as it is, for the loss check to see.
-func (s *Likes) MarkSynced(ctx context.Context, shard int, id, since string) error {
-	if err := markSyncedScript.Run(ctx, s.rdb, []string{s.syncedKey(shard)}, id, since).Err(); err != nil && !errors.Is(err, redis.Nil) {
+// entries up to id were committed and acknowledged.
+func (s *Likes) MarkSynced(ctx context.Context, shard int, id string) error {
+	if err := markSyncedScript.Run(ctx, s.rdb, []string{s.syncedKey(shard)}, id).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("%w: mark synced: %v", ErrUnavailable, err)
 	}
 	return nil
@@ -448,7 +446,7 @@ func (s *Likes) fence(ctx context.Context, shard int, group string, mark StreamI
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("%w: fence stream: %v", ErrUnavailable, err)
 	}
-	return s.MarkSynced(ctx, shard, mark.String(), "")
+	return s.MarkSynced(ctx, shard, mark.String())
 }
 
 // lockRepair takes shard's repair lock, a PostgreSQL advisory lock held by a

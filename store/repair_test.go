@@ -75,7 +75,7 @@ func (r repairRig) syncShard(t *testing.T, shard int) {
 		if err := likes.Ack(ctx, repairGroup, ids); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.likes.MarkSynced(ctx, shard, ids[len(ids)-1], ""); err != nil {
+		if err := r.likes.MarkSynced(ctx, shard, ids[len(ids)-1]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -59,13 +59,25 @@ func (w *Sync) checkShard(ctx context.Context, shard int, prev store.StreamID) s
 	return c.Mark
 }
 
+// recheck checks shard for lost writes at once, against PostgreSQL's
+// current mark (the reader calls it when Redis answers again after
+// failing). A batch in flight elsewhere can make it repair needlessly,
+// which is harmless; missing a loss is not.
+func (w *Sync) recheck(ctx context.Context, shard int) {
+	mctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	mark, ok, err := w.Stats.StreamMark(mctx, shard)
+	cancel()
+	if err != nil || !ok {
+		return
+	}
+	w.checkShard(ctx, shard, mark)
+}
+
 // markSynced raises the shard's synced mark to the batch's last event, now
-// that it is committed and acknowledged, unless the mark is behind since
-// (PostgreSQL's mark before the batch; "" for none): then Redis lost
-// writes, and the loss check must see it. A failure only delays the mark;
+// that it is committed and acknowledged. A failure only delays the mark;
 // the loss check compares with an older PostgreSQL mark, and the next batch
 // raises it.
-func (w *Sync) markSynced(ctx context.Context, events []store.Event, since string) {
+func (w *Sync) markSynced(ctx context.Context, events []store.Event) {
 	var last store.StreamID
 	shard := 0
 	for _, e := range events {
@@ -75,7 +87,7 @@ func (w *Sync) markSynced(ctx context.Context, events []store.Event, since strin
 		}
 	}
 	if err := w.retry(ctx, "mark synced", func(ctx context.Context) error {
-		return w.Likes.MarkSynced(ctx, shard, last.String(), since)
+		return w.Likes.MarkSynced(ctx, shard, last.String())
 	}); err != nil {
 		w.Log.Debug("mark synced skipped", "err", err)
 	}

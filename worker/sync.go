@@ -256,6 +256,7 @@ func (w *Sync) Run(ctx context.Context) error {
 // read reads new entries of shard's stream into out until ctx is done.
 func (w *Sync) read(ctx context.Context, shard *store.Likes, out chan<- store.Batch) {
 	wait := backoffMin
+	failed := false
 	for ctx.Err() == nil {
 		if w.Faults.Paused() {
 			// Paused by a demo control: read nothing, so the backlog
@@ -283,8 +284,16 @@ func (w *Sync) read(ctx context.Context, shard *store.Likes, out chan<- store.Ba
 			gctx, cancel := context.WithTimeout(ctx, batchTimeout)
 			_ = shard.EnsureGroup(gctx, w.Group)
 			cancel()
+			failed = true
 		} else {
 			wait = backoffMin
+			if failed {
+				// Redis answers again, perhaps a new or rolled-back one:
+				// check for lost writes before this batch is acknowledged
+				// and raises the synced mark past the evidence.
+				w.recheck(ctx, shard.ShardIndex())
+				failed = false
+			}
 		}
 		// Sent even when ctx is done: the batch must be processed.
 		out <- b
@@ -400,17 +409,6 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	start := w.now()
-	// PostgreSQL's mark before this batch, for the synced mark (see markSynced).
-	var since string
-	if err := w.retry(ctx, "read stream mark", func(ctx context.Context) error {
-		m, ok, err := w.Stats.StreamMark(ctx, b.Events[0].Shard)
-		if ok {
-			since = m.String()
-		}
-		return err
-	}); err != nil {
-		return nil
-	}
 	var a store.Applied
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
 		// A demo fault fails the write before it is made: the batch
@@ -440,7 +438,7 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	}); err != nil {
 		return nil
 	}
-	w.markSynced(ctx, b.Events, since)
+	w.markSynced(ctx, b.Events)
 	w.synced += int64(applied)
 	w.lastBatchAt = w.now()
 	w.lag = w.now().Sub(latest(b.Events))
