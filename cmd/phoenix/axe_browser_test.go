@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -40,6 +41,13 @@ func (b *browser) axeViolations(ctx context.Context) []string {
 	if b.jsOff {
 		b.setJS(ctx, true)
 		defer b.setJS(ctx, false)
+	}
+	// Colours in mid-transition (a swapped Like button fading in) are not
+	// the page's: wait for htmx to settle and the transitions to end.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](
+		`!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling') && document.getAnimations().every(a => a.playState !== 'running')`,
+		chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		b.tb.Fatalf("page did not settle before axe: %v", err)
 	}
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](axeRun, chromedp.EvalAwaitPromise))
 	if err != nil {
