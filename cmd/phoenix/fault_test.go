@@ -125,18 +125,27 @@ func (r *faultRig) load(t *testing.T, d time.Duration) <-chan loadgen.Summary {
 }
 
 // stored is how many events PostgreSQL holds (0 while it is down).
-func (r *faultRig) stored() int64 {
-	var n int64
-	_ = r.stats.DB().Get(&n, `SELECT count(*) FROM like_events`)
-	return n
-}
+func (r *faultRig) stored() int64 { return storedEvents(r.stats) }
 
 // waitStored waits until PostgreSQL holds more than n events.
 func (r *faultRig) waitStored(t *testing.T, n int64) int64 {
 	t.Helper()
+	return waitStored(t, r.stats, n)
+}
+
+// storedEvents is how many events stats holds (0 while it is down).
+func storedEvents(stats *store.Stats) int64 {
+	var n int64
+	_ = stats.DB().Get(&n, `SELECT count(*) FROM like_events`)
+	return n
+}
+
+// waitStored waits until stats holds more than n events.
+func waitStored(t *testing.T, stats *store.Stats, n int64) int64 {
+	t.Helper()
 	deadline := time.Now().Add(recoverTimeout)
 	for {
-		if got := r.stored(); got > n {
+		if got := storedEvents(stats); got > n {
 			return got
 		}
 		if time.Now().After(deadline) {

@@ -98,25 +98,12 @@ func (r *topoRig) load(d time.Duration) *loadgen.Load {
 }
 
 // stored is how many events PostgreSQL holds (0 while it is down).
-func (r *topoRig) stored() int64 {
-	var n int64
-	_ = r.stats.DB().Get(&n, `SELECT count(*) FROM like_events`)
-	return n
-}
+func (r *topoRig) stored() int64 { return storedEvents(r.stats) }
 
 // waitStored waits until PostgreSQL holds more than n events.
 func (r *topoRig) waitStored(t *testing.T, n int64) int64 {
 	t.Helper()
-	deadline := time.Now().Add(recoverTimeout)
-	for {
-		if got := r.stored(); got > n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("PostgreSQL still holds %d events after %v", n, recoverTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return waitStored(t, r.stats, n)
 }
 
 // recovered ends a fault: a short clean load is answered in full, then
