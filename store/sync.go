@@ -173,15 +173,17 @@ func sameEvent(a, b Event) bool {
 
 // insertEvents stores the events not stored yet and reads, in the same
 // snapshot (taken before the insert), what the rest of the batch needs:
-// the stored versions of the ids that were already there, every like of
-// the shoppers the new events touch (their pairs' state and how many
-// products each likes, in one index range per shopper) and the tombstones
-// of the pairs they touch. Each result comes back as one array: one row costs far less to
-// read than a thousand.
+// which events were new (their keys, matched to the batch in Go: a join in
+// SQL sorts both sides by text), every like of the batch's shoppers (their
+// pairs' state and how many products each likes, in one index range per
+// shopper) and the tombstones of the batch's pairs. Each result comes back
+// as one array: one row costs far less to read than a thousand. The stored
+// versions of ids that were already there are read by storedEvents, only
+// when some were (a replay or a conflict).
 const insertEvents = `
 WITH b AS (
     SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[])
-        WITH ORDINALITY AS b(shard, stream_id, ms, product_id, shopper_id, action, at_ms, ord)
+        AS b(shard, stream_id, ms, product_id, shopper_id, action, at_ms)
 ), kept AS (
     SELECT kept_from_ms FROM event_history
 ), ins AS (
@@ -189,36 +191,32 @@ WITH b AS (
     SELECT shard, stream_id, ms, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond'
     FROM b WHERE ms >= (SELECT kept_from_ms FROM kept)
     ON CONFLICT DO NOTHING
-    RETURNING shard, stream_ms, stream_id
-), fresh AS (
-    SELECT b.ord, b.shopper_id, b.product_id
-    FROM b JOIN ins ON ins.shard = b.shard AND ins.stream_ms = b.ms AND ins.stream_id = b.stream_id
-), known AS (
-    SELECT b.ord, e.product_id, e.shopper_id, e.action, (extract(epoch FROM e.at) * 1000)::bigint AS at_ms
-    FROM b JOIN like_events e ON e.shard = b.shard AND e.stream_ms = b.ms AND e.stream_id = b.stream_id
-    WHERE b.ms >= (SELECT kept_from_ms FROM kept) AND b.ord NOT IN (SELECT ord FROM fresh)
-), pairs AS (
-    SELECT DISTINCT shopper_id, product_id FROM fresh
+    RETURNING shard, stream_id
 ), liked AS (
     SELECT s.shopper_id, s.product_id, (extract(epoch FROM s.liked_at) * 1000)::bigint AS liked_ms, s.last_ms, s.last_seq
-    FROM like_state s WHERE s.shopper_id IN (SELECT shopper_id FROM fresh)
+    FROM like_state s WHERE s.shopper_id IN (SELECT shopper_id FROM b)
 ), gone AS (
     SELECT g.shopper_id, g.product_id, g.last_ms, g.last_seq
-    FROM pairs p JOIN like_gone g ON g.shopper_id = p.shopper_id AND g.product_id = p.product_id
+    FROM (SELECT DISTINCT shopper_id, product_id FROM b) p
+    JOIN like_gone g ON g.shopper_id = p.shopper_id AND g.product_id = p.product_id
 )
-SELECT (SELECT kept_from_ms FROM kept),
-    (SELECT COALESCE(array_agg(ord), '{}') FROM fresh),
-    k.ords, k.products, k.shoppers, k.actions, k.ats,
+SELECT (SELECT kept_from_ms FROM kept), i.shards, i.ids,
     l.shoppers, l.products, l.liked_ms, l.last_ms, l.last_seq,
     g.shoppers, g.products, g.last_ms, g.last_seq
-FROM (SELECT COALESCE(array_agg(ord), '{}') AS ords, COALESCE(array_agg(product_id), '{}') AS products,
-        COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(action), '{}') AS actions,
-        COALESCE(array_agg(at_ms), '{}') AS ats FROM known) k,
+FROM (SELECT COALESCE(array_agg(shard), '{}') AS shards, COALESCE(array_agg(stream_id), '{}') AS ids FROM ins) i,
     (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
         COALESCE(array_agg(liked_ms), '{}') AS liked_ms, COALESCE(array_agg(last_ms), '{}') AS last_ms,
         COALESCE(array_agg(last_seq), '{}') AS last_seq FROM liked) l,
     (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
         COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM gone) g`
+
+// storedEvents reads the stored versions of the given (shard, id) keys
+// with their ordinals, as arrays.
+const storedEvents = `
+SELECT COALESCE(array_agg(k.ord), '{}'), COALESCE(array_agg(e.product_id), '{}'), COALESCE(array_agg(e.shopper_id), '{}'),
+    COALESCE(array_agg(e.action), '{}'), COALESCE(array_agg((extract(epoch FROM e.at) * 1000)::bigint), '{}')
+FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[]) AS k(ord, shard, ms, stream_id)
+JOIN like_events e ON e.shard = k.shard AND e.stream_ms = k.ms AND e.stream_id = k.stream_id`
 
 const writeChanges = `
 WITH liked AS (
@@ -311,30 +309,59 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		shards[i], ids[i], ms[i], products[i], shoppers[i], actions[i], at[i] = int64(e.Shard), e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
 	}
 	var (
-		keptFrom                                   int64
-		fresh, knownOrd                            pq.Int64Array
-		knownProducts, knownShoppers, knownActions pq.StringArray
-		knownAt                                    pq.Int64Array
-		likedShoppers, likedProducts               pq.StringArray
-		likedAt, likedLastMS, likedLastSeq         pq.Int64Array
-		goneShoppers, goneProducts                 pq.StringArray
-		goneLastMS, goneLastSeq                    pq.Int64Array
+		keptFrom                           int64
+		insShards                          pq.Int64Array
+		insIDs                             pq.StringArray
+		likedShoppers, likedProducts       pq.StringArray
+		likedAt, likedLastMS, likedLastSeq pq.Int64Array
+		goneShoppers, goneProducts         pq.StringArray
+		goneLastMS, goneLastSeq            pq.Int64Array
 	)
 	if err := tx.QueryRowContext(ctx, insertEvents,
 		pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
 		pq.StringArray(actions), pq.Int64Array(at),
-	).Scan(&keptFrom, &fresh, &knownOrd, &knownProducts, &knownShoppers, &knownActions, &knownAt,
+	).Scan(&keptFrom, &insShards, &insIDs,
 		&likedShoppers, &likedProducts, &likedAt, &likedLastMS, &likedLastSeq,
 		&goneShoppers, &goneProducts, &goneLastMS, &goneLastSeq); err != nil {
 		return Applied{}, fmt.Errorf("insert events: %w", err)
 	}
-	a := Applied{New: len(fresh)}
-	// What PostgreSQL holds under each id of the batch now: the stored
-	// version, or the batch's own if it was new.
+	// fresh holds the ordinals (from 1) of the new events in the batch.
 	type eventKey struct {
 		shard int
 		id    string
 	}
+	ord := make(map[eventKey]int64, n)
+	for i, e := range b.events {
+		ord[eventKey{e.Shard, e.ID}] = int64(i + 1)
+	}
+	fresh := make([]int64, len(insIDs))
+	for i, id := range insIDs {
+		fresh[i] = ord[eventKey{int(insShards[i]), id}]
+		delete(ord, eventKey{int(insShards[i]), id})
+	}
+	var knownOrd pq.Int64Array
+	var knownProducts, knownShoppers, knownActions pq.StringArray
+	var knownAt pq.Int64Array
+	if len(fresh) < n {
+		// Some ids were stored already (or are past the kept history).
+		var ks, kShards, kMS []int64
+		var kIDs []string
+		for i, e := range b.events {
+			if o := int64(i + 1); ord[eventKey{e.Shard, e.ID}] == o && b.pos[i].ms >= keptFrom {
+				ks, kShards, kMS, kIDs = append(ks, o), append(kShards, int64(e.Shard)), append(kMS, b.pos[i].ms), append(kIDs, e.ID)
+			}
+		}
+		if len(ks) > 0 {
+			if err := tx.QueryRowContext(ctx, storedEvents,
+				pq.Int64Array(ks), pq.Int64Array(kShards), pq.Int64Array(kMS), pq.StringArray(kIDs),
+			).Scan(&knownOrd, &knownProducts, &knownShoppers, &knownActions, &knownAt); err != nil {
+				return Applied{}, fmt.Errorf("read stored events: %w", err)
+			}
+		}
+	}
+	a := Applied{New: len(fresh)}
+	// What PostgreSQL holds under each id of the batch now: the stored
+	// version, or the batch's own if it was new.
 	holds := make(map[eventKey]Event, len(knownOrd)+len(b.extra))
 	for i, o := range knownOrd {
 		e := b.events[o-1]
@@ -379,8 +406,9 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		}
 	}
 	for i, sh := range goneShoppers {
-		st := state[pairKey{sh, goneProducts[i]}]
-		st.gone, st.last = true, streamPos{goneLastMS[i], goneLastSeq[i]}
+		if st := state[pairKey{sh, goneProducts[i]}]; st != nil { // nil: a pair of replays only
+			st.gone, st.last = true, streamPos{goneLastMS[i], goneLastSeq[i]}
+		}
 	}
 	changed := make([]Event, 0, len(fresh))
 	slices.Sort(fresh) // stream order: the ords follow the sorted batch
