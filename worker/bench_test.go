@@ -31,12 +31,19 @@ import (
 // how much of the time is spent waiting for the disk.
 func BenchmarkSync_Drain(b *testing.B) {
 	cases := []struct {
-		fsync          bool
-		workers, batch int
-	}{{true, 1, DefaultBatchSize}, {false, 1, DefaultBatchSize}, {true, 2, DefaultBatchSize}, {true, 1, 5000}}
+		fsync                  bool
+		shards, workers, batch int
+	}{
+		{true, 1, 1, DefaultBatchSize}, {false, 1, 1, DefaultBatchSize}, {true, 1, 2, DefaultBatchSize},
+		{true, 1, 1, 5000}, {true, 2, 2, DefaultBatchSize},
+	}
 	for _, c := range cases {
 		fsync := c.fsync
-		b.Run(fmt.Sprintf("fsync=%v/workers=%d/batch=%d", c.fsync, c.workers, c.batch), func(b *testing.B) {
+		name := fmt.Sprintf("fsync=%v/workers=%d/batch=%d", c.fsync, c.workers, c.batch)
+		if c.shards > 1 {
+			name = fmt.Sprintf("fsync=%v/shards=%d/workers=%d/batch=%d", c.fsync, c.shards, c.workers, c.batch)
+		}
+		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
 			var url string
 			if fsync {
@@ -49,7 +56,7 @@ func BenchmarkSync_Drain(b *testing.B) {
 				url = testkit.Postgres(b)
 			}
 			rdb, prefix := testkit.Redis(b)
-			e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(b, url)}
+			e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix, store.LikesOptions{Shards: c.shards}), stats: openStats(b, url)}
 			fillStream(b, e, b.N)
 			// The connections the workers will use, opened now so their
 			// server processes can be measured.
@@ -170,8 +177,9 @@ func fillStream(b *testing.B, e *env, n int) {
 				likes[p.shopper]++
 			}
 			liked[p] = !liked[p]
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.likes.StreamKey(), Values: []any{
-				"product", products[p.product], "shopper", fmt.Sprintf("%032x", p.shopper),
+			shopper := fmt.Sprintf("%032x", p.shopper)
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.likes.Shard(e.likes.ShardOf(shopper)).StreamKey(), Values: []any{
+				"product", products[p.product], "shopper", shopper,
 				"action", action, "at", at, "likes", strconv.Itoa(likes[p.shopper]),
 			}})
 			done++
