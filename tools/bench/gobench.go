@@ -13,7 +13,7 @@ type goBenchmark struct{ title, pkg, pattern, benchtime string }
 
 // goBenchmarks are the Go benchmarks of the report, in its order: one line each.
 var goBenchmarks = []goBenchmark{
-	{"Worker drain: 1,000,000 events from Redis into PostgreSQL (fsync on; one worker on one shard, two on two), and a COPY of the same rows", "./worker/", "BenchmarkSync_Drain/fsync=true/workers=1/batch=1000$|BenchmarkCopy", "1000000x"},
+	{"Worker drain: 1,000,000 events from Redis into PostgreSQL (fsync on; one worker on one shard, two on two), and a COPY of the same rows", "./worker/", "BenchmarkSync_Drain/fsync=true/workers=1/batch=1000$|BenchmarkSync_Drain/fsync=true/shards=2/workers=2/batch=1000$|BenchmarkCopy", "1000000x"},
 	{"Stats refresh: every read query of one dashboard refresh", "./store/", "BenchmarkStats_Refresh", "2s"},
 	{"Admin stats fragment (products table, 500 products) and its 304, server time through app.Test", "./handlers/", "BenchmarkAdmin_Stats", "2s"},
 	{"Shop handlers in process (Go client; catalog pages and Likes by protection)", "./handlers/", "BenchmarkShop_Browse|BenchmarkShop_Like", "2s"},
