@@ -105,7 +105,7 @@ func (h *Admin) Routes(r fiber.Router) {
 	stats.Get("/categories", h.Categories)
 	stats.Get("/chart", h.Chart)
 	stats.Get("/worker", h.Worker)
-	stats.Get("/flow", h.Flow)
+	stats.Get("/flow", h.Flow) // flowPath
 	if h.Demo {
 		h.demoRoutes(r, protect)
 	}
@@ -208,7 +208,7 @@ func fragmentHeaders(c *fiber.Ctx) error {
 }
 
 // dataETag tags a statistics fragment with the version of what it shows
-// (dataVersion), its URL and its language. A request whose If-None-Match
+// (fragmentVersion), its URL and its language. A request whose If-None-Match
 // carries that tag gets a 304 from one small query, without the fragment's
 // queries or its rendering; the tag is also the one a fresh answer carries.
 // When the version cannot be read, or a query of this answer failed (it
@@ -218,7 +218,7 @@ func (h *Admin) dataETag(c *fiber.Ctx) error {
 	if !isFragment(c) {
 		return c.Next() // a redirect to the dashboard
 	}
-	ver, err := h.dataVersion(c.UserContext())
+	ver, err := h.fragmentVersion(c)
 	if err != nil || h.dash().Down() {
 		return c.Next()
 	}
@@ -245,6 +245,16 @@ func (h *Admin) dataVersion(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return store.Hash("%s %+v", stats, h.flow(ctx)), nil
+}
+
+// fragmentVersion names the version of what one fragment shows: the flow
+// view's own, which moves with every heartbeat, or the statistics', which
+// does not read the replicas at all.
+func (h *Admin) fragmentVersion(c *fiber.Ctx) (string, error) {
+	if c.Path() == flowPath {
+		return store.Hash("%+v", h.flow(c.UserContext())), nil
+	}
+	return h.dash().Version(c.UserContext())
 }
 
 // etagMatches reports whether an If-None-Match header lists tag.

@@ -497,6 +497,35 @@ func TestAdmin_DataETag(t *testing.T) {
 	}
 }
 
+// TestAdmin_FlowETag: a shop's heartbeat changes the flow view alone, so
+// only the flow fragment's tag moves; the statistics still answer 304.
+func TestAdmin_FlowETag(t *testing.T) {
+	f := newAdmin(t)
+	seed(t, f.stats)
+	cookie := f.login(t)
+	tags := map[string]string{}
+	for _, u := range []string{"/admin/stats/totals", "/admin/stats/products", "/admin/stats/flow"} {
+		resp, _ := f.get(t, u, cookie, true)
+		if tags[u] = resp.Header.Get("ETag"); !strings.HasPrefix(tags[u], `W/"d`) {
+			t.Fatalf("%s: ETag %q, want a data version tag", u, tags[u])
+		}
+	}
+	beat := store.Beat{Role: store.RoleShop, Name: "shop-7", Version: "v1", At: time.Now()}
+	if err := f.stats.RecordBeats(context.Background(), []store.Beat{beat}); err != nil {
+		t.Fatal(err)
+	}
+	for u, tag := range tags {
+		resp, _ := f.do(t, request{method: "GET", target: u, cookie: cookie, htmx: true, header: map[string]string{"If-None-Match": tag}})
+		want := fiber.StatusNotModified
+		if u == "/admin/stats/flow" {
+			want = fiber.StatusOK
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s after a shop's heartbeat: status %d, want %d", u, resp.StatusCode, want)
+		}
+	}
+}
+
 func TestAdmin_Export(t *testing.T) {
 	f := newAdmin(t)
 	seed(t, f.stats)

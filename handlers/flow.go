@@ -82,6 +82,9 @@ func (h *Admin) Flow(c *fiber.Ctx) error {
 	return renderFragment(c, "partials/flow", h.flow(c.UserContext()))
 }
 
+// flowPath is the flow view's fragment.
+const flowPath = "/admin/stats/flow"
+
 // flow reads the replicas and controls and lays out the flow view.
 func (h *Admin) flow(ctx context.Context) flowView {
 	d, notice := loadStats(ctx, h, "flow", func(ctx context.Context) (flowData, error) {
@@ -93,7 +96,7 @@ func (h *Admin) flow(ctx context.Context) flowView {
 		return flowData{Replicas: rs, Controls: cs}, err
 	})
 	v := newFlowView(d, h.dash().Now(), cmp.Or(h.ReplicaAlive, defaultReplicaAlive))
-	v.fragment = h.fragment("/admin/stats/flow", dashboardQuery{}, notice)
+	v.fragment = h.fragment(flowPath, dashboardQuery{}, notice)
 	return v
 }
 
