@@ -32,14 +32,14 @@ const (
 
 // results is what the experiments measured.
 type results struct {
-	plain, oneRT, like, page, grid wrkResult
-	catalogs                       []catalogRow
-	half                           int // the fixed rate: half the Like maximum
-	fixed                          *loadgen.Latencies
-	fresh                          freshResult
-	live                           liveResult
-	idleRSS, peakRSS               int
-	binSize                        int64
+	plain, oneRT, script, like, page, grid wrkResult
+	catalogs                               []catalogRow
+	half                                   int // the fixed rate: half the Like maximum
+	fixed                                  *loadgen.Latencies
+	fresh                                  freshResult
+	live                                   liveResult
+	idleRSS, peakRSS                       int
+	binSize                                int64
 }
 
 // stage is what the experiments share: phoenix all, running with every
@@ -100,7 +100,8 @@ func (b *bench) http(ctx context.Context, r *results) error {
 
 func (b *bench) lua(name string) string { return filepath.Join(b.here, "tools", "bench", name) }
 
-// ceilings measures a plain Fiber GET and a POST with one Redis round trip.
+// ceilings measures a plain Fiber GET, a POST with one Redis round trip and
+// a POST running the Like's own script.
 func (b *bench) ceilings(ctx context.Context, r *results) error {
 	caddr, err := freePort()
 	if err != nil {
@@ -114,7 +115,10 @@ func (b *bench) ceilings(ctx context.Context, r *results) error {
 	if r.plain, err = b.wrkMedian(nil, "http://"+caddr+"/plain"); err != nil {
 		return err
 	}
-	r.oneRT, err = b.wrkMedian(nil, "-s", b.lua("post.lua"), "http://"+caddr+"/redis")
+	if r.oneRT, err = b.wrkMedian(nil, "-s", b.lua("post.lua"), "http://"+caddr+"/redis"); err != nil {
+		return err
+	}
+	r.script, err = b.wrkMedian(nil, "-s", b.lua("post.lua"), "http://"+caddr+"/script")
 	return err
 }
 
