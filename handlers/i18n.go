@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"html"
+	"html/template"
 	"io/fs"
 	"net/url"
 	"path"
@@ -56,8 +58,11 @@ type Locale struct {
 	plain    map[string]string // the messages without arguments, as they read: no go-i18n call per page
 	printer  *message.Printer
 	group    string // the digit group separator, when digits are ASCII in groups of three; "" otherwise
-	dollar   string // the shop's currency (its prices are in US cents) as this locale writes it
-	clock    string // time.Format layout of a time that is not today
+	// plainPercent: the locale writes a share as ASCII digits, a point,
+	// one decimal and "%" ("63.6%"), so Percent can do it itself.
+	plainPercent bool
+	dollar       string // the shop's currency (its prices are in US cents) as this locale writes it
+	clock        string // time.Format layout of a time that is not today
 }
 
 // NewLocales loads every message file of fsys ("en.toml", "zh-CN.toml"). It
@@ -101,6 +106,7 @@ func NewLocales(fsys fs.FS) (*Locales, error) {
 		l := &Locale{Code: code, Index: len(ls.list), ids: ids, plain: plain, messages: i18n.NewLocalizer(bundle, code), printer: message.NewPrinter(mf.Tag)}
 		l.dollar = l.printer.Sprint(currency.Symbol(currency.USD))
 		l.group = groupSeparator(l.printer)
+		l.plainPercent = plainPercent(l.printer)
 		if l.Name, err = l.T("lang.name"); err != nil {
 			return nil, fmt.Errorf("locale %s: %w", name, err)
 		}
@@ -290,9 +296,38 @@ func (l *Locale) Rate(f float64) string {
 	return l.Count(int64(f + 0.5))
 }
 
-// Percent writes a share (0..1) as a percentage with one decimal.
+// Percent writes a share (0..1) as a percentage with one decimal. The
+// admin's table shows one per product; where the locale writes it plainly
+// (plainPercent) it does so itself: the printer costs a dozen allocations.
 func (l *Locale) Percent(f float64) string {
+	if l.plainPercent && f >= 0 && f <= 1 {
+		return tenthsPercent(f)
+	}
 	return l.printer.Sprint(number.Percent(f, number.Scale(1)))
+}
+
+// tenthsPercent writes a share (0..1) as "63.6%", rounded as the printer
+// does: from f's exact decimal value (f*100 in floating point is not it),
+// half to even. 25 decimals hold every exact tie (1/16 is 0.0625) and put
+// every other share well clear of one.
+func tenthsPercent(f float64) string {
+	var buf [32]byte
+	s := strconv.AppendFloat(buf[:0], f, 'f', 25, 64) // "0.0015000000000000000312..."
+	tenths := int(s[0]-'0')*1000 + int(s[2]-'0')*100 + int(s[3]-'0')*10 + int(s[4]-'0')
+	if s[5] > '5' || s[5] == '5' && (len(bytes.TrimRight(s[6:], "0")) > 0 || tenths%2 == 1) {
+		tenths++
+	}
+	return strconv.Itoa(tenths/10) + "." + string(rune('0'+tenths%10)) + "%"
+}
+
+// plainPercent reports whether p writes shares as tenthsPercent does.
+func plainPercent(p *message.Printer) bool {
+	for _, f := range []float64{0, 0.0015, 0.0045, 0.0085, 0.1245, 0.6364, 0.99951, 1} {
+		if p.Sprint(number.Percent(f, number.Scale(1))) != tenthsPercent(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // Clock writes a time as the dashboard shows it: UTC, with the date only
@@ -444,5 +479,8 @@ func langFuncs(l *Locale) map[string]any {
 		"lang":   func() string { return l.Code },
 		// tr picks a catalog text in this language, else its English.
 		"tr": func(n store.Names, english string) string { return n.In(l.Code, english) },
+		"productRows": func(rows []store.ProductRow, q dashboardQuery) (template.HTML, error) {
+			return productRows(l, rows, q)
+		},
 	}
 }
