@@ -1,0 +1,103 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"phoenix/store"
+	"phoenix/testkit"
+)
+
+// TestRefreshHighlights checks one worker's round end to end: PostgreSQL's
+// record to the Redis keys a page reads in its counts pipeline, one round
+// per interval whoever asks, and the keys back after Redis lost them.
+func TestRefreshHighlights(t *testing.T) {
+	ctx := context.Background()
+	for _, shards := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d shards", shards), func(t *testing.T) {
+			likes := testkit.Likes(t, store.LikesOptions{Shards: shards})
+			now := time.Date(2026, 12, 2, 10, 30, 20, 0, time.UTC)
+			stats := testkit.Stats(t).At(func() time.Time { return now })
+			log := &likeLog{t: t, s: stats}
+			view := func(t *testing.T) store.Extra {
+				t.Helper()
+				_, _, x, err := likes.ViewWith(ctx, "", []string{"pads"}, store.Extras{Highlights: true, AlsoLiked: "pads"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return x
+			}
+			round := func(t *testing.T, wantSkipped bool) {
+				t.Helper()
+				r, err := store.RefreshHighlights(ctx, likes, stats, time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Skipped != wantSkipped {
+					t.Fatalf("round skipped %v, want %v", r.Skipped, wantSkipped)
+				}
+			}
+			if x := view(t); x.Highlights.MostLiked != nil || x.AlsoLiked != nil {
+				t.Fatalf("before any round: %+v, want nothing", x)
+			}
+			round(t, false)
+			if x := view(t); len(x.Highlights.MostLiked) != 0 || len(x.Highlights.Trending) != 0 || !x.Highlights.At.Equal(now) {
+				t.Errorf("no likes: %+v, want empty rankings at %s", x.Highlights, now)
+			}
+			log.add(now, store.ActionLike, "alice", "pads", "tyre")
+			log.add(now, store.ActionLike, "bob", "pads")
+			round(t, true) // within the interval: another worker's round
+			now = now.Add(time.Second)
+			round(t, false)
+			x := view(t)
+			if got, want := fmt.Sprint(x.Highlights.MostLiked, x.Highlights.Trending, x.AlsoLiked), "[{pads 2} {tyre 1}] [{pads 2} {tyre 1}] [{tyre 1}]"; got != want {
+				t.Errorf("after likes: got %s, want %s", got, want)
+			}
+			if ttl := likes.Client().TTL(ctx, likes.HighlightsKey()).Val(); ttl <= 0 || ttl > store.HighlightTTL {
+				t.Errorf("highlights TTL %s, want up to %s", ttl, store.HighlightTTL)
+			}
+			if ttl := likes.Client().TTL(ctx, likes.AlsoLikedKey()).Val(); ttl <= 0 || ttl > store.HighlightTTL {
+				t.Errorf("also-liked TTL %s, want up to %s", ttl, store.HighlightTTL)
+			}
+
+			log.add(now, store.ActionUnlike, "alice", "tyre")
+			// Redis loses both keys (a flush, a failover): the next round
+			// writes them again, every list included, though pads did not
+			// change since.
+			if err := likes.Client().Del(ctx, likes.HighlightsKey(), likes.AlsoLikedKey()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			log.add(now, store.ActionLike, "carol", "tyre", "disc")
+			now = now.Add(time.Second)
+			round(t, false)
+			x = view(t)
+			if got, want := fmt.Sprint(x.Highlights.MostLiked, x.Highlights.Trending, x.AlsoLiked), "[{pads 2} {disc 1} {tyre 1}] [{pads 2} {disc 1} {tyre 1}] []"; got != want {
+				t.Errorf("after unlike and loss: got %s, want %s", got, want)
+			}
+			_, _, tyre, err := likes.ViewWith(ctx, "", nil, store.Extras{AlsoLiked: "tyre"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprint(tyre.AlsoLiked), "[{disc 1}]"; got != want {
+				t.Errorf("tyre also liked: got %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// TestLikes_ViewWithRedisDown checks that a page whose Redis is down gets
+// an error, not empty highlights that look like "nothing yet".
+func TestLikes_ViewWithRedisDown(t *testing.T) {
+	// Nothing listens on port 1.
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	likes := store.NewLikes(rdb, "down:")
+	_, _, _, err := likes.ViewWith(context.Background(), "", []string{"pads"}, store.Extras{Highlights: true})
+	if err == nil {
+		t.Fatal("ViewWith on a closed client: no error")
+	}
+}
