@@ -51,6 +51,17 @@ func TestShop_Highlights(t *testing.T) {
 	f := newShop(t)
 	ps := f.catalog.Products()
 	a, b, c := ps[0], ps[1], ps[2]
+	t.Run("no round yet", func(t *testing.T) {
+		// Before a worker's first round (or once every worker has been
+		// gone long enough for the key to expire) there is nothing to say.
+		if body := f.page(t, "/", "en", nil); strings.Contains(body, `id="highlights"`) {
+			t.Error("catalog shows highlights before any round")
+		}
+	})
+	// A round over a record without likes.
+	if err := f.likes.PublishHighlights(ctx, store.Highlights{At: time.Now()}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("nothing yet", func(t *testing.T) {
 		for lang, want := range map[string][]string{
 			"en":    {"Most liked", "No likes yet: be the first to like a part.", "Trending now", "Nothing has been liked in the last hour."},
@@ -148,4 +159,19 @@ func TestShop_Highlights(t *testing.T) {
 			}
 		}
 	})
+}
+
+// seedHighlights writes a worker's round for f's catalog: every list
+// filled for the first product, empty for the others.
+func seedHighlights(tb testing.TB, f *shopFixture) {
+	tb.Helper()
+	ctx := context.Background()
+	ps := f.catalog.Products()
+	ranked := []store.Ranked{{ID: ps[1].ID, Count: 2}, {ID: ps[2].ID, Count: 1}}
+	if err := f.likes.PublishHighlights(ctx, store.Highlights{At: time.Now(), MostLiked: ranked, Trending: ranked}, time.Minute); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.likes.PublishAlsoLiked(ctx, map[string][]store.Ranked{ps[0].ID: ranked}, store.AlsoCursor{}, time.Minute); err != nil {
+		tb.Fatal(err)
+	}
 }

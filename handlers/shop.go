@@ -202,7 +202,10 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 		Pager:        pg,
 		Unavailable:  !ok,
 	}
-	if full && ok {
+	// No highlights key (before the first round, or after every worker
+	// stopped long enough for it to expire) shows no section: the empty
+	// states are for the worker saying there is nothing to rank.
+	if full && ok && !extra.Highlights.At.IsZero() {
 		page.Highlights = &catalogHighlights{
 			MostLiked: h.highlightListOf(extra.Highlights.MostLiked, "highlights.likes", "highlights.most_liked_empty"),
 			Trending:  h.highlightListOf(extra.Highlights.Trending, "highlights.likes_hour", "highlights.trending_empty"),
