@@ -31,7 +31,8 @@ func TestRefreshHighlights(t *testing.T) {
 				}
 				return x
 			}
-			round := func(t *testing.T, wantSkipped bool) {
+			// Rounds every second; "also liked" every AlsoRounds of them.
+			round := func(t *testing.T, wantSkipped bool) store.HighlightReport {
 				t.Helper()
 				r, err := store.RefreshHighlights(ctx, likes, stats, time.Second)
 				if err != nil {
@@ -40,7 +41,9 @@ func TestRefreshHighlights(t *testing.T) {
 				if r.Skipped != wantSkipped {
 					t.Fatalf("round skipped %v, want %v", r.Skipped, wantSkipped)
 				}
+				return r
 			}
+			alsoEvery := store.AlsoRounds * time.Second
 			if x := view(t); x.Highlights.MostLiked != nil || x.AlsoLiked != nil {
 				t.Fatalf("before any round: %+v, want nothing", x)
 			}
@@ -52,16 +55,24 @@ func TestRefreshHighlights(t *testing.T) {
 			log.add(now, store.ActionLike, "bob", "pads")
 			round(t, true) // within the interval: another worker's round
 			now = now.Add(time.Second)
+			if r := round(t, false); r.AlsoLiked != 0 {
+				t.Errorf("a round after 1s recomputed %d also-liked lists, want none before %s", r.AlsoLiked, alsoEvery)
+			}
+			if x := view(t); fmt.Sprint(x.Highlights.MostLiked, x.AlsoLiked) != "[{pads 2} {tyre 1}] []" {
+				t.Errorf("after 1s: %v %v, want the rankings, no also liked yet", x.Highlights.MostLiked, x.AlsoLiked)
+			}
+			now = now.Add(alsoEvery - time.Second)
 			round(t, false)
 			x := view(t)
 			if got, want := fmt.Sprint(x.Highlights.MostLiked, x.Highlights.Trending, x.AlsoLiked), "[{pads 2} {tyre 1}] [{pads 2} {tyre 1}] [{tyre 1}]"; got != want {
 				t.Errorf("after likes: got %s, want %s", got, want)
 			}
-			if ttl := likes.Client().TTL(ctx, likes.HighlightsKey()).Val(); ttl <= 0 || ttl > store.HighlightTTL {
-				t.Errorf("highlights TTL %s, want up to %s", ttl, store.HighlightTTL)
+			ttl := store.HighlightTTLRounds * time.Second
+			if got := likes.Client().TTL(ctx, likes.HighlightsKey()).Val(); got <= ttl-time.Second || got > ttl {
+				t.Errorf("highlights TTL %s, want %s", got, ttl)
 			}
-			if ttl := likes.Client().TTL(ctx, likes.AlsoLikedKey()).Val(); ttl <= 0 || ttl > store.HighlightTTL {
-				t.Errorf("also-liked TTL %s, want up to %s", ttl, store.HighlightTTL)
+			if got := likes.Client().TTL(ctx, likes.AlsoLikedKey()).Val(); got <= ttl-time.Second || got > ttl {
+				t.Errorf("also-liked TTL %s, want %s", got, ttl)
 			}
 
 			log.add(now, store.ActionUnlike, "alice", "tyre")
