@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,6 +127,19 @@ func TestShop_Highlights(t *testing.T) {
 			t.Errorf("also liked %s: no empty state", c.ID)
 		}
 	})
+	t.Run("one round trip", func(t *testing.T) {
+		// The highlights ride in the pipeline that reads the page's
+		// counts: a page view is still one round trip to Redis.
+		for _, target := range []string{"/", "/products/" + a.ID} {
+			hook := &roundTrips{}
+			f.rdb.AddHook(hook)
+			f.page(t, target, "en", nil)
+			hook.off.Store(true)
+			if got := hook.calls.Load(); got != 1 {
+				t.Errorf("GET %s: %d round trips to Redis, want 1", target, got)
+			}
+		}
+	})
 	t.Run("fragments", func(t *testing.T) {
 		// The highlights belong to the page: a search's grid and "load
 		// more" leave them out; an htmx request for the page keeps them.
@@ -173,5 +187,32 @@ func seedHighlights(tb testing.TB, f *shopFixture) {
 	}
 	if err := f.likes.PublishAlsoLiked(ctx, map[string][]store.Ranked{ps[0].ID: ranked}, store.AlsoCursor{}, time.Minute); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// roundTrips counts the commands and pipelines sent to Redis (a pipeline
+// is one round trip), until off.
+type roundTrips struct {
+	calls atomic.Int64
+	off   atomic.Bool
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.off.Load() {
+			h.calls.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !h.off.Load() {
+			h.calls.Add(1)
+		}
+		return next(ctx, cmds)
 	}
 }

@@ -17,9 +17,26 @@ import (
 // per interval whoever asks, and the keys back after Redis lost them.
 func TestRefreshHighlights(t *testing.T) {
 	ctx := context.Background()
-	for _, shards := range []int{1, 3} {
-		t.Run(fmt.Sprintf("%d shards", shards), func(t *testing.T) {
-			likes := testkit.Likes(t, store.LikesOptions{Shards: shards})
+	for _, tt := range []struct {
+		name  string
+		likes func(t *testing.T) *store.Likes
+	}{
+		{"1 shard", func(t *testing.T) *store.Likes { return testkit.Likes(t) }},
+		{"3 shards", func(t *testing.T) *store.Likes { return testkit.Likes(t, store.LikesOptions{Shards: 3}) }},
+		{"cluster, 6 shards", func(t *testing.T) *store.Likes {
+			// The keys fall in slots of their own: the page's pipeline spans
+			// nodes, the also-liked hash is written in a MULTI of one key.
+			c, _, prefix := testkit.Cluster(t)
+			likes, err := store.OpenLikes(ctx, c.URL(), prefix, store.LikesOptions{Shards: 6})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = likes.Close() })
+			return likes
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			likes := tt.likes(t)
 			now := time.Date(2026, 12, 2, 10, 30, 20, 0, time.UTC)
 			stats := testkit.Stats(t).At(func() time.Time { return now })
 			log := &likeLog{t: t, s: stats}
@@ -79,8 +96,10 @@ func TestRefreshHighlights(t *testing.T) {
 			// Redis loses both keys (a flush, a failover): the next round
 			// writes them again, every list included, though pads did not
 			// change since.
-			if err := likes.Client().Del(ctx, likes.HighlightsKey(), likes.AlsoLikedKey()).Err(); err != nil {
-				t.Fatal(err)
+			for _, k := range []string{likes.HighlightsKey(), likes.AlsoLikedKey()} {
+				if err := likes.Client().Del(ctx, k).Err(); err != nil {
+					t.Fatal(err)
+				}
 			}
 			log.add(now, store.ActionLike, "carol", "tyre", "disc")
 			now = now.Add(time.Second)
