@@ -110,6 +110,20 @@ type highlightItem struct {
 	Count int64
 }
 
+// highlights is the catalog's highlights section from what the page read.
+// Without the worker's key (before its first round, or once the key
+// expired with every worker gone) there is none: the empty states are for
+// a round that found nothing to rank.
+func (h *Shop) highlights(x store.Highlights) *catalogHighlights {
+	if x.At.IsZero() {
+		return nil
+	}
+	return &catalogHighlights{
+		MostLiked: h.highlightListOf(x.MostLiked, "highlights.likes", "highlights.most_liked_empty"),
+		Trending:  h.highlightListOf(x.Trending, "highlights.likes_hour", "highlights.trending_empty"),
+	}
+}
+
 // highlightListOf is the first highlightShown products of ranked that the
 // catalog has (a product the operator removed may still rank).
 func (h *Shop) highlightListOf(ranked []store.Ranked, unit, empty string) highlightList {
@@ -202,14 +216,8 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 		Pager:        pg,
 		Unavailable:  !ok,
 	}
-	// No highlights key (before the first round, or after every worker
-	// stopped long enough for it to expire) shows no section: the empty
-	// states are for the worker saying there is nothing to rank.
-	if full && ok && !extra.Highlights.At.IsZero() {
-		page.Highlights = &catalogHighlights{
-			MostLiked: h.highlightListOf(extra.Highlights.MostLiked, "highlights.likes", "highlights.most_liked_empty"),
-			Trending:  h.highlightListOf(extra.Highlights.Trending, "highlights.likes_hour", "highlights.trending_empty"),
-		}
+	if full && ok {
+		page.Highlights = h.highlights(extra.Highlights)
 	}
 	c.Vary(hxRequest, hxTarget)
 	if isFragment(c) {

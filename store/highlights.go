@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 )
@@ -193,23 +192,23 @@ WHERE likes > 0 AND product_id <= $1 ORDER BY product_id LIMIT $2) LIMIT $2`, c.
 }
 
 // highlightRound takes this round's lease: true when no round ran in the
-// last every, so that of several workers one runs each round.
+// last every (less a tenth, for timers that fire early), so that of
+// several workers one runs each round. One UPDATE of one row: PostgreSQL
+// lets one of two concurrent ones through. A lease further ahead than one
+// interval was taken by a worker whose clock is ahead; it is taken over,
+// so that a stopped worker with a fast clock cannot hold the rounds up.
 func (s *Stats) highlightRound(ctx context.Context, every time.Duration) (bool, error) {
 	now := s.now()
-	var ok bool
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE highlight_rounds SET at = $1 WHERE at <= $2`, now, now.Add(-every+every/10))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		ok = n == 1
-		return err
-	})
+	res, err := s.db.ExecContext(ctx, `UPDATE highlight_rounds SET at = $1 WHERE at <= $2 OR at > $3`,
+		now, now.Add(-every+every/10), now.Add(every))
 	if err != nil {
 		return false, fmt.Errorf("highlight round: %w", err)
 	}
-	return ok, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("highlight round: %w", err)
+	}
+	return n == 1, nil
 }
 
 // HighlightsKey is the Redis string of the catalog's highlights (JSON).
@@ -321,8 +320,11 @@ func RefreshHighlights(ctx context.Context, likes *Likes, stats *Stats, every ti
 	if err != nil {
 		return r, err
 	}
-	if now.Sub(cursor.At) < AlsoRounds*every-every/2 {
-		return r, nil // not this round (the lists' TTL outlasts AlsoRounds rounds)
+	// Not this round (the lists' TTL outlasts AlsoRounds rounds), unless
+	// the last was stamped more than a round ahead: by a worker whose
+	// clock is ahead, which must not hold the lists up.
+	if since := now.Sub(cursor.At); since > -every && since < AlsoRounds*every-every/2 {
+		return r, nil
 	}
 	targets, next, err := stats.AlsoTargets(ctx, cursor, AlsoBudget)
 	if err != nil {

@@ -115,6 +115,17 @@ func TestRefreshHighlights(t *testing.T) {
 			if got, want := fmt.Sprint(tyre.AlsoLiked), "[{disc 1}]"; got != want {
 				t.Errorf("tyre also liked: got %s, want %s", got, want)
 			}
+
+			// A worker whose clock is an hour ahead runs a round; the
+			// others take its lease and its also-liked stamp over at once.
+			ahead := stats.At(func() time.Time { return now.Add(time.Hour) })
+			if r, err := store.RefreshHighlights(ctx, likes, ahead, time.Second); err != nil || r.Skipped || r.AlsoLiked == 0 {
+				t.Fatalf("worker an hour ahead: %+v, %v; want its round, with also liked", r, err)
+			}
+			now = now.Add(time.Second)
+			if r := round(t, false); r.AlsoLiked == 0 {
+				t.Error("after a round an hour ahead: also liked not recomputed")
+			}
 		})
 	}
 }
