@@ -363,12 +363,24 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 }
 
 func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
-	vars, _ := sharedRedis(t)
+	vars, likes := sharedRedis(t)
 	p := startPhoenix(t, "shop", vars)
 	b := newBrowser(t)
 	ctx := b.timeout()
 	products := defaultCatalog(t).Products()
 	liked := []string{products[1].ID, products[len(products)-1].ID}
+	// A worker's highlights, so that the pages below are checked with them
+	// (the longest names the catalog has, on the phone too).
+	var ranked []store.Ranked
+	for i, pr := range slices.SortedFunc(slices.Values(products), func(a, b store.Product) int { return len(b.Name) - len(a.Name) })[:5] {
+		ranked = append(ranked, store.Ranked{ID: pr.ID, Count: int64(12345 - i)})
+	}
+	if err := likes.PublishHighlights(context.Background(), store.Highlights{At: time.Now(), MostLiked: ranked, Trending: ranked}, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := likes.PublishAlsoLiked(context.Background(), map[string][]store.Ranked{liked[0]: ranked}, store.AlsoCursor{}, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 
 	b.open(ctx, p.url("shop", "/likes"), true)
 	if txt := eval[string](b, ctx, `document.querySelector('main').textContent`); !strings.Contains(txt, "not liked any parts yet") {
