@@ -58,9 +58,15 @@ func TestShop_Highlights(t *testing.T) {
 		if body := f.page(t, "/", "en", nil); strings.Contains(body, `id="highlights"`) {
 			t.Error("catalog shows highlights before any round")
 		}
+		if body := f.page(t, "/products/"+a.ID, "en", nil); strings.Contains(body, `id="also-liked"`) {
+			t.Error("product page shows also liked before any round")
+		}
 	})
 	// A round over a record without likes.
 	if err := f.likes.PublishHighlights(ctx, store.Highlights{At: time.Now()}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.likes.PublishAlsoLiked(ctx, nil, store.AlsoCursor{}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("nothing yet", func(t *testing.T) {

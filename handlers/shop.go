@@ -159,7 +159,7 @@ type productPage struct {
 	layoutData
 	Product     productView
 	Unavailable bool
-	AlsoLiked   *highlightList // "Shoppers who liked this also liked"; nil when Redis could not be read
+	AlsoLiked   *highlightList // "Shoppers who liked this also liked"; nil when Redis could not be read or no round wrote it
 }
 
 type likesPage struct {
@@ -336,7 +336,7 @@ func (h *Shop) Product(c *fiber.Ctx) error {
 	views, extra, ok := h.viewsWith(c, v, []store.Product{p}, store.Extras{AlsoLiked: p.ID})
 	title := p.NameI18n.In(langOf(c).Code, p.Name)
 	page := productPage{layoutData: h.layout(c, title, v), Product: views[0], Unavailable: !ok}
-	if ok {
+	if ok && extra.AlsoKnown { // as on the catalog: no round, no section
 		also := h.highlightListOf(extra.AlsoLiked, "highlights.shared_likers", "highlights.also_liked_empty")
 		page.AlsoLiked = &also
 	}

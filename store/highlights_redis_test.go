@@ -61,12 +61,13 @@ func TestRefreshHighlights(t *testing.T) {
 				return r
 			}
 			alsoEvery := store.AlsoRounds * time.Second
-			if x := view(t); x.Highlights.MostLiked != nil || x.AlsoLiked != nil {
+			if x := view(t); x.Highlights.MostLiked != nil || !x.Highlights.At.IsZero() || x.AlsoLiked != nil || x.AlsoKnown {
 				t.Fatalf("before any round: %+v, want nothing", x)
 			}
 			round(t, false)
-			if x := view(t); len(x.Highlights.MostLiked) != 0 || len(x.Highlights.Trending) != 0 || !x.Highlights.At.Equal(now) {
-				t.Errorf("no likes: %+v, want empty rankings at %s", x.Highlights, now)
+			if x := view(t); len(x.Highlights.MostLiked) != 0 || len(x.Highlights.Trending) != 0 || !x.Highlights.At.Equal(now) ||
+				len(x.AlsoLiked) != 0 || !x.AlsoKnown {
+				t.Errorf("no likes: %+v, want empty rankings and lists at %s", x, now)
 			}
 			log.add(now, store.ActionLike, "alice", "pads", "tyre")
 			log.add(now, store.ActionLike, "bob", "pads")

@@ -336,19 +336,24 @@ type Extras struct {
 // Extra is what ViewWith read for Extras: empty where the worker has
 // written nothing (yet).
 type Extra struct {
-	Highlights Highlights
+	Highlights Highlights // zero At: no round has written them (or they expired)
 	AlsoLiked  []Ranked
+	// AlsoKnown says that a round has written the also-liked lists (and
+	// they did not expire): an empty AlsoLiked then means none.
+	AlsoKnown bool
 }
 
 // ViewWith is View that also reads the extras, in the same round trip.
 func (s *Likes) ViewWith(ctx context.Context, shopper string, ids []string, x Extras) (map[string]int64, map[string]bool, Extra, error) {
 	pipe := s.rdb.Pipeline()
-	var high, also *redis.StringCmd
+	var high *redis.StringCmd
+	var also *redis.SliceCmd
 	if x.Highlights {
 		high = pipe.Get(ctx, s.HighlightsKey())
 	}
 	if x.AlsoLiked != "" {
-		also = pipe.HGet(ctx, s.AlsoLikedKey(), x.AlsoLiked)
+		// The cursor's field says whether the hash is there at all.
+		also = pipe.HMGet(ctx, s.AlsoLikedKey(), x.AlsoLiked, alsoCursorField)
 	}
 	var counts []*redis.SliceCmd
 	if len(ids) > 0 {
@@ -380,7 +385,10 @@ func (s *Likes) ViewWith(ctx context.Context, shopper string, ids []string, x Ex
 		extra.Highlights = decodeHighlights(high.Val())
 	}
 	if also != nil {
-		extra.AlsoLiked = decodeRanked(also.Val())
+		if v := also.Val(); len(v) == 2 {
+			list, _ := v[0].(string)
+			extra.AlsoLiked, extra.AlsoKnown = decodeRanked(list), v[1] != nil
+		}
 	}
 	out := make(map[string]int64, len(ids))
 	for _, c := range counts {
