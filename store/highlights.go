@@ -197,18 +197,19 @@ WHERE likes > 0 AND product_id <= $1 ORDER BY product_id LIMIT $2) LIMIT $2`, c.
 // lets one of two concurrent ones through. A lease further ahead than one
 // interval was taken by a worker whose clock is ahead; it is taken over,
 // so that a stopped worker with a fast clock cannot hold the rounds up.
-func (s *Stats) highlightRound(ctx context.Context, every time.Duration) (bool, error) {
+// It returns the round's time, the one the lease holds.
+func (s *Stats) highlightRound(ctx context.Context, every time.Duration) (time.Time, bool, error) {
 	now := s.now()
 	res, err := s.db.ExecContext(ctx, `UPDATE highlight_rounds SET at = $1 WHERE at <= $2 OR at > $3`,
 		now, now.Add(-every+every/10), now.Add(every))
 	if err != nil {
-		return false, fmt.Errorf("highlight round: %w", err)
+		return now, false, fmt.Errorf("highlight round: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("highlight round: %w", err)
+		return now, false, fmt.Errorf("highlight round: %w", err)
 	}
-	return n == 1, nil
+	return now, n == 1, nil
 }
 
 // HighlightsKey is the Redis string of the catalog's highlights (JSON).
@@ -298,12 +299,11 @@ type HighlightReport struct {
 // and writes them to likes, expiring HighlightTTLRounds rounds later.
 func RefreshHighlights(ctx context.Context, likes *Likes, stats *Stats, every time.Duration) (HighlightReport, error) {
 	var r HighlightReport
-	ok, err := stats.highlightRound(ctx, every)
+	now, ok, err := stats.highlightRound(ctx, every)
 	if err != nil || !ok {
-		r.Skipped = !ok
+		r.Skipped = err == nil
 		return r, err
 	}
-	now := stats.now()
 	h := Highlights{At: now}
 	if h.MostLiked, err = stats.MostLiked(ctx, HighlightTop); err != nil {
 		return r, err
