@@ -98,23 +98,23 @@ func TestStats_TrendingWindow(t *testing.T) {
 	if got := store.TrendingSince(now); !got.Equal(first) {
 		t.Fatalf("TrendingSince(%s) = %s, want %s", now, got, first)
 	}
-	log.add(first.Add(-time.Millisecond), store.ActionLike, "alice", "old")     // 9:30:59.999, out
-	log.add(first, store.ActionLike, "bob", "edge")                             // 9:31:00, in
-	log.add(now.Add(-time.Hour), store.ActionLike, "carol", "edge", "recent")   // 9:30:20, out
-	log.add(now.Add(-time.Minute), store.ActionLike, "dave", "recent")          // in
-	log.add(now.Add(-time.Second), store.ActionUnlike, "carol", "edge")         // in: takes one back
-	log.add(now.Add(-time.Second), store.ActionLike, "erin", "edge", "recent")  // in
-	log.add(now.Add(-time.Second), store.ActionUnlike, "erin", "edge", "other") // other: an unlike of nothing
+	log.add(first.Add(-time.Millisecond), store.ActionLike, "alice", "old")    // 9:30:59.999: out
+	log.add(first, store.ActionLike, "bob", "edge")                            // 9:31:00: in
+	log.add(now.Add(-time.Hour), store.ActionLike, "carol", "mixed", "recent") // 9:30:20: out
+	log.add(now.Add(-time.Minute), store.ActionLike, "dave", "recent")         // in
+	log.add(now.Add(-time.Second), store.ActionUnlike, "carol", "mixed")       // in: -1 for a like of before
+	log.add(now.Add(-time.Second), store.ActionLike, "erin", "mixed", "recent")
+	log.add(now.Add(-time.Second), store.ActionUnlike, "erin", "mixed", "other") // other: an unlike of nothing
 	got, err := s.Trending(ctx, now, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// edge: bob +1, carol's unlike -1, erin +1 -1 = 0: out. recent: dave,
-	// erin = 2.
-	if w := "[{recent 2}]"; rankedString(got) != w {
+	// recent: dave and erin; edge: bob, in the window's first bucket;
+	// mixed: carol's unlike, erin's like and unlike = -1: out; other: -1.
+	if w := "[{recent 2} {edge 1}]"; rankedString(got) != w {
 		t.Errorf("trending at %s: got %v, want %s", now, got, w)
 	}
-	// A minute later bob's like leaves the window too.
+	// A minute later bob's like has left the window.
 	later, err := s.Trending(ctx, first.Add(time.Hour), 10)
 	if err != nil {
 		t.Fatal(err)
