@@ -16,9 +16,14 @@ import (
 //
 // The shop talks to Redis only, and a page view must not rank anything.
 // So the worker derives them from PostgreSQL, the record, once a round
-// (RefreshHighlights, every HighlightEvery, one worker a round) and writes
-// them to small Redis keys that a page reads in the pipeline that reads
-// its live counts: one round trip, no ranking per request. Derived from
+// (RefreshHighlights, every HighlightEvery) and writes them to small Redis
+// keys that a page reads in the pipeline that reads its live counts: one
+// round trip, no ranking per request, and nothing cached in the shop's
+// process, so a round shows on the next page view. One worker of all runs
+// each round: it takes a lease, a row whose time it moves forward by an
+// interval (pg_try_advisory_xact_lock would only keep two rounds from
+// overlapping, not a second worker's round from following the first at
+// once). Derived from
 // PostgreSQL's like state and buckets, Unlike is exact and the shards do
 // not matter; a Redis that lost the keys gets them back the next round,
 // and they expire (HighlightTTL) if every worker stops, so the shop never
@@ -30,7 +35,8 @@ import (
 //     hour, a sliding window of 60 one-minute buckets (like_buckets) whose
 //     last is the current minute; no decay within the window. An Unlike in
 //     the hour takes back a Like of the hour; products whose hour is not
-//     positive are left out.
+//     positive are left out. The buckets count events, as the admin's
+//     "last hour" does: a Like repeated after Redis lost data counts again.
 //   - Also liked: among a product's most recent AlsoSample likers
 //     (like_state), the other products they like now, by how many of them
 //     like each. Every AlsoRounds-th round recomputes the products whose
