@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -107,6 +108,14 @@ func BenchmarkShop_Browse(b *testing.B) {
 			b.Fatalf("catalog %s: %q finds %d parts, want 1", cat.name, cat.one, n)
 		}
 		s := startShop(b, withCatalog(cat.c))
+		// Pages as a worker's highlights make them: five in each list.
+		var ranked []store.Ranked
+		for i, p := range cat.c.Products()[:5] {
+			ranked = append(ranked, store.Ranked{ID: p.ID, Count: int64(100 - i)})
+		}
+		if err := s.likes.PublishHighlights(context.Background(), store.Highlights{At: time.Now(), MostLiked: ranked, Trending: ranked}, time.Hour); err != nil {
+			b.Fatal(err)
+		}
 		for _, bb := range []struct {
 			name, target string
 			header       map[string]string

@@ -83,6 +83,57 @@ type catalogPage struct {
 	Filter       template.HTML // partials/category-filter
 	Pager        pager
 	Unavailable  bool // counts could not be read
+	// Highlights are "Most liked" and "Trending now": the full page only,
+	// not the grid's fragments (search, "load more").
+	Highlights *catalogHighlights
+}
+
+// highlightShown is how many products each highlight list shows.
+const highlightShown = 5
+
+// catalogHighlights are the catalog's two rankings, as the worker last
+// wrote them to Redis (see store/highlights.go).
+type catalogHighlights struct {
+	MostLiked, Trending highlightList
+}
+
+// highlightList is one ranking as partials/highlight-list shows it: links
+// to the products with their numbers, or its empty state.
+type highlightList struct {
+	Items []highlightItem
+	Unit  string // the message id that writes an item's number
+	Empty string // the message id shown when there are no items
+}
+
+type highlightItem struct {
+	store.Product
+	Count int64
+}
+
+// highlights is the catalog's highlights section from what the page read.
+// Without the worker's key (before its first round, or once the key
+// expired with every worker gone) there is none: the empty states are for
+// a round that found nothing to rank.
+func (h *Shop) highlights(x store.Highlights) *catalogHighlights {
+	if x.At.IsZero() {
+		return nil
+	}
+	return &catalogHighlights{
+		MostLiked: h.highlightListOf(x.MostLiked, "highlights.likes", "highlights.most_liked_empty"),
+		Trending:  h.highlightListOf(x.Trending, "highlights.likes_hour", "highlights.trending_empty"),
+	}
+}
+
+// highlightListOf is the first highlightShown products of ranked that the
+// catalog has (a product the operator removed may still rank).
+func (h *Shop) highlightListOf(ranked []store.Ranked, unit, empty string) highlightList {
+	l := highlightList{Unit: unit, Empty: empty}
+	for _, r := range ranked {
+		if p, ok := h.Catalog.Product(r.ID); ok && len(l.Items) < highlightShown {
+			l.Items = append(l.Items, highlightItem{Product: p, Count: r.Count})
+		}
+	}
+	return l
 }
 
 // catalogPageSize is how many products one catalog page shows: a page
@@ -108,6 +159,7 @@ type productPage struct {
 	layoutData
 	Product     productView
 	Unavailable bool
+	AlsoLiked   *highlightList // "Shoppers who liked this also liked"; nil when Redis could not be read or no round wrote it
 }
 
 type likesPage struct {
@@ -141,7 +193,14 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 		return refuse(fiber.StatusNotFound, "error.page_past_end", "Page", strconv.Itoa(number), "Pages", strconv.Itoa(pg.Pages))
 	}
 	v := h.visit(c)
-	views, ok := h.views(c, v, results.Slice((number-1)*catalogPageSize, number*catalogPageSize))
+	target := ""
+	if isFragment(c) {
+		target = c.Get(hxTarget)
+	}
+	// The highlights belong to the full page; the grid's fragments leave
+	// them out, and so their read.
+	full := target != targetGrid && target != targetCards
+	views, extra, ok := h.viewsWith(c, v, results.Slice((number-1)*catalogPageSize, number*catalogPageSize), store.Extras{Highlights: full})
 	cards, err := h.cards.render(c, views)
 	if err != nil {
 		return err
@@ -157,9 +216,12 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 		Pager:        pg,
 		Unavailable:  !ok,
 	}
+	if full && ok {
+		page.Highlights = h.highlights(extra.Highlights)
+	}
 	c.Vary(hxRequest, hxTarget)
 	if isFragment(c) {
-		switch c.Get(hxTarget) {
+		switch target {
 		case targetGrid:
 			return execute(c, "partials/product-grid", page)
 		case targetCards:
@@ -271,9 +333,14 @@ func (h *Shop) Product(c *fiber.Ctx) error {
 		return err
 	}
 	v := h.visit(c)
-	views, ok := h.views(c, v, []store.Product{p})
+	views, extra, ok := h.viewsWith(c, v, []store.Product{p}, store.Extras{AlsoLiked: p.ID})
 	title := p.NameI18n.In(langOf(c).Code, p.Name)
-	return render(c, "pages/product", productPage{layoutData: h.layout(c, title, v), Product: views[0], Unavailable: !ok})
+	page := productPage{layoutData: h.layout(c, title, v), Product: views[0], Unavailable: !ok}
+	if ok && extra.AlsoKnown { // as on the catalog: no round, no section
+		also := h.highlightListOf(extra.AlsoLiked, "highlights.shared_likers", "highlights.also_liked_empty")
+		page.AlsoLiked = &also
+	}
+	return render(c, "pages/product", page)
 }
 
 // MyLikes handles GET /likes: the products the current shopper likes.
@@ -398,11 +465,18 @@ func (h *Shop) product(c *fiber.Ctx) (store.Product, error) {
 // views joins products with their live counts and the shopper's likes. When
 // Redis cannot be read it still returns the products, with CountKnown false.
 func (h *Shop) views(c *fiber.Ctx, v visit, products []store.Product) ([]productView, bool) {
+	views, _, ok := h.viewsWith(c, v, products, store.Extras{})
+	return views, ok
+}
+
+// viewsWith is views that also reads the highlights x names, in the same
+// Redis round trip.
+func (h *Shop) viewsWith(c *fiber.Ctx, v visit, products []store.Product, x store.Extras) ([]productView, store.Extra, bool) {
 	ids := make([]string, len(products))
 	for i, p := range products {
 		ids[i] = p.ID
 	}
-	counts, liked, err := h.Likes.View(c.UserContext(), v.shopper, ids)
+	counts, liked, extra, err := h.Likes.ViewWith(c.UserContext(), v.shopper, ids, x)
 	if err != nil {
 		h.Log.Warn("counts unavailable", "err", err)
 	}
@@ -416,7 +490,7 @@ func (h *Shop) views(c *fiber.Ctx, v visit, products []store.Product) ([]product
 	for i, p := range products {
 		out[i] = productView{Product: p, Count: counts[p.ID], CountKnown: err == nil, Liked: liked[p.ID], Next: next, CSRF: csrf}
 	}
-	return out, err == nil
+	return out, extra, err == nil
 }
 
 // visit is who is viewing a page: the shopper ("" when no id could be

@@ -322,7 +322,39 @@ func (s *Likes) Known(ctx context.Context, shopper string) (bool, error) {
 // product shopper likes. Both cost the ids, not the catalog or the
 // shopper's whole set.
 func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[string]int64, map[string]bool, error) {
+	counts, liked, _, err := s.ViewWith(ctx, shopper, ids, Extras{})
+	return counts, liked, err
+}
+
+// Extras are the highlights a page reads with its counts (see
+// highlights.go): in the same pipeline, so they cost no round trip.
+type Extras struct {
+	Highlights bool   // the catalog's "most liked" and "trending now"
+	AlsoLiked  string // a product id: its "also liked" list
+}
+
+// Extra is what ViewWith read for Extras: empty where the worker has
+// written nothing (yet).
+type Extra struct {
+	Highlights Highlights // zero At: no round has written them (or they expired)
+	AlsoLiked  []Ranked
+	// AlsoKnown says that a round has written the also-liked lists (and
+	// they did not expire): an empty AlsoLiked then means none.
+	AlsoKnown bool
+}
+
+// ViewWith is View that also reads the extras, in the same round trip.
+func (s *Likes) ViewWith(ctx context.Context, shopper string, ids []string, x Extras) (map[string]int64, map[string]bool, Extra, error) {
 	pipe := s.rdb.Pipeline()
+	var high *redis.StringCmd
+	var also *redis.SliceCmd
+	if x.Highlights {
+		high = pipe.Get(ctx, s.HighlightsKey())
+	}
+	if x.AlsoLiked != "" {
+		// The cursor's field says whether the hash is there at all.
+		also = pipe.HMGet(ctx, s.AlsoLikedKey(), x.AlsoLiked, alsoCursorField)
+	}
 	var counts []*redis.SliceCmd
 	if len(ids) > 0 {
 		for i := range s.tags {
@@ -337,11 +369,26 @@ func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[str
 	case shopper != "":
 		liked = pipe.SMembers(ctx, s.shopperKey(shopper))
 	}
-	if counts == nil && liked == nil && members == nil {
-		return map[string]int64{}, map[string]bool{}, nil
+	var extra Extra
+	if counts == nil && liked == nil && members == nil && high == nil && also == nil {
+		return map[string]int64{}, map[string]bool{}, extra, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("%w: read likes: %v", ErrUnavailable, err)
+	// Exec returns the first command's error, and a missing highlight is
+	// redis.Nil: look at each for a real failure.
+	cmds, _ := pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, extra, fmt.Errorf("%w: read likes: %v", ErrUnavailable, err)
+		}
+	}
+	if high != nil {
+		extra.Highlights = decodeHighlights(high.Val())
+	}
+	if also != nil {
+		if v := also.Val(); len(v) == 2 {
+			list, _ := v[0].(string)
+			extra.AlsoLiked, extra.AlsoKnown = decodeRanked(list), v[1] != nil
+		}
 	}
 	out := make(map[string]int64, len(ids))
 	for _, c := range counts {
@@ -362,7 +409,7 @@ func (s *Likes) View(ctx context.Context, shopper string, ids []string) (map[str
 			set[id] = true
 		}
 	}
-	return out, set, nil
+	return out, set, extra, nil
 }
 
 func toAny(ids []string) []any {

@@ -254,14 +254,16 @@ WITH liked AS (
         likes = b.likes + EXCLUDED.likes, unlikes = b.unlikes + EXCLUDED.unlikes
     RETURNING 1
 ), products AS (
-    INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at)
-    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $24
+    INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at, changed)
+    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $24, nextval('product_changes')
     FROM unnest($20::text[], $21::bigint[], $22::bigint[], $23::bigint[]) AS d(product_id, likes, like_events, unlike_events)
     ON CONFLICT (product_id) DO UPDATE SET
         likes = c.likes + EXCLUDED.likes,
         like_events = c.like_events + EXCLUDED.like_events,
         unlike_events = c.unlike_events + EXCLUDED.unlike_events,
-        updated_at = EXCLUDED.updated_at
+        updated_at = EXCLUDED.updated_at,
+        -- The change number of the highlights (0011_highlights.sql).
+        changed = EXCLUDED.changed
     RETURNING 1
 ), marks AS (
     INSERT INTO stream_marks AS m (shard, last_ms, last_seq, updated_at)

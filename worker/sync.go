@@ -105,6 +105,9 @@ type Sync struct {
 	// ReportEvery is how often the heartbeats are reported and the demo
 	// controls relayed (DefaultReportEvery).
 	ReportEvery time.Duration
+	// HighlightEvery is how often the shop's highlights are rewritten in
+	// Redis from PostgreSQL (store.HighlightEvery; see highlights.go).
+	HighlightEvery time.Duration
 	// Faults holds the demo controls in force; nil: NewFaults (filled by
 	// the report loop).
 	Faults *store.Faults
@@ -156,6 +159,9 @@ func (w *Sync) defaults() {
 	if w.ReportEvery <= 0 {
 		w.ReportEvery = DefaultReportEvery
 	}
+	if w.HighlightEvery <= 0 {
+		w.HighlightEvery = store.HighlightEvery
+	}
 	if w.Faults == nil {
 		w.Faults = store.NewFaults()
 	}
@@ -191,6 +197,7 @@ func (w *Sync) Run(ctx context.Context) error {
 	defer stopReport() // before reporter.Wait, as defers run last first
 	reporter.Go(func() { w.report(rctx) })
 	reporter.Go(func() { w.watch(rctx) })
+	reporter.Go(func() { w.highlight(rctx) })
 	if err := w.retry(ctx, "prepare", w.prepare); err != nil {
 		return nil // ctx done
 	}

@@ -122,6 +122,53 @@ func TestShopBrowser_LikeWithHTMX(t *testing.T) {
 	wantLike(t, readLike(b, ctx, id), id, false, 0)
 
 	wantEvents(t, likes, id, "like", "unlike")
+
+	// A worker brings the Likes into PostgreSQL and the highlights from
+	// there back to Redis: a Like in the browser shows in "Most liked" and
+	// "Trending now", and its Unlike takes it out again.
+	vars["PHOENIX_DATABASE_URL"] = testkit.Postgres(t)
+	vars["PHOENIX_WORKER_BLOCK"] = "50ms"
+	startPhoenix(t, "worker", vars)
+	name := defaultCatalog(t).Products()[0].Name
+	waitHighlights(t, b, ctx, p.url("shop", "/"), "no likes yet", "[empty] [empty]")
+	b.axe(ctx, "catalog with empty highlights")
+	b.do(ctx, "click Like", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	waitPressed(b, ctx, id, true)
+	waitHighlights(t, b, ctx, p.url("shop", "/"), "the Like in the highlights",
+		fmt.Sprintf("[%s 1 like] [%s 1 like this hour]", name, name))
+	b.axe(ctx, "catalog with highlights")
+	b.do(ctx, "click Unlike", chromedp.Click(chromedp.CSS(likeSelector(id))))
+	waitPressed(b, ctx, id, false)
+	waitHighlights(t, b, ctx, p.url("shop", "/"), "the Unlike in the highlights", "[empty] [empty]")
+}
+
+// highlightsJS reads the catalog's two highlight lists as "[item; item]
+// [item]", each item its text with the spaces folded; "[empty]" is a
+// list's empty state, "missing" a list the page does not have.
+const highlightsJS = `['#most-liked', '#trending'].map(s => {
+	const el = document.querySelector(s);
+	if (!el) return 'missing';
+	const items = [...el.querySelectorAll('li')].map(li => li.textContent.replace(/\s+/g, ' ').trim());
+	return '[' + (items.length ? items.join('; ') : el.querySelector('.highlight-empty') ? 'empty' : '') + ']';
+}).join(' ')`
+
+// waitHighlights reloads the catalog at url until its highlight lists
+// read want (see highlightsJS): the worker rewrites them every couple of
+// seconds, and they belong to the full page, which htmx does not refresh.
+func waitHighlights(t *testing.T, b *browser, ctx context.Context, url, what, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b.open(ctx, url, true)
+		got := eval[string](b, ctx, highlightsJS)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: the catalog shows %s, want %s", what, got, want)
+		}
+		time.Sleep(250 * time.Millisecond) // between page loads, not instead of a check
+	}
 }
 
 func TestShopBrowser_LikeWithoutJS(t *testing.T) {
@@ -316,12 +363,24 @@ func TestShopBrowser_RedisDown(t *testing.T) {
 }
 
 func TestShopBrowser_MyLikesAndPhone(t *testing.T) {
-	vars, _ := sharedRedis(t)
+	vars, likes := sharedRedis(t)
 	p := startPhoenix(t, "shop", vars)
 	b := newBrowser(t)
 	ctx := b.timeout()
 	products := defaultCatalog(t).Products()
 	liked := []string{products[1].ID, products[len(products)-1].ID}
+	// A worker's highlights, so that the pages below are checked with them
+	// (the longest names the catalog has, on the phone too).
+	var ranked []store.Ranked
+	for i, pr := range slices.SortedFunc(slices.Values(products), func(a, b store.Product) int { return len(b.Name) - len(a.Name) })[:5] {
+		ranked = append(ranked, store.Ranked{ID: pr.ID, Count: int64(12345 - i)})
+	}
+	if err := likes.PublishHighlights(context.Background(), store.Highlights{At: time.Now(), MostLiked: ranked, Trending: ranked}, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := likes.PublishAlsoLiked(context.Background(), map[string][]store.Ranked{liked[0]: ranked}, store.AlsoCursor{}, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 
 	b.open(ctx, p.url("shop", "/likes"), true)
 	if txt := eval[string](b, ctx, `document.querySelector('main').textContent`); !strings.Contains(txt, "not liked any parts yet") {
