@@ -49,7 +49,7 @@ func TestRunAudit(t *testing.T) {
 		for i, e := range b.Events {
 			ids[i] = e.ID
 		}
-		if err := likes.Ack(ctx, group, ids); err != nil {
+		if _, err := likes.Ack(ctx, group, ids); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,7 +109,7 @@ func TestRunAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range b.Events {
-			if err := likes.Ack(ctx, group, []string{e.ID}); err != nil {
+			if _, err := likes.Ack(ctx, group, []string{e.ID}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -72,7 +72,7 @@ func (r repairRig) syncShard(t *testing.T, shard int) {
 		for i, e := range b.Events {
 			ids[i] = e.ID
 		}
-		if err := likes.Ack(ctx, repairGroup, ids); err != nil {
+		if _, err := likes.Ack(ctx, repairGroup, ids); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.likes.MarkSynced(ctx, shard, ids[len(ids)-1]); err != nil {

@@ -226,15 +226,19 @@ func (s *Likes) parseBatch(msgs []redis.XMessage) Batch {
 }
 
 // Ack acknowledges entries for the group, so they are neither redelivered
-// nor claimed, and may be trimmed.
-func (s *Likes) Ack(ctx context.Context, group string, ids []string) error {
+// nor claimed, and may be trimmed. It returns how many were still pending:
+// fewer than len(ids) means some were acknowledged already (by a consumer
+// that claimed them) or the group lost them (a flush, a repair that
+// recreated it).
+func (s *Likes) Ack(ctx context.Context, group string, ids []string) (int, error) {
 	if len(ids) == 0 {
-		return nil
+		return 0, nil
 	}
-	if err := s.rdb.XAck(ctx, s.StreamKey(), group, ids...).Err(); err != nil {
-		return fmt.Errorf("%w: ack %d entries: %v", ErrUnavailable, len(ids), err)
+	n, err := s.rdb.XAck(ctx, s.StreamKey(), group, ids...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("%w: ack %d entries: %v", ErrUnavailable, len(ids), err)
 	}
-	return nil
+	return int(n), nil
 }
 
 // DeadLetter copies malformed entries to the dead-letter stream (original

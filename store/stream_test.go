@@ -156,7 +156,7 @@ func TestLikes_TrimAcked(t *testing.T) {
 		}
 	})
 	t.Run("acknowledged part", func(t *testing.T) {
-		if err := s.Ack(ctx, "mine", all[:300]); err != nil {
+		if _, err := s.Ack(ctx, "mine", all[:300]); err != nil {
 			t.Fatal(err)
 		}
 		got := trim()
@@ -170,7 +170,7 @@ func TestLikes_TrimAcked(t *testing.T) {
 		}
 	})
 	t.Run("other group reported, not waited for", func(t *testing.T) {
-		if err := s.Ack(ctx, "mine", all[300:600]); err != nil {
+		if _, err := s.Ack(ctx, "mine", all[300:600]); err != nil {
 			t.Fatal(err)
 		}
 		got := trim()
@@ -246,7 +246,7 @@ func TestLikes_ClaimAndDeadLetter(t *testing.T) {
 		}
 	})
 	t.Run("ack", func(t *testing.T) {
-		if err := s.Ack(ctx, "g", ids(b)); err != nil {
+		if _, err := s.Ack(ctx, "g", ids(b)); err != nil {
 			t.Fatal(err)
 		}
 		backlog, err := s.GroupBacklog(ctx, "g")

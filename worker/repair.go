@@ -41,22 +41,51 @@ func (w *Sync) checkShard(ctx context.Context, shard int, prev store.StreamID) s
 	w.Log.Error("redis lost writes that postgres has; repairing from postgres", "shard", shard, "reason", c.Lost,
 		"postgres_mark", c.Mark.String(), "synced_mark", c.Synced.String(), "stream_last_id", c.LastGenerated.String())
 	w.Metrics.lossDetected(shard)
+	w.repair(ctx, shard, c.Lost)
+	return c.Mark
+}
+
+// repair repairs shard from PostgreSQL's record and says what it did. It
+// reports whether the repair ran to the end: false when it failed or
+// another process holds the shard's repair lock.
+func (w *Sync) repair(ctx context.Context, shard int, reason string) bool {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*batchTimeout)
 	defer cancel()
-	r, err := store.RepairShard(rctx, w.Likes, w.Stats, w.Group, shard, c.Lost, "worker "+w.Consumer, false)
+	r, err := store.RepairShard(rctx, w.Likes, w.Stats, w.Group, shard, reason, "worker "+w.Consumer, false)
 	switch {
 	case errors.Is(err, store.ErrRepairLocked):
 		w.Log.Info("shard repaired by another process", "shard", shard)
+		return false
 	case err != nil:
 		w.Log.Error("repair failed; will retry", "shard", shard, "err", err)
 		w.Metrics.repairFailed(shard)
-	default:
-		w.Log.Warn("redis repaired from postgres", "shard", shard, "drained", r.Drained,
-			"shoppers_fixed", len(r.ShoppersFixed), "products_recounted", len(r.ProductsRecounted),
-			"took", r.Finished.Sub(r.Started).String())
-		w.Metrics.repaired(shard, len(r.ShoppersFixed))
+		return false
 	}
-	return c.Mark
+	w.Log.Warn("redis repaired from postgres", "shard", shard, "drained", r.Drained,
+		"shoppers_fixed", len(r.ShoppersFixed), "products_recounted", len(r.ProductsRecounted),
+		"took", r.Finished.Sub(r.Started).String())
+	w.Metrics.repaired(shard, len(r.ShoppersFixed))
+	return true
+}
+
+// lostInFlight repairs shard after this worker committed a batch that
+// changed the record but whose entries the group no longer held: Redis
+// lost the stream (or a repair rebuilt it) while the batch was in flight,
+// so a repair that read the record before this commit left the batch's
+// changes out of Redis. The repair under way elsewhere may be that one, so
+// this waits for the lock and repairs again (a few tries: after that the
+// loss check is the safety net).
+func (w *Sync) lostInFlight(ctx context.Context, shard int) {
+	const reason = "a batch committed after its stream entries were lost"
+	w.Log.Error("redis lost a batch's entries while it was applied; repairing from postgres", "shard", shard)
+	w.Metrics.lossDetected(shard)
+	wait := backoffMin
+	for range 8 {
+		if w.repair(ctx, shard, reason) || !sleep(ctx, wait) {
+			return
+		}
+		wait = min(2*wait, backoffMax)
+	}
 }
 
 // recheck checks shard for lost writes at once, against PostgreSQL's

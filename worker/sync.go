@@ -440,10 +440,16 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 	for i, e := range b.Events {
 		ids[i] = e.ID
 	}
+	acked := 0
 	if err := w.retry(ctx, "ack", func(ctx context.Context) error {
-		return shard.Ack(ctx, w.Group, ids)
+		var err error
+		acked, err = shard.Ack(ctx, w.Group, ids)
+		return err
 	}); err != nil {
 		return nil
+	}
+	if acked < len(ids) && a.Changed > 0 {
+		w.lostInFlight(ctx, b.Shard)
 	}
 	w.markSynced(ctx, b.Events)
 	w.synced += int64(applied)

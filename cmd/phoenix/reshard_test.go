@@ -52,7 +52,7 @@ func TestReshard(t *testing.T) {
 	for i, e := range b.Events {
 		ids[i] = e.ID
 	}
-	if err := old.Ack(ctx, worker.DefaultGroup, ids); err != nil {
+	if _, err := old.Ack(ctx, worker.DefaultGroup, ids); err != nil {
 		t.Fatal(err)
 	}
 	lastOld := ids[len(ids)-1]
