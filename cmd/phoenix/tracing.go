@@ -18,6 +18,9 @@ const tracingFlushTimeout = 5 * time.Second
 // and the roles install nothing. stop flushes the spans not yet sent. The
 // provider is passed to each role; none is installed globally.
 func startTracing(ctx context.Context, e *env, log *slog.Logger, service string) (_ trace.TracerProvider, stop func(), _ error) {
+	if e.tracer != nil {
+		return e.tracer, func() {}, nil
+	}
 	t, err := telemetry.Start(ctx, e.getenv, service)
 	if err != nil || t == nil {
 		return nil, func() {}, err
