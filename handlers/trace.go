@@ -36,16 +36,20 @@ func traced(tp trace.TracerProvider) fiber.Handler {
 			carrier["traceparent"] = utils.CopyString(v)
 			carrier["tracestate"] = utils.CopyString(c.Get("tracestate"))
 		}
-		method := utils.CopyString(c.Method())
-		ctx, span := tracer.Start(prop.Extract(c.UserContext(), carrier), method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", method)))
+		ctx, span := tracer.Start(prop.Extract(c.UserContext(), carrier), "HTTP", trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		c.SetUserContext(ctx)
 		err := c.Next()
+		if !span.IsRecording() {
+			// Not sampled: nothing it is given is kept, so give it nothing.
+			return err
+		}
+		method := utils.CopyString(c.Method())
 		route := c.Route().Path
 		status := c.Response().StatusCode()
 		span.SetName(method + " " + route)
-		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
+		span.SetAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route),
+			attribute.Int("http.response.status_code", status))
 		if status >= 500 {
 			span.SetStatus(codes.Error, "")
 		}

@@ -32,13 +32,16 @@ func validTraceParent(s string) bool {
 // the new-shopper limit), alone or in a pipeline (the Like with WAIT):
 // that is the Like's Redis call. Other commands (page reads, heartbeats,
 // the worker's stream reads) get none, so that background calls do not
-// start traces of their own.
+// start traces of their own. The span carries neither the command's text
+// (its keys and arguments hold shopper ids) nor the caller's line (a stack
+// walk per call).
 func (s *Likes) Trace(tp trace.TracerProvider) error {
 	isScript := func(c redis.Cmder) bool {
 		n := c.Name()
 		return n == "evalsha" || n == "eval"
 	}
 	return redisotel.InstrumentTracing(s.rdb, redisotel.WithTracerProvider(tp), redisotel.WithDialFilter(true),
+		redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false),
 		redisotel.WithCommandFilter(func(c redis.Cmder) bool { return !isScript(c) }),
 		redisotel.WithCommandsFilter(func(cs []redis.Cmder) bool {
 			for _, c := range cs {

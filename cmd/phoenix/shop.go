@@ -229,13 +229,14 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	// Demo controls reach the shop with its heartbeat; their faults go
 	// into every Redis call the shop makes, before it is sent.
 	faults := store.NewFaults()
-	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
+	// Traced first, so that an injected fault shows in the script's span.
 	if o.tracer != nil {
 		if err := likes.Trace(o.tracer); err != nil {
 			_ = likes.Close() // the error that stopped start-up is the one to report
 			return nil, err
 		}
 	}
+	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
 	metrics := handlers.NewMetrics(o.reg, "shop")
 	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,

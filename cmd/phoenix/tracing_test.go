@@ -150,6 +150,41 @@ func TestTracing_LikeToPostgres(t *testing.T) {
 	if want := `"trace_id":"` + like.SpanContext.TraceID().String() + `"`; !strings.Contains(logs.String(), want) {
 		t.Errorf("no request log line with %s", want)
 	}
+
+	// The admin's dashboard: its queries are the children of its request.
+	admin := waitFor(t, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return addrs["admin"]
+	})
+	token, err = fetchCSRF(client, "http://"+admin+"/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = client.PostForm("http://"+admin+"/login", url.Values{"csrf": {token}, "password": {vars["PHOENIX_ADMIN_PASSWORD"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: status %d, want 303", resp.StatusCode)
+	}
+	resp, err = client.Get("http://" + admin + "/admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard: status %d, want 200", resp.StatusCode)
+	}
+	spans := exp.GetSpans()
+	dash := find(spans, func(s tracetest.SpanStub) bool { return s.Name == "GET /admin" })
+	queries := find(spans, func(s tracetest.SpanStub) bool {
+		return dash.SpanContext.IsValid() && s.Parent.SpanID() == dash.SpanContext.SpanID() && strings.HasPrefix(s.Name, "sql.conn.query")
+	})
+	if !queries.SpanContext.IsValid() {
+		t.Errorf("no PostgreSQL query span under the dashboard's request; spans: %v", names(spans))
+	}
 }
 
 // waitFor polls get until it returns something, for up to 30 s.
