@@ -141,7 +141,7 @@ func TestTracing_LikeToPostgres(t *testing.T) {
 	wrote := false
 	for _, s := range sql {
 		for _, a := range s.Attributes {
-			wrote = wrote || strings.Contains(a.Value.Emit(), "INSERT INTO like_events")
+			wrote = wrote || strings.Contains(a.Value.String(), "INSERT INTO like_events")
 		}
 	}
 	if !wrote {
@@ -221,7 +221,7 @@ func names(spans []tracetest.SpanStub) []string {
 
 func hasAttr(s tracetest.SpanStub, key, value string) bool {
 	for _, a := range s.Attributes {
-		if string(a.Key) == key && a.Value.Emit() == value {
+		if string(a.Key) == key && a.Value.String() == value {
 			return true
 		}
 	}
