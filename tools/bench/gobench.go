@@ -16,7 +16,7 @@ var goBenchmarks = []goBenchmark{
 	{"Worker drain: 1,000,000 events from Redis into PostgreSQL (fsync on), and a COPY of the same rows", "./worker/", "BenchmarkSync_Drain/fsync=true/workers=1/batch=1000$|BenchmarkCopy", "1000000x"},
 	{"Stats refresh: every read query of one dashboard refresh", "./store/", "BenchmarkStats_Refresh", "2s"},
 	{"Admin stats fragment (products table, 500 products) and its 304, server time through app.Test", "./handlers/", "BenchmarkAdmin_Stats", "2s"},
-	{"Shop handlers in process (Go client; catalog pages and Likes by protection)", "./handlers/", "BenchmarkShop_Browse|BenchmarkShop_Like", "2s"},
+	{"Shop handlers in process (Go client; catalog pages, and Likes by protection and by tracing: off, on at 1 % and 100 % sampled)", "./handlers/", "BenchmarkShop_Browse|BenchmarkShop_Like", "2s"},
 	{"Likes on a 3-primary Redis Cluster: 1 vs 6 shards, durability none vs replica; CPU per Like on Redis (every node) and the client", "./store/", "BenchmarkLikes_Set", "3s"},
 }
 
