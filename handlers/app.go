@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Server limits shared by every role, so a slow or greedy client cannot hold
@@ -79,6 +80,9 @@ type AppConfig struct {
 	TrustedProxies []string
 	// Metrics records every request; nil: none.
 	Metrics *Metrics
+	// Tracer, when set, gives every request a span (see traced) and its
+	// log line a trace_id; nil: no tracing, and no middleware for it.
+	Tracer trace.TracerProvider
 	// ReadTimeout overrides the default read timeout (tests of slow clients).
 	ReadTimeout time.Duration
 }
@@ -132,7 +136,11 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	// A response written during shutdown says "Connection: close", so that
 	// clients do not send another request on a connection about to close.
 	app.Server().CloseOnShutdown = true
-	// Outermost: every request gets an id and one log line, panics included.
+	if cfg.Tracer != nil {
+		app.Use(traced(cfg.Tracer))
+	}
+	// Outermost (but for the span): every request gets an id and one log
+	// line, panics included.
 	app.Use(requestIDs(), observe(cfg.Log, cfg.Metrics))
 	app.Use(recover.New())
 	app.Use(securityHeaders(cfg.Secure))

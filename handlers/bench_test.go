@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"phoenix/store"
 	"phoenix/testkit"
 )
@@ -20,19 +23,38 @@ import (
 // limit and backlog bound in the Like's script), "no-limits" without the
 // limits and the bound. Each request is a real change: shoppers take turns
 // to like and unlike.
+//
+// "protected" is tracing off (no tracer: no middleware, no Redis hook);
+// "protected,tracing=1%" and "=100%" are the same shop traced as phoenix
+// shop is with OTEL_TRACES_SAMPLER=parentbased_traceidratio and
+// OTEL_TRACES_SAMPLER_ARG=0.01 (or 1), through the SDK's batch processor
+// into an exporter that drops the spans (the collector's cost is not the
+// shop's).
 func BenchmarkShop_Like(b *testing.B) {
 	const shoppers = 10000 // at 10 Likes/s per shopper none is limited
+	protected := store.LikesOptions{PerShopper: store.PerSecond(10), MaxBacklog: 1 << 40}
 	for _, bb := range []struct {
-		name  string
-		limit store.LikesOptions
+		name   string
+		limit  store.LikesOptions
+		sample float64 // the traced share of requests; 0: tracing off
 	}{
 		// The default limits: per shopper only (the benchmark comes from
 		// one address), and a bound the benchmark's stream never reaches.
-		{"protected", store.LikesOptions{PerShopper: store.PerSecond(10), MaxBacklog: 1 << 40}},
-		{"no-limits", store.LikesOptions{}},
+		{"protected", protected, 0},
+		{"no-limits", store.LikesOptions{}, 0},
+		{"protected,tracing=1%", protected, 0.01},
+		{"protected,tracing=100%", protected, 1},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
-			s := startShop(b, func(s *shopSetup) { s.limit = bb.limit })
+			s := startShop(b, func(s *shopSetup) {
+				s.limit = bb.limit
+				if bb.sample > 0 {
+					tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+						sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(bb.sample))))
+					b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+					s.tracer = tp
+				}
+			})
 			// Each shopper's cookie and token, as its page view gave them.
 			keys, csrf := shopKeys(b)
 			cookies, tokens := make([]string, shoppers), make([]string, shoppers)

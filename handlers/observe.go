@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gofiber/fiber/v2/utils"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // requestIDKey is where Fiber's requestid middleware leaves the request id.
@@ -54,6 +55,14 @@ func observe(log *slog.Logger, m *Metrics) fiber.Handler {
 		level := slog.LevelInfo
 		if status < 400 && (strings.HasPrefix(route, "/assets") || route == "/healthz" || route == "/readyz") {
 			level = slog.LevelDebug
+		}
+		// Only a traced request (see traced) has a span: tracing off adds
+		// nothing to the line, nor an allocation to the request.
+		if sc := trace.SpanContextFromContext(c.UserContext()); sc.IsValid() {
+			log.LogAttrs(context.Background(), level, "request",
+				slog.String("request_id", requestID(c)), slog.String("method", method), slog.String("route", route),
+				slog.Int("status", status), slog.Duration("duration", d), slog.String("trace_id", sc.TraceID().String()))
+			return nil
 		}
 		log.LogAttrs(context.Background(), level, "request",
 			slog.String("request_id", requestID(c)), slog.String("method", method), slog.String("route", route),

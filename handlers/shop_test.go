@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"phoenix"
 	"phoenix/handlers"
@@ -48,6 +49,9 @@ type shopSetup struct {
 	app   handlers.AppConfig
 	shop  *handlers.Shop
 	limit store.LikesOptions // the shop's Likes are opened with these
+	// tracer, when set, traces the app and the Like's script, as phoenix
+	// shop does with tracing on.
+	tracer trace.TracerProvider
 }
 
 // newShopOn builds a shop with production-like protections (signed shopper
@@ -71,6 +75,12 @@ func newShopOn(tb testing.TB, rdb *redis.Client, prefix string, opts ...func(*sh
 	}
 	likes := store.NewLikes(rdb, prefix, s.limit)
 	s.shop.Likes = likes
+	if s.tracer != nil {
+		s.app.Tracer = s.tracer
+		if err := likes.Trace(s.tracer); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	app, err := handlers.NewApp(s.app)
 	if err != nil {
 		tb.Fatal(err)

@@ -2,11 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the PostgreSQL driver, registered as "postgres"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Stats is the PostgreSQL store: the worker writes Like events and
@@ -17,11 +21,23 @@ type Stats struct {
 	now func() time.Time
 }
 
+// StatsOptions are OpenStats's optional settings.
+type StatsOptions struct {
+	// Tracer, when set, gives every statement made within a traced
+	// operation (a request's, a worker batch's) a span; nil: none, and the
+	// plain driver.
+	Tracer trace.TracerProvider
+}
+
 // OpenStats connects to PostgreSQL at url (postgres://...). It returns the
 // store even when the server is down (with an error wrapping ErrUnavailable),
 // because roles keep running and retry.
-func OpenStats(ctx context.Context, url string) (*Stats, error) {
-	db, err := sqlx.Open("postgres", url)
+func OpenStats(ctx context.Context, url string, opts ...StatsOptions) (*Stats, error) {
+	var o StatsOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	db, err := openDB(url, o.Tracer)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -33,6 +49,29 @@ func OpenStats(ctx context.Context, url string) (*Stats, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// openDB opens the pool, through otelsql when tp is set. Only statements
+// inside a traced operation get a span (the heartbeat and the trim would
+// otherwise start a trace each), and only the statements themselves: no
+// span per connection reset, row scan or prepare.
+func openDB(url string, tp trace.TracerProvider) (*sqlx.DB, error) {
+	if tp == nil {
+		return sqlx.Open("postgres", url)
+	}
+	traced := func(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+		return trace.SpanContextFromContext(ctx).IsValid()
+	}
+	db, err := otelsql.Open("postgres", url, otelsql.WithTracerProvider(tp),
+		otelsql.WithAttributes(attribute.String("db.system.name", "postgresql")),
+		otelsql.WithSpanOptions(otelsql.SpanOptions{
+			OmitConnResetSession: true, OmitConnPrepare: true, OmitRows: true, OmitConnectorConnect: true,
+			DisableErrSkip: true, SpanFilter: traced,
+		}))
+	if err != nil {
+		return nil, err
+	}
+	return sqlx.NewDb(db, "postgres"), nil
 }
 
 // DB returns the connection pool, for tests and tools.

@@ -257,7 +257,7 @@ func (s *Likes) set(ctx context.Context, in LikeInput, opt LikesOptions) (LikeRe
 		s.rateKey(sh, "like", "shopper", in.Shopper), s.rateKey(sh, "like", "ip", in.ClientIP),
 		s.repairFlagKey(sh)}
 	args := []any{in.Product, in.Shopper, string(in.Action), opt.MaxBacklog,
-		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst}
+		opt.PerShopper.micros(), opt.PerShopper.Burst, perIP.micros(), perIP.Burst, traceParent(ctx)}
 	var res []int64
 	var err error
 	if s.opt.Durability == DurabilityReplica {

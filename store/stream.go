@@ -39,6 +39,10 @@ type Event struct {
 	// this event: 1 after a like means the shopper started liking, 0 after
 	// an unlike means they stopped.
 	ShopperLikes int64 `db:"-"`
+	// TraceParent is the W3C traceparent of the request that produced the
+	// event, when it was traced and sampled; "" otherwise. It is not part
+	// of the event's identity (a replay with or without it is the same).
+	TraceParent string `db:"-"`
 }
 
 // Malformed is a stream entry that is not a valid Event. The worker parks it
@@ -128,7 +132,13 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	if err != nil || n < 0 || (Action(action) == ActionLike && n == 0) {
 		return Event{}, fmt.Errorf("bad likes %q: want the shopper's like count after the event", clip(likes))
 	}
-	return Event{ID: id, ProductID: product, ShopperID: shopper, Action: Action(action), At: time.UnixMilli(ms).UTC(), ShopperLikes: n}, nil
+	// A bad traceparent costs the event its link, never the event.
+	tp, _ := values["traceparent"].(string)
+	if !validTraceParent(tp) {
+		tp = ""
+	}
+	return Event{ID: id, ProductID: product, ShopperID: shopper, Action: Action(action), At: time.UnixMilli(ms).UTC(),
+		ShopperLikes: n, TraceParent: tp}, nil
 }
 
 // validShopper accepts printable, valid UTF-8 ids of sensible length;

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"phoenix/store"
 )
 
@@ -99,6 +101,9 @@ type Sync struct {
 	// Metrics receives batch sizes and durations, events synced, backlog
 	// and lag; nil: none.
 	Metrics *Metrics
+	// Tracer, when set, gives each batch a span (see traceBatch); nil: no
+	// tracing at all.
+	Tracer trace.TracerProvider
 
 	// Version is the build's version, reported with the heartbeat.
 	Version string
@@ -416,6 +421,8 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	start := w.now()
+	ctx, end := w.traceBatch(ctx, b)
+	defer end()
 	var a store.Applied
 	if err := w.retry(ctx, "apply", func(ctx context.Context) error {
 		// A demo fault fails the write before it is made: the batch

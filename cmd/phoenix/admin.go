@@ -137,8 +137,13 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix-admin")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
-	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec})
+	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec, tracer: tp})
 	if err != nil {
 		return err
 	}
@@ -163,7 +168,7 @@ type adminRole struct {
 const adminBeatEvery = 2 * time.Second
 
 func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig, o ops) (*adminRole, error) {
-	stats, err := store.OpenStats(ctx, dc.url)
+	stats, err := store.OpenStats(ctx, dc.url, store.StatsOptions{Tracer: o.tracer})
 	if errors.Is(err, store.ErrUnavailable) {
 		// The dashboard says so and recovers by itself when PostgreSQL is back.
 		log.Warn("postgres unreachable at start", "err", err)
@@ -185,7 +190,7 @@ func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig,
 	metrics := handlers.NewMetrics(o.reg, "admin")
 	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
-		Instance: instanceName(e), Section: "admin", Metrics: metrics,
+		Instance: instanceName(e), Section: "admin", Metrics: metrics, Tracer: o.tracer,
 	}))
 	if err != nil {
 		_ = stats.Close() // the error that stopped start-up is the one to report

@@ -61,8 +61,13 @@ func runAll(ctx context.Context, e *env, args []string) error {
 func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
 	cfg.shop.secret = cfg.admin.secret // one PHOENIX_SECRET for every role
 	cfg.shop.backlog = cfg.worker.backlog
+	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
-	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay, edge: cfg.edge}
+	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay, edge: cfg.edge, tracer: tp}
 	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop, o)
 	if err != nil {
 		return err

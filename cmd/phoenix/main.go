@@ -23,6 +23,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 func main() {
@@ -48,6 +50,9 @@ type env struct {
 	stderr io.Writer
 	// started, when set, is told the address each server listens on.
 	started func(role, addr string)
+	// tracer, when set, is the roles' tracer provider instead of the one
+	// the OTEL_* variables ask for (tests, with an in-memory exporter).
+	tracer trace.TracerProvider
 }
 
 func commands() []command {

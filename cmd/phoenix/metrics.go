@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -119,6 +120,7 @@ type ops struct {
 	reg        prometheus.Registerer
 	drainDelay time.Duration
 	edge       edgeConfig
+	tracer     trace.TracerProvider // nil: tracing off
 }
 
 // runRoles opens the metrics server, runs the roles until ctx is done and

@@ -179,8 +179,13 @@ func runShop(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix-shop")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
-	shop, err := openShop(ctx, e, log, rc, sc, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec})
+	shop, err := openShop(ctx, e, log, rc, sc, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec, tracer: tp})
 	if err != nil {
 		return err
 	}
@@ -224,11 +229,18 @@ func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc 
 	// Demo controls reach the shop with its heartbeat; their faults go
 	// into every Redis call the shop makes, before it is sent.
 	faults := store.NewFaults()
+	// Traced first, so that an injected fault shows in the script's span.
+	if o.tracer != nil {
+		if err := likes.Trace(o.tracer); err != nil {
+			_ = likes.Close() // the error that stopped start-up is the one to report
+			return nil, err
+		}
+	}
 	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
 	metrics := handlers.NewMetrics(o.reg, "shop")
 	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
 		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
-		Instance: instanceName(e), Section: "shop", Metrics: metrics,
+		Instance: instanceName(e), Section: "shop", Metrics: metrics, Tracer: o.tracer,
 	}))
 	if err != nil {
 		_ = likes.Close() // the error that stopped start-up is the one to report

@@ -133,8 +133,13 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix-worker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
-	w, err := openWorker(ctx, e, log, rc, dc, wc, ops{reg: reg, drainDelay: oc.drainDelay})
+	w, err := openWorker(ctx, e, log, rc, dc, wc, ops{reg: reg, drainDelay: oc.drainDelay, tracer: tp})
 	if err != nil {
 		return err
 	}
@@ -163,7 +168,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	} else if err != nil {
 		return nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
 	}
-	stats, err := store.OpenStats(ctx, dc.url)
+	stats, err := store.OpenStats(ctx, dc.url, store.StatsOptions{Tracer: o.tracer})
 	if errors.Is(err, store.ErrUnavailable) {
 		log.Warn("postgres unreachable at start", "err", err)
 	} else if err != nil {
@@ -195,7 +200,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
 		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(wc.backlog.max), Retention: wc.retention,
 		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg, int64(wc.backlog.max)),
-		Version: buildVersion(),
+		Version: buildVersion(), Tracer: o.tracer,
 	}
 	return r, nil
 }

@@ -11,6 +11,9 @@
 -- ARGV[4] the backlog bound (0: none),
 -- ARGV[5], ARGV[6] the shopper's limit: interval in µs (0: none), burst
 -- ARGV[7], ARGV[8] the address's limit, likewise
+-- ARGV[9] the request's W3C traceparent, or "" (tracing off or the request
+-- not sampled): the event carries it only when set, so that the worker's
+-- batch span can link to the request, and tracing off adds no bytes
 -- Returns {1 or 0 (changed or not), count after the call},
 -- {-1, retry after in µs} over a rate limit, {-2, stream length} when the
 -- stream is over its bound, or {-3, 0} while the shard is repaired; those
@@ -45,8 +48,14 @@ if changed == 1 then
   local delta = 1
   if ARGV[3] ~= 'like' then delta = -1 end
   count = redis.call('HINCRBY', KEYS[2], ARGV[1], delta)
-  redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
-    'at', string.format('%d', math.floor(now / 1000)), 'likes', redis.call('SCARD', KEYS[1]))
+  local at, likes = string.format('%d', math.floor(now / 1000)), redis.call('SCARD', KEYS[1])
+  if ARGV[9] ~= nil and ARGV[9] ~= '' then
+    redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
+      'at', at, 'likes', likes, 'traceparent', ARGV[9])
+  else
+    redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
+      'at', at, 'likes', likes)
+  end
 else
   count = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 end

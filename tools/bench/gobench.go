@@ -17,7 +17,7 @@ var goBenchmarks = []goBenchmark{
 	{"Stats refresh: every read query of one dashboard refresh", "./store/", "BenchmarkStats_Refresh", "2s"},
 	{"Highlights round with also liked (48 parts, 5,000 shoppers who like 12 each), from PostgreSQL into Redis", "./store/", "BenchmarkRefreshHighlights", "10x"},
 	{"Admin stats fragment (products table, 500 products) and its 304, server time through app.Test", "./handlers/", "BenchmarkAdmin_Stats", "2s"},
-	{"Shop handlers in process (Go client; catalog pages and Likes by protection)", "./handlers/", "BenchmarkShop_Browse|BenchmarkShop_Like", "2s"},
+	{"Shop handlers in process (Go client; catalog pages, and Likes by protection and by tracing: off, on at 1 % and 100 % sampled)", "./handlers/", "BenchmarkShop_Browse|BenchmarkShop_Like", "2s"},
 	{"Likes on a 3-primary Redis Cluster: 1 vs 6 shards, durability none vs replica; CPU per Like on Redis (every node) and the client", "./store/", "BenchmarkLikes_Set", "3s"},
 }
 
