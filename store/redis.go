@@ -5,7 +5,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,6 +61,7 @@ type Likes struct {
 	like   *redis.Script
 	admit  *redis.Script
 	trim   *redis.Script
+	dials  *atomic.Int64 // connections the client dialed (see Dials)
 }
 
 // LikesOptions are the key layout (Shards), the shop's limits on Likes,
@@ -175,7 +178,34 @@ func NewLikes(rdb redis.UniversalClient, prefix string, opts ...LikesOptions) *L
 	}
 	s.opt.Shards = max(s.opt.Shards, 1)
 	s.tags = shardTags(s.opt.Shards)
+	s.dials = new(atomic.Int64)
+	rdb.AddHook(dialCounter{s.dials})
 	return s
+}
+
+// Dials returns how many connections the client has dialed so far. A new
+// one follows a restart or a failover of Redis, which may have lost writes,
+// even when no command failed: go-redis retries a command on a fresh
+// connection by itself.
+func (s *Likes) Dials() int64 { return s.dials.Load() }
+
+// dialCounter counts the connections a client dials.
+type dialCounter struct{ n *atomic.Int64 }
+
+func (d dialCounter) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err == nil {
+			d.n.Add(1)
+		}
+		return conn, err
+	}
+}
+
+func (dialCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (dialCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // Client returns the underlying Redis client (for tools and tests).

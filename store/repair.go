@@ -79,6 +79,18 @@ func (s *Likes) MarkSynced(ctx context.Context, shard int, id string) error {
 	return nil
 }
 
+// SyncedMark returns shard's synced mark (0-0 when there is none).
+func (s *Likes) SyncedMark(ctx context.Context, shard int) (StreamID, error) {
+	v, err := s.rdb.Get(ctx, s.syncedKey(shard)).Result()
+	if errors.Is(err, redis.Nil) {
+		return StreamID{}, nil
+	}
+	if err != nil {
+		return StreamID{}, fmt.Errorf("%w: read synced mark: %v", ErrUnavailable, err)
+	}
+	return ParseStreamID(v)
+}
+
 // StreamMark returns the highest stream id of shard applied to PostgreSQL,
 // and false when none was.
 func (s *Stats) StreamMark(ctx context.Context, shard int) (StreamID, bool, error) {

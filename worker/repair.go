@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"phoenix/store"
@@ -102,6 +103,52 @@ func (w *Sync) recheck(ctx context.Context, shard int) {
 	w.checkShard(ctx, shard, mark)
 }
 
+// ownMarks holds the highest synced mark a worker wrote per shard.
+type ownMarks struct {
+	mu  sync.Mutex
+	ids map[int]store.StreamID
+}
+
+func (m *ownMarks) raise(shard int, id store.StreamID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ids == nil {
+		m.ids = map[int]store.StreamID{}
+	}
+	if id.Compare(m.ids[shard]) > 0 {
+		m.ids[shard] = id
+	}
+}
+
+func (m *ownMarks) get(shard int) store.StreamID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ids[shard]
+}
+
+// checkOwnMark repairs shard when its synced mark in Redis is below one
+// this worker wrote and Redis acknowledged: Redis lost that write (a lost
+// append-only tail, an asynchronous failover), and with it whatever came
+// before it but after the rollback point. Unlike a comparison with
+// PostgreSQL's mark, this one cannot mistake another worker's batch in
+// flight (committed, not yet marked) for a loss.
+func (w *Sync) checkOwnMark(ctx context.Context, shard int) {
+	own := w.ownMarks.get(shard)
+	if own == (store.StreamID{}) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	synced, err := w.Likes.SyncedMark(cctx, shard)
+	cancel()
+	if err != nil || synced.Compare(own) >= 0 {
+		return
+	}
+	reason := "synced mark " + synced.String() + " behind " + own.String() + ", which this worker wrote"
+	w.Log.Error("redis lost writes that postgres has; repairing from postgres", "shard", shard, "reason", reason)
+	w.Metrics.lossDetected(shard)
+	w.repair(ctx, shard, reason)
+}
+
 // markSynced raises the shard's synced mark to the batch's last event, now
 // that it is committed and acknowledged. A failure only delays the mark;
 // the loss check compares with an older PostgreSQL mark, and the next batch
@@ -119,5 +166,7 @@ func (w *Sync) markSynced(ctx context.Context, events []store.Event) {
 		return w.Likes.MarkSynced(ctx, shard, last.String())
 	}); err != nil {
 		w.Log.Debug("mark synced skipped", "err", err)
+		return
 	}
+	w.ownMarks.raise(shard, last)
 }

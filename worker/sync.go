@@ -138,6 +138,9 @@ type Sync struct {
 	lag         time.Duration
 	// count is shared with the report loop.
 	count counters
+	// ownMarks is, per shard, the highest synced mark this worker wrote
+	// (markSynced; the readers compare).
+	ownMarks ownMarks
 	// others is the other groups the last trim saw, to log a change once.
 	others string
 }
@@ -269,6 +272,7 @@ func (w *Sync) Run(ctx context.Context) error {
 func (w *Sync) read(ctx context.Context, shard *store.Likes, out chan<- store.Batch) {
 	wait := backoffMin
 	failed := false
+	dialed := int64(-1) // the client's dials at the last check: none yet
 	for ctx.Err() == nil {
 		if w.Faults.Paused() {
 			// Paused by a demo control: read nothing, so the backlog
@@ -305,6 +309,13 @@ func (w *Sync) read(ctx context.Context, shard *store.Likes, out chan<- store.Ba
 				// and raises the synced mark past the evidence.
 				w.recheck(ctx, shard.ShardIndex())
 				failed = false
+			}
+			if n := shard.Dials(); n != dialed {
+				// A connection dialed since: Redis may have restarted or
+				// failed over with no command failing (go-redis retries on
+				// a fresh connection by itself).
+				w.checkOwnMark(ctx, shard.ShardIndex())
+				dialed = n
 			}
 		}
 		// Sent even when ctx is done: the batch must be processed.
