@@ -63,30 +63,34 @@ type Cluster struct {
 
 // StartCluster starts the nodes, creates the cluster and waits until every
 // node reports it healthy (all slots served, every replica in sync).
-func StartCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
+func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 	ctx, cancel := withDefaultTimeout(ctx, clusterStartTimeout)
 	defer cancel()
-	c, err = newCluster(o)
+	c, err := newCluster(o)
 	if err != nil {
 		return nil, fmt.Errorf("start redis cluster: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = c.Stop()
-		}
-	}()
+	if err := c.start(ctx); err != nil {
+		_ = c.Stop() // the start's error is the one to report
+		return nil, err
+	}
+	return c, nil
+}
+
+// start starts the nodes, creates the cluster and waits for it.
+func (c *Cluster) start(ctx context.Context) error {
 	for i, n := range c.nodes {
 		if err := n.Start(ctx); err != nil {
-			return nil, fmt.Errorf("start redis cluster node %d: %w", i, err)
+			return fmt.Errorf("start redis cluster node %d: %w", i, err)
 		}
 	}
 	if err := c.create(ctx); err != nil {
-		return nil, fmt.Errorf("start redis cluster: %w", err)
+		return fmt.Errorf("start redis cluster: %w", err)
 	}
 	if err := c.WaitHealthy(ctx); err != nil {
-		return nil, fmt.Errorf("start redis cluster: %w", err)
+		return fmt.Errorf("start redis cluster: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 func newCluster(o ClusterOptions) (*Cluster, error) {
