@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/worker"
@@ -173,14 +172,7 @@ func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, d
 	// A server holding just the log until the real one is made, so that
 	// close can log on the failure paths below.
 	r := &workerRole{likes: likes, stats: stats, server: &server{log: log}}
-	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: instanceName(e),
-		Metrics: handlers.NewMetrics(o.reg, "worker"),
-	})
-	if err != nil {
-		r.close()
-		return nil, err
-	}
+	app := handlers.NewHealthApp("worker", log, handlers.NewMetrics(o.reg, "worker"))
 	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}, {Name: "postgres", Ping: stats.Ping}}}
 	health.Routes(app)
 	health.Export(o.reg, "worker")
