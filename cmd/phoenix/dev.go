@@ -43,6 +43,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		"worker-addr": &cfg.worker.addr, "metrics-addr": &cfg.ops.metricsAddr,
 	})
 	generated := cfg.admin.generateSecrets()
+	generateSecret(&cfg.secret)
 	// The demo controls are for a presenter at their own machine: on under
 	// dev unless set.
 	if e.getenv("PHOENIX_DEMO_CONTROLS") == "" && !flagSet(f, "demo-controls") {
@@ -84,7 +85,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.redis.url = rdb.URL()
 	cfg.database.url = pg.URL("phoenix")
-	return startAll(ctx, devBanner(e, cfg.admin.password, generated), log, cfg)
+	return runMain(ctx, devBanner(e, cfg.admin.password, generated), cfg)
 }
 
 // flagSet reports whether the flag was given on the command line.

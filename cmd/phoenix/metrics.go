@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
 )
 
 // newRegistry returns the process's metrics registry, with the Go runtime
@@ -110,42 +109,4 @@ func (c *opsConfig) checks() []func() error {
 			return nil
 		},
 	}
-}
-
-// ops is what each role takes from its process: the registry its metrics
-// go to, how long its server drains, and (web roles) its proxy and TLS
-// settings.
-type ops struct {
-	reg        prometheus.Registerer
-	drainDelay time.Duration
-	edge       edgeConfig
-}
-
-// runRoles opens the metrics server, runs the roles until ctx is done and
-// serves metrics until every role has stopped, so that a scrape during the
-// shutdown still answers. A role that fails (or the metrics server) stops
-// the others.
-func runRoles(ctx context.Context, e *env, log *slog.Logger, oc opsConfig, reg *prometheus.Registry, roles ...func(context.Context) error) error {
-	ms, err := listenMetrics(oc.metricsAddr, reg, e, log)
-	if err != nil {
-		return fmt.Errorf("PHOENIX_METRICS_ADDR: %w", err)
-	}
-	rctx, stopRoles := context.WithCancel(ctx)
-	defer stopRoles()
-	mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
-	mdone := make(chan error, 1)
-	go func() {
-		err := ms.run(mctx)
-		if err != nil {
-			stopRoles()
-		}
-		mdone <- err
-	}()
-	g, gctx := errgroup.WithContext(rctx)
-	for _, role := range roles {
-		g.Go(func() error { return role(gctx) })
-	}
-	err = g.Wait()
-	stopMetrics()
-	return errors.Join(err, <-mdone)
 }

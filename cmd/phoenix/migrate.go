@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"phoenix/store"
 )
+
+// maxMigrateWait bounds one attempt at the migrations and the wait
+// between attempts.
+const maxMigrateWait = 30 * time.Second
 
 // databaseConfig is how a role reaches PostgreSQL.
 type databaseConfig struct {
@@ -56,4 +62,24 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	}
 	log.Info("migrations applied")
 	return nil
+}
+
+// migrateUntilDone applies the migrations, retrying with back-off while
+// they fail, until they succeed (true) or ctx is done (false).
+func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) bool {
+	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
+		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
+		err := stats.Migrate(mctx)
+		cancel()
+		if err == nil {
+			log.Info("migrations applied")
+			return true
+		}
+		log.Warn("migrations not applied, retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
 }
