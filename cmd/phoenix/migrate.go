@@ -36,20 +36,17 @@ func (c *databaseConfig) checks() []func() error {
 // runMigrate applies the embedded migrations and exits.
 func runMigrate(ctx context.Context, e *env, args []string) error {
 	f := newFlags("migrate", e)
-	var (
-		lc logConfig
-		dc databaseConfig
-	)
-	lc.register(f, "text")
-	dc.register(f)
-	if err := f.parse(args, dc.checks()...); err != nil {
+	var c allConfig // its log and database settings only
+	c.log.register(f, "text")
+	c.database.register(f)
+	if err := f.parse(args, c.database.checks()...); err != nil {
 		return err
 	}
-	log, err := lc.logger(e.stderr)
+	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err
 	}
-	stats, err := store.OpenStats(ctx, dc.url)
+	stats, err := store.OpenStats(ctx, c.database.url)
 	if err != nil {
 		if stats != nil {
 			_ = stats.Close() // the open error is the one to report
