@@ -171,12 +171,11 @@ func openAdmin(ctx context.Context, m *Main) error {
 	if err := m.serve("admin", ac.addr, app, health); err != nil {
 		return err
 	}
-	name, ver := replicaName(m.env), buildVersion()
-	beat := func() store.Beat {
+	beat := m.beat(store.RoleAdmin, func() map[string]int64 {
 		counts := metrics.Counts()
 		counts[store.CountStreams] = int64(dash.Live.Open())
-		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: counts}
-	}
+		return counts
+	})
 	// The live streams end with ctx, before the server's shutdown waits
 	// for open connections.
 	m.run(dash.RunLive, func(ctx context.Context) error {

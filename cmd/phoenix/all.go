@@ -23,16 +23,17 @@ type allConfig struct {
 	worker   workerConfig
 	admin    adminConfig
 
-	roles     []role         // the roles the process runs
-	checkList []func() error // the checks of their settings, in order
+	roles []role // the roles the process runs
 }
 
 // register registers every role's settings, for phoenix all and dev.
-func (c *allConfig) register(f *flags, logFormat string) { c.registerRoles(f, logFormat, allRoles()) }
+func (c *allConfig) register(f *flags, logFormat string) []func() error {
+	return c.registerRoles(f, logFormat, allRoles())
+}
 
-// registerRoles registers the settings of the roles given: the shared ones
-// once, then each role's own.
-func (c *allConfig) registerRoles(f *flags, logFormat string, roles []role) {
+// registerRoles registers the settings of the roles given, the shared ones
+// once, and returns their checks, which read the settings once parsed.
+func (c *allConfig) registerRoles(f *flags, logFormat string, roles []role) []func() error {
 	c.roles = roles
 	var u uses
 	for _, r := range roles {
@@ -66,7 +67,7 @@ func (c *allConfig) registerRoles(f *flags, logFormat string, roles []role) {
 	for _, r := range roles {
 		checks = append(checks, r.register(c, f)...)
 	}
-	c.checkList = checks
+	return checks
 }
 
 // registerSecret adds PHOENIX_SECRET, which every web role needs.
@@ -79,10 +80,6 @@ func (c *allConfig) registerSecret(f *flags) func() error {
 		return nil
 	}
 }
-
-// checks are the checks of the registered settings; they read the settings
-// when they run, after the flags are parsed.
-func (c *allConfig) checks() []func() error { return c.checkList }
 
 // runAll runs every role in this process until ctx is done, with one
 // metrics registry and scrape endpoint for all. A role that fails stops the

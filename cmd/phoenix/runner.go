@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,8 +49,7 @@ func allRoles() []role { return []role{shopRole(), workerRole(), adminRole()} }
 func runRoles(ctx context.Context, e *env, name string, args []string, roles ...role) error {
 	f := newFlags(name, e)
 	var cfg allConfig
-	cfg.registerRoles(f, "json", roles)
-	if err := f.parse(args, cfg.checks()...); err != nil {
+	if err := f.parse(args, cfg.registerRoles(f, "json", roles)...); err != nil {
 		return err
 	}
 	return runMain(ctx, e, cfg)
@@ -62,7 +62,10 @@ func runMain(ctx context.Context, e *env, cfg allConfig) error {
 	if err != nil {
 		return err
 	}
-	m := &Main{Config: cfg, env: e, log: log, reg: newRegistry()}
+	m := &Main{Config: cfg, env: e, log: log, reg: newRegistry(), applied: make(chan struct{})}
+	if !cfg.database.migrate {
+		close(m.applied)
+	}
 	defer m.Close()
 	if err := m.Open(ctx); err != nil {
 		return err
@@ -81,7 +84,7 @@ type Main struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	closers []closer                      // the cleanup stack
+	closers []func()                      // the cleanup stack
 	runs    []func(context.Context) error // what Run runs, together
 	addrs   map[string]string             // role -> listen address
 	catalog *store.Catalog                // loaded once, for every role
@@ -89,23 +92,20 @@ type Main struct {
 	applied chan struct{}                 // closed once the migrations are applied
 }
 
-type closer struct {
-	name  string
-	close func() error
-}
-
-// onClose pushes close onto the cleanup stack.
+// onClose pushes close onto the cleanup stack. Close logs its error: by
+// then the error worth returning is the one that stopped the process.
 func (m *Main) onClose(name string, close func() error) {
-	m.closers = append(m.closers, closer{name, close})
+	m.closers = append(m.closers, func() {
+		if err := close(); err != nil {
+			m.log.Warn("close "+name, "err", err)
+		}
+	})
 }
 
-// Close closes everything opened, last first, logging what fails: by then
-// the error worth returning, if any, is the one that stopped the process.
+// Close closes everything opened, last first.
 func (m *Main) Close() {
 	for i := len(m.closers) - 1; i >= 0; i-- {
-		if err := m.closers[i].close(); err != nil {
-			m.log.Warn("close "+m.closers[i].name, "err", err)
-		}
+		m.closers[i]()
 	}
 	m.closers = nil
 }
@@ -188,17 +188,12 @@ func opened[T interface{ Close() error }](m *Main, server, setting string, s T, 
 	return s, nil
 }
 
-// migrations returns a channel closed once the migrations are applied. The
-// first role to ask hands the store that applies them, once, in Run;
-// under -migrate=false it is closed at once.
+// migrations returns a channel closed once the migrations are applied
+// (under -migrate=false, at once). The first role to ask hands the store
+// that applies them, once, in Run.
 func (m *Main) migrations(stats *store.Stats) <-chan struct{} {
-	if m.applied == nil {
-		m.applied = make(chan struct{})
-		if m.Config.database.migrate {
-			m.schema = stats
-		} else {
-			close(m.applied)
-		}
+	if m.schema == nil && m.Config.database.migrate {
+		m.schema = stats
 	}
 	return m.applied
 }
@@ -221,6 +216,14 @@ func (m *Main) webApp(name string, metrics *handlers.Metrics) (*fiber.App, error
 		Name: name, Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: m.log,
 		Instance: instanceName(m.env), Section: name, Metrics: metrics,
 	}))
+}
+
+// beat returns a role's heartbeat, with the counts it reports.
+func (m *Main) beat(role string, counts func() map[string]int64) func() store.Beat {
+	name, ver := replicaName(m.env), buildVersion()
+	return func() store.Beat {
+		return store.Beat{Role: role, Name: name, Version: ver, At: time.Now(), Counts: counts()}
+	}
 }
 
 // health adds the health routes of a role to its app and exports its
@@ -247,7 +250,6 @@ func (m *Main) serve(name, addr string, app *fiber.App, health *handlers.Health)
 		}
 		return nil
 	})
-	s := &server{role: name, app: app, ln: ln, health: health, log: m.log, drainDelay: m.Config.ops.drainDelay}
-	m.run(s.run)
+	m.run((&server{role: name, serve: app.Listener, shutdown: app.ShutdownWithContext, ln: ln, health: health, log: m.log, drainDelay: m.Config.ops.drainDelay}).run)
 	return nil
 }

@@ -184,10 +184,7 @@ func openShop(ctx context.Context, m *Main) error {
 	if err := m.serve("shop", c.shop.addr, app, health); err != nil {
 		return err
 	}
-	name, ver := replicaName(m.env), buildVersion()
-	beat := func() store.Beat {
-		return store.Beat{Role: store.RoleShop, Name: name, Version: ver, At: time.Now(), Counts: metrics.Counts()}
-	}
+	beat := m.beat(store.RoleShop, metrics.Counts)
 	m.run(func(ctx context.Context) error {
 		likes.Heartbeat(ctx, shopBeatEvery, beat, faults)
 		return nil
