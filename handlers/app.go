@@ -184,3 +184,16 @@ func securityHeaders(secure bool) fiber.Handler {
 		return c.Next()
 	}
 }
+
+// NewHealthApp returns the app of a role without pages (the worker's
+// health port): request ids, the request log and metrics, and recovery,
+// without templates, assets or languages.
+func NewHealthApp(name string, log *slog.Logger, m *Metrics) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName: "phoenix " + name, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
+		DisableStartupMessage: true,
+	})
+	app.Server().CloseOnShutdown = true
+	app.Use(requestIDs(), observe(log, m), recover.New())
+	return app
+}

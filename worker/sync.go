@@ -117,8 +117,6 @@ type Sync struct {
 	// the report loop).
 	Faults *store.Faults
 
-	// Migrate applies the database migrations at start.
-	Migrate bool
 	// Products, when set, is written to the products table at start, so
 	// the admin sees the shop's catalog.
 	Products []store.Product
@@ -323,14 +321,9 @@ func (w *Sync) read(ctx context.Context, shard *store.Likes, out chan<- store.Ba
 	}
 }
 
-// prepare readies PostgreSQL and Redis: schema, catalog, each shard's
-// consumer group.
+// prepare readies PostgreSQL and Redis: catalog, event partitions, each
+// shard's consumer group. The schema is cmd's to apply before Run.
 func (w *Sync) prepare(ctx context.Context) error {
-	if w.Migrate {
-		if err := w.Stats.Migrate(ctx); err != nil {
-			return err
-		}
-	}
 	if w.Products != nil {
 		if err := w.Stats.SyncProducts(ctx, w.Products); err != nil {
 			return err

@@ -5,14 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/sync/errgroup"
-
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 )
@@ -21,14 +16,12 @@ import (
 const (
 	minPasswordLen = 12
 	sessionTTL     = 12 * time.Hour
-	maxMigrateWait = 30 * time.Second
 )
 
 // adminConfig is the admin role's own settings.
 type adminConfig struct {
 	addr       string
 	password   string
-	secret     string
 	staleAfter time.Duration
 	// Failed logins a minute: per client address (then 429), and of all
 	// clients together (then a warning and a metric, no refusal).
@@ -46,7 +39,6 @@ type adminConfig struct {
 func (c *adminConfig) register(f *flags) {
 	f.String(&c.addr, "admin-addr", "PHOENIX_ADMIN_ADDR", ":8081", "admin listen address")
 	f.String(&c.password, "admin-password", "PHOENIX_ADMIN_PASSWORD", "", "the admin password (required)")
-	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that protects the admin session cookie (required)")
 	f.Int(&c.loginLimit, "admin-login-limit", "PHOENIX_ADMIN_LOGIN_LIMIT", 5,
 		"failed logins a minute allowed per client address (the proxy header's, behind a proxy); then 429")
 	f.Int(&c.loginAlert, "admin-login-alert", "PHOENIX_ADMIN_LOGIN_ALERT", 50,
@@ -68,12 +60,6 @@ func (c *adminConfig) checks() []func() error {
 		func() error {
 			if utf8.RuneCountInString(c.password) < minPasswordLen {
 				return fmt.Errorf("PHOENIX_ADMIN_PASSWORD: missing or shorter than %d characters", minPasswordLen)
-			}
-			return nil
-		},
-		func() error {
-			if len(c.secret) < handlers.MinSecretLen {
-				return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
 			}
 			return nil
 		},
@@ -101,13 +87,10 @@ func (c *adminConfig) checks() []func() error {
 	}
 }
 
-// generateSecrets fills in a random password and secret where none is set,
-// for phoenix dev, and reports whether it made up the password (which dev
-// then prints, once).
+// generateSecrets fills in a random password where none is set, for
+// phoenix dev, and reports whether it made one up (which dev then prints,
+// once); generateSecret does the same for PHOENIX_SECRET.
 func (c *adminConfig) generateSecrets() bool {
-	if c.secret == "" {
-		c.secret = rand.Text() + rand.Text() // 2 × 130 random bits
-	}
 	if c.password != "" {
 		return false
 	}
@@ -115,179 +98,99 @@ func (c *adminConfig) generateSecrets() bool {
 	return true
 }
 
-func runAdmin(ctx context.Context, e *env, args []string) error {
-	f := newFlags("admin", e)
-	var (
-		lc logConfig
-		oc opsConfig
-		dc databaseConfig
-		ac adminConfig
-		ec edgeConfig
-	)
-	lc.register(f, "json")
-	oc.register(f)
-	ec.register(f)
-	dc.register(f)
-	dc.registerMigrate(f)
-	ac.register(f)
-	if err := f.parse(args, append(append(append(oc.checks(), ec.checks()...), dc.checks()...), ac.checks()...)...); err != nil {
-		return err
+// generateSecret fills in a random PHOENIX_SECRET where none is set.
+func generateSecret(secret *string) {
+	if *secret == "" {
+		*secret = rand.Text() + rand.Text() // 2 × 130 random bits
 	}
-	log, err := lc.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix-admin")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	reg := newRegistry()
-	admin, err := openAdmin(ctx, e, log, dc, ac, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec, tracer: tp})
-	if err != nil {
-		return err
-	}
-	defer admin.close()
-	return runRoles(ctx, e, log, oc, reg, admin.run)
 }
 
-// adminRole is a running admin: its PostgreSQL store and its HTTP server.
-type adminRole struct {
-	*server
-	stats   *store.Stats
-	dash    *handlers.Admin
-	migrate bool
-	// migrated is set once the migrations are applied; until then the admin
-	// is not ready (its login limit and dashboard need the tables).
-	migrated *atomic.Bool
-	beat     func() store.Beat
-	load     *demoLoad // nil: no simulated shoppers from here
+func runAdmin(ctx context.Context, e *env, args []string) error {
+	return runRoles(ctx, e, "admin", args, adminRole())
+}
+
+// adminRole serves the admin dashboard, and reports its heartbeat into
+// PostgreSQL, the one store it has.
+func adminRole() role {
+	return role{
+		uses:     usesDatabase | usesSecret | usesEdge,
+		register: func(c *allConfig, f *flags) []func() error { c.admin.register(f); return c.admin.checks() },
+		open:     openAdmin,
+	}
 }
 
 // adminBeatEvery is how often an admin reports its heartbeat.
 const adminBeatEvery = 2 * time.Second
 
-func openAdmin(ctx context.Context, e *env, log *slog.Logger, dc databaseConfig, ac adminConfig, o ops) (*adminRole, error) {
-	stats, err := store.OpenStats(ctx, dc.url, store.StatsOptions{Tracer: o.tracer})
-	if errors.Is(err, store.ErrUnavailable) {
-		// The dashboard says so and recovers by itself when PostgreSQL is back.
-		log.Warn("postgres unreachable at start", "err", err)
-	} else if err != nil {
-		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
-	}
-	sessions, err := handlers.NewSessions(ac.password, []byte(ac.secret), sessionTTL, o.edge.secure)
+func openAdmin(ctx context.Context, m *Main) error {
+	c := m.Config
+	// An unreachable PostgreSQL: the dashboard says so and recovers by
+	// itself when it is back.
+	stats, err := m.openStats(ctx)
 	if err != nil {
-		_ = stats.Close() // the error that stopped start-up is the one to report
-		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+		return err
+	}
+	// Until the migrations are applied the admin is not ready: its login
+	// limit and dashboard need the tables.
+	applied := m.migrations(stats)
+	sessions, err := handlers.NewSessions(c.admin.password, []byte(c.secret), sessionTTL, c.edge.secure)
+	if err != nil {
+		return fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
 	// CSRF tokens signed under the admin's own key: every admin replica
 	// with the same secret accepts them, and no shop token passes.
-	csrf, err := handlers.NewCSRF([]byte(ac.secret), "admin")
+	csrf, err := handlers.NewCSRF([]byte(c.secret), "admin")
 	if err != nil {
-		_ = stats.Close() // the secret's error is the one to report
-		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+		return fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	metrics := handlers.NewMetrics(o.reg, "admin")
-	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
-		Name: "admin", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
-		Instance: instanceName(e), Section: "admin", Metrics: metrics, Tracer: o.tracer,
-	}))
+	metrics := handlers.NewMetrics(m.reg, "admin")
+	app, err := m.webApp("admin", metrics)
 	if err != nil {
-		_ = stats.Close() // the error that stopped start-up is the one to report
-		return nil, err
+		return err
 	}
-	migrated := &atomic.Bool{}
-	migrated.Store(!dc.migrate)
-	health := &handlers.Health{Checks: []handlers.Check{{Name: "postgres", Ping: stats.Ping}, {Name: "migrations", Ping: func(context.Context) error {
-		if !migrated.Load() {
+	health := m.health("admin", app, handlers.Check{Name: "postgres", Ping: stats.Ping}, handlers.Check{Name: "migrations", Ping: func(context.Context) error {
+		select {
+		case <-applied:
+			return nil
+		default:
 			return errors.New("not applied yet")
 		}
-		return nil
-	}}}}
-	health.Routes(app)
-	health.Export(o.reg, "admin")
+	}})
+	ac := c.admin
+	if ac.demoShopURL == "" && m.addrs["shop"] != "" {
+		ac.demoShopURL = localURL(m.addrs["shop"]) // the shop of this process
+	}
 	logins := store.NewLogins(stats, store.LoginLimits{PerClient: ac.loginLimit, Overall: ac.loginAlert, Window: time.Minute})
 	dash := &handlers.Admin{
-		Stats: stats, Sessions: sessions, Log: log, Instance: instanceName(e), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,
+		Stats: stats, Sessions: sessions, Log: m.log, Instance: instanceName(m.env), StaleAfter: ac.staleAfter, CSRF: csrf, Demo: ac.demoControls,
 		DemoLoad: ac.demoControls && ac.demoShopURL != "",
-		Logins:   logins, LoginMetrics: handlers.NewLoginMetrics(o.reg),
+		Logins:   logins, LoginMetrics: handlers.NewLoginMetrics(m.reg),
 		Live: &handlers.Live{Listen: stats.Listen, MaxStreams: ac.liveStreams, MaxPerSession: ac.liveStreamsPerSession},
 	}
 	dash.Routes(app)
-	ln, err := listen("admin", ac.addr, e)
-	if err != nil {
-		_ = stats.Close() // the error that stopped start-up is the one to report
-		return nil, err
+	if err := m.serve("admin", ac.addr, app, health); err != nil {
+		return err
 	}
-	srv := &server{role: "admin", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	name, ver := replicaName(e), buildVersion()
-	beat := func() store.Beat {
+	beat := m.beat(store.RoleAdmin, func() map[string]int64 {
 		counts := metrics.Counts()
 		counts[store.CountStreams] = int64(dash.Live.Open())
-		return store.Beat{Role: store.RoleAdmin, Name: name, Version: ver, At: time.Now(), Counts: counts}
-	}
-	a := &adminRole{server: srv, stats: stats, dash: dash, migrate: dc.migrate, migrated: migrated, beat: beat}
-	if dash.DemoLoad {
-		a.load = &demoLoad{stats: stats, shopURL: ac.demoShopURL, owner: dash.Instance, log: log}
-	}
-	return a, nil
-}
-
-// run serves until ctx is done and, when asked to, applies the migrations
-// alongside, retrying until PostgreSQL lets it.
-func (a *adminRole) run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	if a.migrate {
-		g.Go(func() error {
-			if migrateUntilDone(gctx, a.log, a.stats) {
-				a.migrated.Store(true)
-			}
-			return nil
-		})
-	}
+		return counts
+	})
 	// The live streams end with ctx, before the server's shutdown waits
 	// for open connections.
-	g.Go(func() error { return a.dash.RunLive(gctx) })
-	if a.load != nil {
-		g.Go(func() error { a.load.run(gctx); return nil })
-	}
-	g.Go(func() error {
-		// The admin reports straight into PostgreSQL, the one store it has.
-		store.Every(gctx, adminBeatEvery, func(ctx context.Context) {
+	m.run(dash.RunLive, func(ctx context.Context) error {
+		store.Every(ctx, adminBeatEvery, func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, adminBeatEvery)
 			defer cancel()
-			if err := a.stats.RecordBeats(ctx, []store.Beat{a.beat()}); err != nil {
-				a.log.Debug("record heartbeat failed", "err", err)
+			if err := stats.RecordBeats(ctx, []store.Beat{beat()}); err != nil {
+				m.log.Debug("record heartbeat failed", "err", err)
 			}
 		})
 		return nil
 	})
-	g.Go(func() error { return a.server.run(gctx) })
-	return g.Wait()
-}
-
-// migrateUntilDone applies the migrations, retrying with back-off while
-// they fail, until they succeed (true) or ctx is done (false).
-func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) bool {
-	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
-		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
-		err := stats.Migrate(mctx)
-		cancel()
-		if err == nil {
-			log.Info("migrations applied")
-			return true
-		}
-		log.Warn("migrations not applied, retrying", "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
+	if dash.DemoLoad {
+		load := &demoLoad{stats: stats, shopURL: ac.demoShopURL, owner: dash.Instance, log: m.log}
+		m.run(func(ctx context.Context) error { load.run(ctx); return nil })
 	}
-}
-
-func (a *adminRole) close() {
-	if err := a.stats.Close(); err != nil {
-		a.log.Warn("close postgres", "err", err)
-	}
+	return nil
 }

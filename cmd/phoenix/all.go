@@ -2,92 +2,90 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
 	"net"
+
+	"phoenix/handlers"
 )
 
-// allConfig is the settings of every role, for phoenix all and phoenix dev.
+// allConfig is a process's settings: those its roles share, each
+// registered once, and each role's own.
 type allConfig struct {
 	log      logConfig
 	ops      opsConfig
 	edge     edgeConfig
+	secret   string // PHOENIX_SECRET: signs shopper ids, CSRF tokens and the admin session
+	catalog  string
 	redis    redisConfig
-	shop     shopConfig
 	database databaseConfig
+	backlog  backlogConfig
+	shop     shopConfig
 	worker   workerConfig
 	admin    adminConfig
+
+	roles []role // the roles the process runs
 }
 
-func (c *allConfig) register(f *flags, logFormat string) {
+// register registers every role's settings, for phoenix all and dev.
+func (c *allConfig) register(f *flags, logFormat string) []func() error {
+	return c.registerRoles(f, logFormat, allRoles())
+}
+
+// registerRoles registers the settings of the roles given, the shared ones
+// once, and returns their checks, which read the settings once parsed.
+func (c *allConfig) registerRoles(f *flags, logFormat string, roles []role) []func() error {
+	c.roles = roles
+	var u uses
+	for _, r := range roles {
+		u |= r.uses
+	}
 	c.log.register(f, logFormat)
 	c.ops.register(f)
-	c.edge.register(f)
-	c.redis.register(f)
-	c.shop.register(f)
-	c.database.register(f)
-	c.database.registerMigrate(f)
-	c.worker.register(f, f.e)
-	c.worker.backlog.register(f)
-	c.admin.register(f)
-}
-
-func (c *allConfig) checks() []func() error {
-	checks := append(c.ops.checks(), c.edge.checks()...)
-	checks = append(checks, c.redis.checks()...)
-	checks = append(checks, c.shop.checks()...)
-	checks = append(checks, c.database.checks()...)
-	checks = append(checks, c.worker.checks()...)
-	checks = append(checks, c.worker.backlog.checks()...)
-	return append(checks, c.admin.checks()...)
-}
-
-func runAll(ctx context.Context, e *env, args []string) error {
-	f := newFlags("all", e)
-	var cfg allConfig
-	cfg.register(f, "json")
-	if err := f.parse(args, cfg.checks()...); err != nil {
-		return err
+	checks := c.ops.checks()
+	for _, s := range []struct {
+		uses     uses
+		register func() []func() error
+	}{
+		{usesEdge, func() []func() error { c.edge.register(f); return c.edge.checks() }},
+		{usesRedis, func() []func() error { c.redis.register(f); return c.redis.checks() }},
+		{usesDatabase, func() []func() error {
+			c.database.register(f)
+			c.database.registerMigrate(f)
+			return c.database.checks()
+		}},
+		{usesBacklog, func() []func() error { c.backlog.register(f); return c.backlog.checks() }},
+		{usesCatalog, func() []func() error {
+			f.String(&c.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
+			return nil
+		}},
+		{usesSecret, func() []func() error { return []func() error{c.registerSecret(f)} }},
+	} {
+		if u&s.uses != 0 {
+			checks = append(checks, s.register()...)
+		}
 	}
-	log, err := cfg.log.logger(e.stderr)
-	if err != nil {
-		return err
+	for _, r := range roles {
+		checks = append(checks, r.register(c, f)...)
 	}
-	return startAll(ctx, e, log, cfg)
+	return checks
 }
 
-// startAll runs every role in this process until ctx is done, with one
+// registerSecret adds PHOENIX_SECRET, which every web role needs.
+func (c *allConfig) registerSecret(f *flags) func() error {
+	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that signs shopper ids, CSRF tokens and the admin session cookie (required)")
+	return func() error {
+		if len(c.secret) < handlers.MinSecretLen {
+			return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
+		}
+		return nil
+	}
+}
+
+// runAll runs every role in this process until ctx is done, with one
 // metrics registry and scrape endpoint for all. A role that fails stops the
 // others.
-func startAll(ctx context.Context, e *env, log *slog.Logger, cfg allConfig) error {
-	cfg.shop.secret = cfg.admin.secret // one PHOENIX_SECRET for every role
-	cfg.shop.backlog = cfg.worker.backlog
-	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	reg := newRegistry()
-	o := ops{reg: reg, drainDelay: cfg.ops.drainDelay, edge: cfg.edge, tracer: tp}
-	shop, err := openShop(ctx, e, log, cfg.redis, cfg.shop, o)
-	if err != nil {
-		return err
-	}
-	defer shop.close()
-	if cfg.admin.demoShopURL == "" {
-		cfg.admin.demoShopURL = localURL(shop.ln.Addr().String()) // the port is known once listening
-	}
-	cfg.worker.catalog = cfg.shop.catalog
-	worker, err := openWorker(ctx, e, log, cfg.redis, cfg.database, cfg.worker, o)
-	if err != nil {
-		return err
-	}
-	defer worker.close()
-	admin, err := openAdmin(ctx, e, log, cfg.database, cfg.admin, o)
-	if err != nil {
-		return err
-	}
-	defer admin.close()
-	return runRoles(ctx, e, log, cfg.ops, reg, shop.run, worker.run, admin.run)
+func runAll(ctx context.Context, e *env, args []string) error {
+	return runRoles(ctx, e, "all", args, allRoles()...)
 }
 
 // localURL is the URL of a listen address from this machine: an address

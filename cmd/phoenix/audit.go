@@ -17,11 +17,9 @@ const auditPoll = 250 * time.Millisecond
 
 // auditConfig is the settings of phoenix audit.
 type auditConfig struct {
-	redis    redisConfig
-	database databaseConfig
-	group    string
-	wait     time.Duration
-	all      bool
+	storesConfig
+	wait time.Duration
+	all  bool
 }
 
 // runAudit compares every product's Likes in Redis and PostgreSQL. It exits
@@ -30,22 +28,15 @@ type auditConfig struct {
 func runAudit(ctx context.Context, e *env, args []string) error {
 	f := newFlags("audit", e)
 	var c auditConfig
-	c.redis.register(f)
-	c.database.register(f)
-	f.String(&c.group, "worker-group", "PHOENIX_WORKER_GROUP", worker.DefaultGroup, "consumer group shared by the workers")
+	c.storesConfig.register(f)
 	f.DurationVar(&c.wait, "wait", 0, "wait up to this long for the workers to drain the backlog (0: read once)")
 	f.BoolVar(&c.all, "all", false, "list every product, not only those that differ")
-	checks := append(c.redis.checks(), c.database.checks()...)
-	checks = append(checks, func() error {
+	likes, stats, closeStores, err := c.open(ctx, f, args, func() error {
 		if c.wait < 0 {
 			return errors.New("-wait: must not be negative")
 		}
 		return nil
 	})
-	if err := f.parse(args, checks...); err != nil {
-		return err
-	}
-	likes, stats, closeStores, err := openStores(ctx, c.redis, c.database)
 	if err != nil {
 		return err
 	}
@@ -69,14 +60,32 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// openStores opens Redis and PostgreSQL for the tools (audit, reconcile),
-// which wait for servers that are down rather than fail at once.
-func openStores(ctx context.Context, r redisConfig, d databaseConfig) (*store.Likes, *store.Stats, func(), error) {
-	likes, err := r.open(ctx, store.LikesOptions{})
+// storesConfig is how the tools (audit, reconcile) reach both stores and
+// the workers' consumer group.
+type storesConfig struct {
+	redis    redisConfig
+	database databaseConfig
+	group    string
+}
+
+func (c *storesConfig) register(f *flags) {
+	c.redis.register(f)
+	c.database.register(f)
+	f.String(&c.group, "worker-group", "PHOENIX_WORKER_GROUP", worker.DefaultGroup, "consumer group shared by the workers")
+}
+
+// open parses the flags, checking the stores' settings before the tool's
+// own checks, and opens both stores; the tools wait for servers that are
+// down rather than fail at once.
+func (c *storesConfig) open(ctx context.Context, f *flags, args []string, checks ...func() error) (*store.Likes, *store.Stats, func(), error) {
+	if err := f.parse(args, append(append(c.redis.checks(), c.database.checks()...), checks...)...); err != nil {
+		return nil, nil, nil, err
+	}
+	likes, err := c.redis.open(ctx, store.LikesOptions{})
 	if err != nil && !errors.Is(err, store.ErrUnavailable) {
 		return nil, nil, nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
 	}
-	stats, err := store.OpenStats(ctx, d.url)
+	stats, err := store.OpenStats(ctx, c.database.url)
 	if err != nil && !errors.Is(err, store.ErrUnavailable) {
 		_ = likes.Close()
 		return nil, nil, nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)

@@ -24,7 +24,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		cfg allConfig
 		dc  devConfig
 	)
-	cfg.register(f, "text")
+	checks := cfg.register(f, "text")
 	f.String(&dc.dir, "data-dir", "PHOENIX_DATA_DIR", ".phoenix", "folder of the private Redis and PostgreSQL data (kept between runs)")
 	f.Int(&dc.redisPort, "redis-port", "PHOENIX_DEV_REDIS_PORT", 0, "port of the private Redis (0: a free port)")
 	f.Int(&dc.postgresPort, "postgres-port", "PHOENIX_DEV_POSTGRES_PORT", 0, "port of the private PostgreSQL (0: a free port)")
@@ -43,12 +43,13 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		"worker-addr": &cfg.worker.addr, "metrics-addr": &cfg.ops.metricsAddr,
 	})
 	generated := cfg.admin.generateSecrets()
+	generateSecret(&cfg.secret)
 	// The demo controls are for a presenter at their own machine: on under
 	// dev unless set.
 	if e.getenv("PHOENIX_DEMO_CONTROLS") == "" && !flagSet(f, "demo-controls") {
 		cfg.admin.demoControls = true
 	}
-	for _, check := range cfg.checks() {
+	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
 		}
@@ -84,7 +85,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.redis.url = rdb.URL()
 	cfg.database.url = pg.URL("phoenix")
-	return startAll(ctx, devBanner(e, cfg.admin.password, generated), log, cfg)
+	return runMain(ctx, devBanner(e, cfg.admin.password, generated), "phoenix", cfg)
 }
 
 // flagSet reports whether the flag was given on the command line.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/errgroup"
 )
 
 // newRegistry returns the process's metrics registry, with the Go runtime
@@ -25,15 +22,10 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// metricsServer serves /metrics on its own address, apart from the public
-// ports, so that scrapes need not be exposed to shoppers.
-type metricsServer struct {
-	srv *http.Server
-	ln  net.Listener
-	log *slog.Logger
-}
-
-func listenMetrics(addr string, reg *prometheus.Registry, e *env, log *slog.Logger) (*metricsServer, error) {
+// listenMetrics returns the server of /metrics, on its own address apart
+// from the public ports, so that scrapes need not be exposed to shoppers;
+// nil when metrics are off.
+func listenMetrics(addr string, reg *prometheus.Registry, e *env, log *slog.Logger) (*server, error) {
 	if addr == "" || addr == "off" {
 		return nil, nil
 	}
@@ -50,32 +42,13 @@ func listenMetrics(addr string, reg *prometheus.Registry, e *env, log *slog.Logg
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	return &metricsServer{srv: srv, ln: ln, log: log}, nil
-}
-
-// run serves until ctx is done; a nil server (metrics off) just waits.
-func (m *metricsServer) run(ctx context.Context) error {
-	if m == nil {
-		<-ctx.Done()
+	serve := func(ln net.Listener) error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 		return nil
 	}
-	m.log.Info("listening", "role", "metrics", "addr", m.ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- m.srv.Serve(m.ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("metrics: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := m.srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("metrics: shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics: serve: %w", err)
-	}
-	return nil
+	return &server{role: "metrics", serve: serve, shutdown: srv.Shutdown, ln: ln, log: log}, nil
 }
 
 // opsConfig is the operational settings every process has, once however
@@ -111,43 +84,4 @@ func (c *opsConfig) checks() []func() error {
 			return nil
 		},
 	}
-}
-
-// ops is what each role takes from its process: the registry its metrics
-// go to, how long its server drains, and (web roles) its proxy and TLS
-// settings.
-type ops struct {
-	reg        prometheus.Registerer
-	drainDelay time.Duration
-	edge       edgeConfig
-	tracer     trace.TracerProvider // nil: tracing off
-}
-
-// runRoles opens the metrics server, runs the roles until ctx is done and
-// serves metrics until every role has stopped, so that a scrape during the
-// shutdown still answers. A role that fails (or the metrics server) stops
-// the others.
-func runRoles(ctx context.Context, e *env, log *slog.Logger, oc opsConfig, reg *prometheus.Registry, roles ...func(context.Context) error) error {
-	ms, err := listenMetrics(oc.metricsAddr, reg, e, log)
-	if err != nil {
-		return fmt.Errorf("PHOENIX_METRICS_ADDR: %w", err)
-	}
-	rctx, stopRoles := context.WithCancel(ctx)
-	defer stopRoles()
-	mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
-	mdone := make(chan error, 1)
-	go func() {
-		err := ms.run(mctx)
-		if err != nil {
-			stopRoles()
-		}
-		mdone <- err
-	}()
-	g, gctx := errgroup.WithContext(rctx)
-	for _, role := range roles {
-		g.Go(func() error { return role(gctx) })
-	}
-	err = g.Wait()
-	stopMetrics()
-	return errors.Join(err, <-mdone)
 }

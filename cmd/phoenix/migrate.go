@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"phoenix/store"
 )
+
+// maxMigrateWait bounds one attempt at the migrations and the wait
+// between attempts.
+const maxMigrateWait = 30 * time.Second
 
 // databaseConfig is how a role reaches PostgreSQL.
 type databaseConfig struct {
@@ -30,20 +36,17 @@ func (c *databaseConfig) checks() []func() error {
 // runMigrate applies the embedded migrations and exits.
 func runMigrate(ctx context.Context, e *env, args []string) error {
 	f := newFlags("migrate", e)
-	var (
-		lc logConfig
-		dc databaseConfig
-	)
-	lc.register(f, "text")
-	dc.register(f)
-	if err := f.parse(args, dc.checks()...); err != nil {
+	var c allConfig // its log and database settings only
+	c.log.register(f, "text")
+	c.database.register(f)
+	if err := f.parse(args, c.database.checks()...); err != nil {
 		return err
 	}
-	log, err := lc.logger(e.stderr)
+	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err
 	}
-	stats, err := store.OpenStats(ctx, dc.url)
+	stats, err := store.OpenStats(ctx, c.database.url)
 	if err != nil {
 		if stats != nil {
 			_ = stats.Close() // the open error is the one to report
@@ -56,4 +59,24 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	}
 	log.Info("migrations applied")
 	return nil
+}
+
+// migrateUntilDone applies the migrations, retrying with back-off while
+// they fail, until they succeed (true) or ctx is done (false).
+func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) bool {
+	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
+		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
+		err := stats.Migrate(mctx)
+		cancel()
+		if err == nil {
+			log.Info("migrations applied")
+			return true
+		}
+		log.Warn("migrations not applied, retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
 }

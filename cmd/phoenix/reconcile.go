@@ -8,16 +8,13 @@ import (
 	"strings"
 
 	"phoenix/store"
-	"phoenix/worker"
 )
 
 // reconcileConfig is the settings of phoenix reconcile.
 type reconcileConfig struct {
-	redis    redisConfig
-	database databaseConfig
-	group    string
-	dryRun   bool
-	verbose  bool
+	storesConfig
+	dryRun  bool
+	verbose bool
 }
 
 // runReconcile repairs every shard of Redis from PostgreSQL's record, as the
@@ -26,15 +23,10 @@ type reconcileConfig struct {
 func runReconcile(ctx context.Context, e *env, args []string) error {
 	f := newFlags("reconcile", e)
 	var c reconcileConfig
-	c.redis.register(f)
-	c.database.register(f)
-	f.String(&c.group, "worker-group", "PHOENIX_WORKER_GROUP", worker.DefaultGroup, "consumer group shared by the workers")
+	c.storesConfig.register(f)
 	f.BoolVar(&c.dryRun, "dry-run", false, "only report what differs; change nothing (Likes taken meanwhile may show as differences)")
 	f.BoolVar(&c.verbose, "v", false, "list the shoppers and products changed")
-	if err := f.parse(args, append(c.redis.checks(), c.database.checks()...)...); err != nil {
-		return err
-	}
-	likes, stats, closeStores, err := openStores(ctx, c.redis, c.database)
+	likes, stats, closeStores, err := c.open(ctx, f, args)
 	if err != nil {
 		return err
 	}

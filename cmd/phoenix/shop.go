@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 )
@@ -58,26 +54,17 @@ func (c *redisConfig) open(ctx context.Context, o store.LikesOptions) (*store.Li
 
 // shopConfig is the shop role's own settings.
 type shopConfig struct {
-	addr    string
-	catalog string
+	addr string
 	// Likes a second allowed per shopper and per client address, with
 	// bursts of twice that; 0 disables the limit.
 	likeRatePerShopper, likeRatePerIP int
 	// New shopper ids a minute per client address, with bursts of
 	// shopperBurst times that; 0 disables the limit.
 	shopperRatePerIP int
-	// backlog bounds the events the stream may hold before Likes answer
-	// 503 "busy". The worker registers that flag too, so runShop
-	// registers it itself and phoenix all copies the worker's.
-	backlog backlogConfig
 	// durability is PHOENIX_LIKE_DURABILITY: what a Like waits for before
 	// it answers saved; waitTimeout bounds the wait for a replica.
 	durability  string
 	waitTimeout time.Duration
-	// secret is PHOENIX_SECRET, which signs shopper ids and CSRF tokens.
-	// The admin registers that flag too, so runShop registers it itself
-	// (with its check) and phoenix all copies the admin's.
-	secret string
 }
 
 // shopperBurst is how many times its per-minute rate of new shopper ids an
@@ -85,19 +72,8 @@ type shopConfig struct {
 // NAT gets 600 new shoppers at once, then one a second.
 const shopperBurst = 10
 
-func (c *shopConfig) registerSecret(f *flags) func() error {
-	f.String(&c.secret, "secret", "PHOENIX_SECRET", "", "secret of at least 32 bytes that signs shopper ids and CSRF tokens (required)")
-	return func() error {
-		if len(c.secret) < handlers.MinSecretLen {
-			return fmt.Errorf("PHOENIX_SECRET: missing or shorter than %d bytes (try: openssl rand -base64 32)", handlers.MinSecretLen)
-		}
-		return nil
-	}
-}
-
 func (c *shopConfig) register(f *flags) {
 	f.String(&c.addr, "shop-addr", "PHOENIX_SHOP_ADDR", ":8080", "shop listen address")
-	f.String(&c.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
 	f.Int(&c.likeRatePerShopper, "like-rate-per-shopper", "PHOENIX_LIKE_RATE_PER_SHOPPER", 10, "Likes a second per shopper, bursts of twice that (0: no limit)")
 	// Off by default: many shoppers can share one address (an office, a
 	// carrier's NAT, the load generator).
@@ -132,14 +108,14 @@ func (c *shopConfig) checks() []func() error {
 }
 
 // likesOptions are the limits the shop's store checks in the Like script.
-func (c *shopConfig) likesOptions() store.LikesOptions {
+func (c *shopConfig) likesOptions(maxBacklog int) store.LikesOptions {
 	var newShoppers store.Rate
 	if c.shopperRatePerIP > 0 {
 		newShoppers = store.Rate{Interval: time.Minute / time.Duration(c.shopperRatePerIP), Burst: shopperBurst * c.shopperRatePerIP}
 	}
 	return store.LikesOptions{
 		PerShopper: store.PerSecond(c.likeRatePerShopper), PerIP: store.PerSecond(c.likeRatePerIP),
-		NewShoppersPerIP: newShoppers, MaxBacklog: int64(c.backlog.max),
+		NewShoppersPerIP: newShoppers, MaxBacklog: int64(maxBacklog),
 		Durability: store.Durability(c.durability), WaitTimeout: c.waitTimeout,
 	}
 }
@@ -155,130 +131,69 @@ func checkNonNegative(name string, n *int) func() error {
 }
 
 func runShop(ctx context.Context, e *env, args []string) error {
-	f := newFlags("shop", e)
-	var (
-		lc logConfig
-		oc opsConfig
-		rc redisConfig
-		sc shopConfig
-		ec edgeConfig
-	)
-	lc.register(f, "json")
-	oc.register(f)
-	ec.register(f)
-	rc.register(f)
-	sc.register(f)
-	sc.backlog.register(f)
-	checkSecret := sc.registerSecret(f)
-	checks := append(append(oc.checks(), ec.checks()...), rc.checks()...)
-	checks = append(append(checks, sc.checks()...), sc.backlog.checks()...)
-	if err := f.parse(args, append(checks, checkSecret)...); err != nil {
-		return err
+	return runRoles(ctx, e, "shop", args, shopRole())
+}
+
+// shopRole serves the catalog and the Like buttons, and reports its
+// heartbeat into Redis, which also brings it the demo controls.
+func shopRole() role {
+	return role{
+		uses:     usesRedis | usesSecret | usesEdge | usesCatalog | usesBacklog,
+		register: func(c *allConfig, f *flags) []func() error { c.shop.register(f); return c.shop.checks() },
+		open:     openShop,
 	}
-	log, err := lc.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix-shop")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	reg := newRegistry()
-	shop, err := openShop(ctx, e, log, rc, sc, ops{reg: reg, drainDelay: oc.drainDelay, edge: ec, tracer: tp})
-	if err != nil {
-		return err
-	}
-	defer shop.close()
-	return runRoles(ctx, e, log, oc, reg, shop.run)
 }
 
 // shopBeatEvery is how often a shop reports its heartbeat into Redis.
 const shopBeatEvery = 2 * time.Second
 
-// shopRole is a running shop: its Redis store, its HTTP server, and its
-// heartbeat, which also brings it the demo controls.
-type shopRole struct {
-	*server
-	likes  *store.Likes
-	faults *store.Faults
-	beat   func() store.Beat
-}
-
-func openShop(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, sc shopConfig, o ops) (*shopRole, error) {
-	catalog, err := store.LoadCatalog(sc.catalog)
+func openShop(ctx context.Context, m *Main) error {
+	c := m.Config
+	catalog, err := m.loadCatalog()
 	if err != nil {
-		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
+		return err
 	}
-	shoppers, err := handlers.NewShoppers([]byte(sc.secret))
+	shoppers, err := handlers.NewShoppers([]byte(c.secret))
 	if err != nil {
-		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+		return fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	csrf, err := handlers.NewCSRF([]byte(sc.secret), "shop")
+	csrf, err := handlers.NewCSRF([]byte(c.secret), "shop")
 	if err != nil {
-		return nil, fmt.Errorf("PHOENIX_SECRET: %w", err)
+		return fmt.Errorf("PHOENIX_SECRET: %w", err)
 	}
-	// The limits live in Redis, so every shop replica shares them.
-	likes, err := rc.open(ctx, sc.likesOptions())
-	if errors.Is(err, store.ErrUnavailable) {
-		// The catalog still renders without Redis; Likes answer 503 until it is back.
-		log.Warn("redis unreachable at start", "err", err)
-	} else if err != nil {
-		return nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
+	// The limits live in Redis, so every shop replica shares them. The
+	// catalog still renders without Redis; Likes answer 503 until it is back.
+	likes, err := m.openLikes(ctx, c.shop.likesOptions(c.backlog.max))
+	if err != nil {
+		return err
 	}
 	// Demo controls reach the shop with its heartbeat; their faults go
 	// into every Redis call the shop makes, before it is sent.
 	faults := store.NewFaults()
 	// Traced first, so that an injected fault shows in the script's span.
-	if o.tracer != nil {
-		if err := likes.Trace(o.tracer); err != nil {
-			_ = likes.Close() // the error that stopped start-up is the one to report
-			return nil, err
+	if m.tracer != nil {
+		if err := likes.Trace(m.tracer); err != nil {
+			return err
 		}
 	}
 	likes.Client().AddHook(faults.RedisHook(store.TargetShopRedis))
-	metrics := handlers.NewMetrics(o.reg, "shop")
-	app, err := handlers.NewApp(o.edge.app(handlers.AppConfig{
-		Name: "shop", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log,
-		Instance: instanceName(e), Section: "shop", Metrics: metrics, Tracer: o.tracer,
-	}))
+	metrics := handlers.NewMetrics(m.reg, "shop")
+	app, err := m.webApp("shop", metrics)
 	if err != nil {
-		_ = likes.Close() // the error that stopped start-up is the one to report
-		return nil, err
+		return err
 	}
-	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}}}
-	health.Routes(app)
-	health.Export(o.reg, "shop")
+	health := m.health("shop", app, handlers.Check{Name: "redis", Ping: likes.Ping})
 	(&handlers.Shop{
-		Likes: likes, Catalog: catalog, Shoppers: shoppers, CSRF: csrf, Log: log,
-		Instance: instanceName(e), SecureCookie: o.edge.secure, Metrics: metrics,
+		Likes: likes, Catalog: catalog, Shoppers: shoppers, CSRF: csrf, Log: m.log,
+		Instance: instanceName(m.env), SecureCookie: c.edge.secure, Metrics: metrics,
 	}).Routes(app)
-	ln, err := listen("shop", sc.addr, e)
-	if err != nil {
-		_ = likes.Close() // the error that stopped start-up is the one to report
-		return nil, err
+	if err := m.serve("shop", c.shop.addr, app, health); err != nil {
+		return err
 	}
-	name, ver := replicaName(e), buildVersion()
-	beat := func() store.Beat {
-		return store.Beat{Role: store.RoleShop, Name: name, Version: ver, At: time.Now(), Counts: metrics.Counts()}
-	}
-	srv := &server{role: "shop", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	return &shopRole{server: srv, likes: likes, faults: faults, beat: beat}, nil
-}
-
-// run serves and reports the heartbeat until ctx is done.
-func (s *shopRole) run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.server.run(gctx) })
-	g.Go(func() error {
-		s.likes.Heartbeat(gctx, shopBeatEvery, s.beat, s.faults)
+	beat := m.beat(store.RoleShop, metrics.Counts)
+	m.run(func(ctx context.Context) error {
+		likes.Heartbeat(ctx, shopBeatEvery, beat, faults)
 		return nil
 	})
-	return g.Wait()
-}
-
-func (s *shopRole) close() {
-	if err := s.likes.Close(); err != nil {
-		s.log.Warn("close redis", "err", err)
-	}
+	return nil
 }

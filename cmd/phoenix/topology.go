@@ -252,7 +252,7 @@ func runTopology(ctx context.Context, e *env, cfg allConfig, dir string, generat
 		return fmt.Errorf("PHOENIX_ADMIN_ADDR: %w", err)
 	}
 	tc.vars["PHOENIX_ADMIN_PASSWORD"] = cfg.admin.password
-	tc.vars["PHOENIX_SECRET"] = cfg.admin.secret
+	tc.vars["PHOENIX_SECRET"] = cfg.secret
 	for _, k := range []string{"PHOENIX_REDIS_SHARDS", "PHOENIX_LIKE_DURABILITY", "PHOENIX_LOG_LEVEL"} {
 		if v := e.getenv(k); v != "" {
 			tc.vars[k] = v

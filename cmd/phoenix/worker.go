@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"phoenix"
 	"phoenix/handlers"
 	"phoenix/store"
 	"phoenix/worker"
@@ -29,8 +25,6 @@ type workerConfig struct {
 	// are deleted from the group.
 	consumerIdle time.Duration
 	retention    time.Duration // how long like_events keeps history (0: forever)
-	catalog      string        // shared with the shop under phoenix all
-	backlog      backlogConfig
 }
 
 // defaultEventRetention is PHOENIX_EVENT_RETENTION's default: a month of
@@ -43,8 +37,7 @@ const defaultEventRetention = 30 * 24 * time.Hour
 const defaultMaxBacklog = 100000
 
 // backlogConfig is the bound on the undelivered backlog: the shop answers
-// Likes 503 busy above it, the worker reports it. Registered once per
-// process, by whichever role comes first, because phoenix all runs both.
+// Likes 503 busy above it, the worker reports it.
 type backlogConfig struct {
 	max int
 }
@@ -109,116 +102,56 @@ func replicaName(e *env) string {
 }
 
 func runWorker(ctx context.Context, e *env, args []string) error {
-	f := newFlags("worker", e)
-	var (
-		lc logConfig
-		oc opsConfig
-		rc redisConfig
-		dc databaseConfig
-		wc workerConfig
-	)
-	lc.register(f, "json")
-	oc.register(f)
-	rc.register(f)
-	dc.register(f)
-	dc.registerMigrate(f)
-	wc.register(f, e)
-	wc.backlog.register(f)
-	f.String(&wc.catalog, "catalog", "PHOENIX_CATALOG", "", "catalog JSON file (default: the embedded catalog)")
-	checks := append(append(append(oc.checks(), rc.checks()...), dc.checks()...), append(wc.checks(), wc.backlog.checks()...)...)
-	if err := f.parse(args, checks...); err != nil {
-		return err
-	}
-	log, err := lc.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	tp, stopTracing, err := startTracing(ctx, e, log, "phoenix-worker")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	reg := newRegistry()
-	w, err := openWorker(ctx, e, log, rc, dc, wc, ops{reg: reg, drainDelay: oc.drainDelay, tracer: tp})
-	if err != nil {
-		return err
-	}
-	defer w.close()
-	return runRoles(ctx, e, log, oc, reg, w.run)
+	return runRoles(ctx, e, "worker", args, workerRole())
 }
 
-// workerRole is a running worker: its stores, its sync loop and its health
-// server.
-type workerRole struct {
-	*server
-	likes *store.Likes
-	stats *store.Stats
-	sync  *worker.Sync
+// workerRole moves the Like events from Redis into PostgreSQL, once the
+// migrations are applied, and serves its health.
+func workerRole() role {
+	return role{
+		uses:     usesRedis | usesDatabase | usesCatalog | usesBacklog,
+		register: func(c *allConfig, f *flags) []func() error { c.worker.register(f, f.e); return c.worker.checks() },
+		open:     openWorker,
+	}
 }
 
-func openWorker(ctx context.Context, e *env, log *slog.Logger, rc redisConfig, dc databaseConfig, wc workerConfig, o ops) (*workerRole, error) {
-	catalog, err := store.LoadCatalog(wc.catalog)
+func openWorker(ctx context.Context, m *Main) error {
+	c := m.Config
+	catalog, err := m.loadCatalog()
 	if err != nil {
-		return nil, fmt.Errorf("PHOENIX_CATALOG: %w", err)
+		return err
 	}
 	// Either server may come up later: the worker waits and retries.
-	likes, err := rc.open(ctx, store.LikesOptions{})
-	if errors.Is(err, store.ErrUnavailable) {
-		log.Warn("redis unreachable at start", "err", err)
-	} else if err != nil {
-		return nil, fmt.Errorf("PHOENIX_REDIS_URL: %w", err)
-	}
-	stats, err := store.OpenStats(ctx, dc.url, store.StatsOptions{Tracer: o.tracer})
-	if errors.Is(err, store.ErrUnavailable) {
-		log.Warn("postgres unreachable at start", "err", err)
-	} else if err != nil {
-		_ = likes.Close() // the error that stopped start-up is the one to report
-		return nil, fmt.Errorf("PHOENIX_DATABASE_URL: %w", err)
-	}
-	// A server holding just the log until the real one is made, so that
-	// close can log on the failure paths below.
-	r := &workerRole{likes: likes, stats: stats, server: &server{log: log}}
-	app, err := handlers.NewApp(handlers.AppConfig{
-		Name: "worker", Views: phoenix.Views(), Assets: phoenix.Assets(), Locales: phoenix.Locales(), Log: log, Instance: instanceName(e),
-		Metrics: handlers.NewMetrics(o.reg, "worker"),
-	})
+	likes, err := m.openLikes(ctx, store.LikesOptions{})
 	if err != nil {
-		r.close()
-		return nil, err
+		return err
 	}
-	health := &handlers.Health{Checks: []handlers.Check{{Name: "redis", Ping: likes.Ping}, {Name: "postgres", Ping: stats.Ping}}}
-	health.Routes(app)
-	health.Export(o.reg, "worker")
-	ln, err := listen("worker", wc.addr, e)
+	stats, err := m.openStats(ctx)
 	if err != nil {
-		r.close()
-		return nil, err
+		return err
 	}
-	r.server = &server{role: "worker", app: app, ln: ln, health: health, log: log, drainDelay: o.drainDelay}
-	r.sync = &worker.Sync{
-		Likes: likes, Stats: stats, Log: log.With("role", "worker"),
+	applied := m.migrations(stats)
+	app := handlers.NewHealthApp("worker", m.log, handlers.NewMetrics(m.reg, "worker"))
+	health := m.health("worker", app, handlers.Check{Name: "redis", Ping: likes.Ping}, handlers.Check{Name: "postgres", Ping: stats.Ping})
+	if err := m.serve("worker", c.worker.addr, app, health); err != nil {
+		return err
+	}
+	wc := c.worker
+	sync := &worker.Sync{
+		Likes: likes, Stats: stats, Log: m.log.With("role", "worker"),
 		Consumer: wc.consumer, Group: wc.group, BatchSize: wc.batch, Block: wc.block, ClaimIdle: wc.claimIdle,
-		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(wc.backlog.max), Retention: wc.retention,
-		Migrate: dc.migrate, Products: catalog.Products(), Metrics: worker.NewMetrics(o.reg, int64(wc.backlog.max)),
-		Version: buildVersion(), Tracer: o.tracer,
+		ConsumerIdle: wc.consumerIdle, MaxBacklog: int64(c.backlog.max), Retention: wc.retention,
+		Products: catalog.Products(), Metrics: worker.NewMetrics(m.reg, int64(c.backlog.max)),
+		Version: buildVersion(), Tracer: m.tracer,
 	}
-	return r, nil
-}
-
-// run syncs and serves health until ctx is done; the sync finishes its
-// batch first.
-func (r *workerRole) run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.server.run(gctx) })
-	g.Go(func() error { return r.sync.Run(gctx) })
-	return g.Wait()
-}
-
-func (r *workerRole) close() {
-	if err := r.stats.Close(); err != nil {
-		r.log.Warn("close postgres", "err", err)
-	}
-	if err := r.likes.Close(); err != nil {
-		r.log.Warn("close redis", "err", err)
-	}
+	// The sync finishes its batch once ctx is done.
+	m.run(func(ctx context.Context) error {
+		select {
+		case <-applied:
+			return sync.Run(ctx)
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	return nil
 }
