@@ -164,5 +164,13 @@ func NewEngine(views fs.FS, assets *Assets, l *Locale) (*html.Engine, error) {
 	if err := e.Load(); err != nil {
 		return nil, err
 	}
+	// html/template escapes a template on its first execution, and the
+	// engine copies a template's struct before executing it, so two first
+	// renders of one template at once race (go test -race saw it on the
+	// error page). Executing each once here, with no data, escapes them all
+	// before any request; what that writes or fails on does not matter.
+	for _, t := range e.Templates.Templates() {
+		_ = t.Execute(io.Discard, nil)
+	}
 	return e, nil
 }
