@@ -17,7 +17,11 @@ import (
 func TestFault_DemoControls(t *testing.T) {
 	ctx := context.Background()
 	r := newFaultRig(t, nil)
-	run := r.load(t, 12*time.Second)
+	// Long enough for both faults on a loaded machine; the shop's fault
+	// lasts until just before the load ends, so Likes meet it.
+	const loadFor = 20 * time.Second
+	loadEnd := time.Now().Add(loadFor)
+	run := r.load(t, loadFor)
 	r.waitStored(t, 0)
 
 	// PostgreSQL errors: nothing is stored while they last, the backlog grows.
@@ -35,8 +39,12 @@ func TestFault_DemoControls(t *testing.T) {
 	r.waitStored(t, r.stored())
 
 	// Shop Redis errors, on half the calls, handed on through the worker.
+	until := loadEnd.Add(-time.Second)
+	if time.Until(until) < 3*time.Second {
+		t.Fatalf("the PostgreSQL fault and its drain took the load's time: %s left", time.Until(until))
+	}
 	if _, err := r.stats.SetControl(ctx, store.Control{Target: store.TargetShopRedis, Effect: store.EffectError, Rate: 0.5,
-		Until: time.Now().Add(3 * time.Second), SetBy: "test", RequestID: t.Name()}); err != nil {
+		Until: until, SetBy: "test", RequestID: t.Name()}); err != nil {
 		t.Fatal(err)
 	}
 	sum := <-run
