@@ -116,17 +116,20 @@ func newCluster(o ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: o}
-	for i := range o.Primaries * (1 + o.Replicas) {
+	count := o.Primaries * (1 + o.Replicas)
+	ports, err := FreePorts(2 * count) // a client port and a bus port each
+	if err != nil {
+		return nil, err
+	}
+	for i := range count {
+		bus := ports[count+i]
 		n, err := newRedis(RedisOptions{
 			Dir:         filepath.Join(o.Dir, "node-"+strconv.Itoa(i)),
+			Port:        ports[i],
 			AppendOnly:  o.AppendOnly,
 			AppendFsync: o.AppendFsync,
 			Log:         o.Log,
 		})
-		if err != nil {
-			return nil, err
-		}
-		bus, err := FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -55,15 +55,34 @@ const (
 // before the server binds it, which is a small race that is accepted here:
 // the server then fails to start and the error shows its log.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
-		return 0, fmt.Errorf("pick free port: %w", err)
+		return 0, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("pick free port: %w", err)
+	return ports[0], nil
+}
+
+// FreePorts asks the kernel for n distinct free loopback ports. Every port
+// is held until all are chosen: ports picked one by one and released at once
+// can repeat, and a cluster whose node's port is another's bus port fails to
+// start. The race with other processes is FreePort's.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	held := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range held {
+			_ = l.Close() // only probing; the port is what matters
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick free port: %w", err)
+		}
+		held = append(held, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return port, nil
+	return ports, nil
 }
 
 // checkPortFree returns an error naming port when something already listens

@@ -117,6 +117,25 @@ func TestRedis_KillStart(t *testing.T) {
 	}
 }
 
+// A cluster picks all its ports before any node binds one; a repeat would
+// make one node's port another's bus port.
+func TestFreePorts_Distinct(t *testing.T) {
+	ports, err := FreePorts(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d chosen twice in %v", p, ports)
+		}
+		seen[p] = true
+	}
+	if len(seen) != 64 {
+		t.Fatalf("got %d ports, want 64", len(seen))
+	}
+}
+
 func TestRedis_BusyPort(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

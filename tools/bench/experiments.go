@@ -103,10 +103,11 @@ func (b *bench) lua(name string) string { return filepath.Join(b.here, "tools", 
 // ceilings measures a plain Fiber GET, a POST with one Redis round trip and
 // a POST running the Like's own script.
 func (b *bench) ceilings(ctx context.Context, r *results) error {
-	caddr, err := freePort()
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return err
 	}
+	caddr := addrs[0]
 	ceil, err := b.start(ctx, "http://"+caddr+"/plain", b.ceiling, nil, "-addr", caddr, "-redis-url", b.redis.URL())
 	if err != nil {
 		return err
@@ -124,12 +125,11 @@ func (b *bench) ceilings(ctx context.Context, r *results) error {
 
 // startStage starts phoenix all and fetches the shoppers.
 func (b *bench) startStage(ctx context.Context, r *results) (*stage, error) {
-	shopAddr, err := freePort()
+	addrs, err := freeAddrs(3)
 	if err != nil {
 		return nil, err
 	}
-	adminAddr, _ := freePort()
-	workerAddr, _ := freePort()
+	shopAddr, adminAddr, workerAddr := addrs[0], addrs[1], addrs[2]
 	st := &stage{base: "http://" + shopAddr, admin: "http://" + adminAddr, env: []string{
 		"PHOENIX_REDIS_URL=" + b.redis.URL(), "PHOENIX_DATABASE_URL=" + b.postgres.URL("phoenix"),
 		"PHOENIX_SHOP_ADDR=" + shopAddr, "PHOENIX_ADMIN_ADDR=" + adminAddr, "PHOENIX_WORKER_ADDR=" + workerAddr,
@@ -255,11 +255,11 @@ func (b *bench) catalogRows(ctx context.Context, env []string, base string, s *l
 	if err := os.WriteFile(file, doc, 0o600); err != nil {
 		return nil, err
 	}
-	addr, err := freePort()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	metrics, _ := freePort()
+	addr, metrics := addrs[0], addrs[1]
 	shop, err := b.start(ctx, "http://"+addr+"/readyz", b.phoenix,
 		append(slices.Clone(env), "PHOENIX_SHOP_ADDR="+addr, "PHOENIX_METRICS_ADDR="+metrics, "PHOENIX_CATALOG="+file), "shop")
 	if err != nil {

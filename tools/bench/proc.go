@@ -15,18 +15,23 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"phoenix/supervise"
 )
 
 // The processes the bench starts and the wrk runs it makes.
 
-// freePort asks the kernel for an unused port on 127.0.0.1.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// freeAddrs returns n distinct unused addresses on 127.0.0.1.
+func freeAddrs(n int) ([]string, error) {
+	ports, err := supervise.FreePorts(n)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	addrs := make([]string, n)
+	for i, p := range ports {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	return addrs, nil
 }
 
 // proc is a started server process.
