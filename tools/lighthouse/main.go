@@ -30,9 +30,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"phoenix/supervise"
 )
 
 // The sections of the reports this tool owns.
@@ -125,27 +128,19 @@ type site struct {
 	password    string
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 func startPhoenix(ctx context.Context, tmp string) (*site, error) {
 	bin := filepath.Join(tmp, "phoenix")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/phoenix").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build phoenix: %w\n%s", err, out)
 	}
+	names := []string{"shop-addr", "admin-addr", "worker-addr", "metrics-addr"}
+	ports, err := supervise.FreePorts(len(names))
+	if err != nil {
+		return nil, err
+	}
 	addrs := map[string]string{}
-	for _, name := range []string{"shop-addr", "admin-addr", "worker-addr", "metrics-addr"} {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[name] = a
+	for i, name := range names {
+		addrs[name] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
 	}
 	s := &site{shop: "http://" + addrs["shop-addr"], admin: "http://" + addrs["admin-addr"], password: rand.Text()}
 	args := []string{"dev", "-data-dir", filepath.Join(tmp, "data")}
