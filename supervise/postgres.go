@@ -84,12 +84,9 @@ func newPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Dir == "" {
-		return nil, errors.New("PostgresOptions.Dir is required")
-	}
-	dir, err := filepath.Abs(o.Dir)
+	dir, err := absDir(o.Dir, "PostgresOptions")
 	if err != nil {
-		return nil, fmt.Errorf("dir: %w", err)
+		return nil, err
 	}
 	o.Dir = dir
 	if o.Port != 0 {
@@ -471,12 +468,9 @@ func (p *Postgres) admin(ctx context.Context, fn func(*sql.DB) error) error {
 func (p *Postgres) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.p == nil {
-		return nil
-	}
 	proc := p.p
 	p.p = nil
-	if proc.exited() {
+	if proc == nil || proc.exited() {
 		return nil
 	}
 	_ = proc.cmd.Process.Signal(syscall.SIGINT)
@@ -498,11 +492,11 @@ func (p *Postgres) Stop() error {
 func (p *Postgres) Kill() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.p == nil {
-		return nil
-	}
 	proc := p.p
 	p.p = nil
+	if proc == nil {
+		return nil
+	}
 	proc.kill()
 	waitGroupGone(proc.cmd.Process.Pid, 5*time.Second)
 	return nil

@@ -73,12 +73,9 @@ func newRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Dir == "" {
-		return nil, errors.New("RedisOptions.Dir is required")
-	}
-	dir, err := filepath.Abs(o.Dir)
+	dir, err := absDir(o.Dir, "RedisOptions")
 	if err != nil {
-		return nil, fmt.Errorf("dir: %w", err)
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create dir: %w", err)

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,6 +84,19 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// absDir returns dir made absolute; options names the settings struct for
+// the error when dir is empty.
+func absDir(dir, options string) (string, error) {
+	if dir == "" {
+		return "", errors.New(options + ".Dir is required")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("dir: %w", err)
+	}
+	return abs, nil
 }
 
 // checkPortFree returns an error naming port when something already listens

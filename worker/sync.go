@@ -207,7 +207,7 @@ func (w *Sync) Run(ctx context.Context) error {
 	if err := w.retry(ctx, "prepare", w.prepare); err != nil {
 		return nil // ctx done
 	}
-	if err := w.drainOwn(ctx); err != nil {
+	if err := w.eachShard(func(shard *store.Likes) error { return w.drainOwn(ctx, shard) }); err != nil {
 		return err
 	}
 	// A reader goroutine per shard reads the next batch while this one
@@ -248,7 +248,7 @@ func (w *Sync) Run(ctx context.Context) error {
 		}
 		now := w.now()
 		if !now.Before(nextClaim) {
-			if err := w.claimStale(ctx); err != nil {
+			if err := w.eachShard(func(shard *store.Likes) error { return w.claimStale(ctx, shard) }); err != nil {
 				return err
 			}
 			nextClaim = w.now().Add(w.ClaimIdle / 2)
@@ -330,8 +330,13 @@ func (w *Sync) prepare(ctx context.Context) error {
 		}
 	}
 	w.maintain(ctx)
+	return w.eachShard(func(shard *store.Likes) error { return shard.EnsureGroup(ctx, w.Group) })
+}
+
+// eachShard calls fn with every shard in turn, stopping at the first error.
+func (w *Sync) eachShard(fn func(*store.Likes) error) error {
 	for i := range w.Likes.Shards() {
-		if err := w.Likes.Shard(i).EnsureGroup(ctx, w.Group); err != nil {
+		if err := fn(w.Likes.Shard(i)); err != nil {
 			return err
 		}
 	}
@@ -339,20 +344,10 @@ func (w *Sync) prepare(ctx context.Context) error {
 }
 
 // drainOwn processes the entries still pending under this consumer's name
-// on every shard, left by an earlier process with the same name that
-// stopped mid-batch.
-func (w *Sync) drainOwn(ctx context.Context) error {
-	for i := range w.Likes.Shards() {
-		if err := w.drainOwnShard(ctx, w.Likes.Shard(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// drainOwnShard drains one shard. Processed entries are acknowledged, so
-// each read starts from the top.
-func (w *Sync) drainOwnShard(ctx context.Context, shard *store.Likes) error {
+// on one shard, left by an earlier process with the same name that stopped
+// mid-batch. Processed entries are acknowledged, so each read starts from
+// the top.
+func (w *Sync) drainOwn(ctx context.Context, shard *store.Likes) error {
 	for ctx.Err() == nil {
 		var b store.Batch
 		err := w.retry(ctx, "read pending", func(ctx context.Context) error {
@@ -370,20 +365,10 @@ func (w *Sync) drainOwnShard(ctx context.Context, shard *store.Likes) error {
 	return nil
 }
 
-// claimStale takes over and processes entries left pending too long by
-// other consumers (presumably dead), on every shard.
-func (w *Sync) claimStale(ctx context.Context) error {
-	for i := range w.Likes.Shards() {
-		if err := w.claimStaleShard(ctx, w.Likes.Shard(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// claimStaleShard claims on one shard. Errors are logged; the next scan
-// tries again.
-func (w *Sync) claimStaleShard(ctx context.Context, shard *store.Likes) error {
+// claimStale takes over and processes entries of one shard left pending
+// too long by other consumers (presumably dead). Errors are logged; the next
+// scan tries again.
+func (w *Sync) claimStale(ctx context.Context, shard *store.Likes) error {
 	start := "0-0"
 	for ctx.Err() == nil {
 		b, next, err := shard.Claim(ctx, w.Group, w.Consumer, w.ClaimIdle, start, w.BatchSize)
