@@ -327,12 +327,19 @@ func TestFault_WorkerKilled(t *testing.T) {
 		r.startWorker(t)
 	}
 	sum := <-run
-	if len(sum.Errors) > 0 || sum.Uncertain > 0 {
-		t.Errorf("the shop was affected by the worker's death: errors %v, %d uncertain", sum.Errors, sum.Uncertain)
-	}
+	unaffected(t, sum, "the worker's death")
 	t.Logf("load: %d requests, %d likes and %d unlikes saved", sum.Requests, sum.ConfirmedLikes, sum.ConfirmedUnlikes)
 	clean := r.recovered(t)
 	r.assertHonest(t, sum, clean)
+}
+
+// unaffected fails t when the load met an error or an answer it could not
+// be sure of: a fault of the worker's side must not reach the shop.
+func unaffected(t *testing.T, sum loadgen.Summary, fault string) {
+	t.Helper()
+	if len(sum.Errors) > 0 || sum.Uncertain > 0 {
+		t.Errorf("the shop was affected by %s: errors %v, %d uncertain", fault, sum.Errors, sum.Uncertain)
+	}
 }
 
 // TestFault_PostgresRestart stops PostgreSQL for several seconds under
@@ -356,9 +363,7 @@ func TestFault_PostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := <-run
-	if len(sum.Errors) > 0 || sum.Uncertain > 0 {
-		t.Errorf("the shop was affected by PostgreSQL's outage: errors %v, %d uncertain", sum.Errors, sum.Uncertain)
-	}
+	unaffected(t, sum, "PostgreSQL's outage")
 	clean := r.recovered(t)
 	r.assertHonest(t, sum, clean)
 }

@@ -66,8 +66,9 @@ type phoenixProc struct {
 // its whole environment (listen addresses default to 127.0.0.1:0, logs to
 // text). It returns once every role of cmd answers /readyz with 200; cleanup
 // cancels the run and waits for it to return, failing the test when it
-// returns an error. The log is printed when the test fails.
-func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixProc {
+// returns an error. The log is printed when the test fails. Each of opts
+// may change the process's env before it runs (a tracer, for one).
+func startPhoenix(tb testing.TB, cmd string, vars map[string]string, opts ...func(*env)) *phoenixProc {
 	tb.Helper()
 	all := map[string]string{
 		"PHOENIX_SHOP_ADDR":  "127.0.0.1:0",
@@ -89,6 +90,9 @@ func startPhoenix(tb testing.TB, cmd string, vars map[string]string) *phoenixPro
 		stdout:  p.logs,
 		stderr:  p.logs,
 		started: p.started,
+	}
+	for _, o := range opts {
+		o(e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel

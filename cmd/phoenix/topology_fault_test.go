@@ -269,14 +269,21 @@ func TestTopology_Faults(t *testing.T) {
 	}
 }
 
+// primaries returns the cluster's primaries, failing t when it has none.
+func (r *topoRig) primaries(t *testing.T) []int {
+	t.Helper()
+	primaries, err := r.topo.cluster.Primaries(context.Background())
+	if err != nil || len(primaries) == 0 {
+		t.Fatalf("primaries %v: %v", primaries, err)
+	}
+	return primaries
+}
+
 func (r *topoRig) redisPrimaryKilled(t *testing.T) {
 	ctx := context.Background()
 	load := r.load(topoLoad)
 	r.waitStored(t, r.stored()+200)
-	primaries, err := r.topo.cluster.Primaries(ctx)
-	if err != nil || len(primaries) == 0 {
-		t.Fatalf("primaries %v: %v", primaries, err)
-	}
+	primaries := r.primaries(t)
 	victim := primaries[0]
 	if err := r.topo.cluster.Kill(victim); err != nil {
 		t.Fatal(err)
@@ -335,9 +342,7 @@ func (r *topoRig) postgresRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := load.Wait()
-	if len(sum.Errors) > 0 || sum.Uncertain > 0 {
-		t.Errorf("the shops were affected by PostgreSQL's restart: errors %v, %d uncertain", sum.Errors, sum.Uncertain)
-	}
+	unaffected(t, sum, "PostgreSQL's restart")
 	r.recovered(t, sum)
 }
 
@@ -345,10 +350,7 @@ func (r *topoRig) primaryFlushed(t *testing.T) {
 	ctx := context.Background()
 	load := r.load(topoLoad)
 	r.waitStored(t, r.stored()+200)
-	primaries, err := r.topo.cluster.Primaries(ctx)
-	if err != nil || len(primaries) == 0 {
-		t.Fatalf("primaries %v: %v", primaries, err)
-	}
+	primaries := r.primaries(t)
 	node := redis.NewClient(&redis.Options{Addr: r.topo.cluster.Node(primaries[0]).Addr()})
 	defer node.Close()
 	if err := node.FlushAll(ctx).Err(); err != nil {
@@ -364,10 +366,7 @@ func (r *topoRig) primaryFlushed(t *testing.T) {
 func (r *topoRig) shardKilledAfterBurst(t *testing.T) {
 	ctx := context.Background()
 	r.load(2 * time.Second).Wait() // the burst: its last second may be only in memory (appendfsync everysec)
-	primaries, err := r.topo.cluster.Primaries(ctx)
-	if err != nil || len(primaries) == 0 {
-		t.Fatalf("primaries %v: %v", primaries, err)
-	}
+	primaries := r.primaries(t)
 	replicas, err := r.topo.cluster.ReplicasOf(ctx, primaries[0])
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +26,7 @@ import (
 func TestTracing_LikeToPostgres(t *testing.T) {
 	rs := testkit.RedisServer(t)
 	pg := testkit.PostgresServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
+	if err := pg.CreateDatabase(context.Background(), "phoenix"); err != nil {
 		t.Fatal(err)
 	}
 	exp := tracetest.NewInMemoryExporter()
@@ -38,39 +35,14 @@ func TestTracing_LikeToPostgres(t *testing.T) {
 	vars := map[string]string{
 		"PHOENIX_REDIS_URL":      rs.URL(),
 		"PHOENIX_DATABASE_URL":   pg.URL("phoenix"),
-		"PHOENIX_SHOP_ADDR":      "127.0.0.1:0",
-		"PHOENIX_ADMIN_ADDR":     "127.0.0.1:0",
-		"PHOENIX_WORKER_ADDR":    "127.0.0.1:0",
 		"PHOENIX_METRICS_ADDR":   "off",
 		"PHOENIX_WORKER_BLOCK":   "50ms",
 		"PHOENIX_ADMIN_PASSWORD": "a-long-test-password-for-phoenix",
-		"PHOENIX_SECRET":         "a-test-secret-that-is-at-least-32-bytes-long",
+		"PHOENIX_LOG_FORMAT":     "json", // the trace_id is looked for as JSON
+		"PHOENIX_LOG_LEVEL":      "info",
 	}
-	logs := &testkit.LogBuffer{}
-	var mu sync.Mutex
-	addrs := map[string]string{}
-	e := &env{
-		getenv: func(k string) string { return vars[k] },
-		stdout: logs, stderr: logs, tracer: tp,
-		started: func(role, addr string) {
-			mu.Lock()
-			defer mu.Unlock()
-			addrs[role] = addr
-		},
-	}
-	done := make(chan error, 1)
-	go func() { done <- runEnv(ctx, e, []string{"all"}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("phoenix all: %v", err)
-		}
-	}()
-	shop := waitFor(t, func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return addrs["shop"]
-	})
+	p := startPhoenix(t, "all", vars, func(e *env) { e.tracer = tp })
+	logs, shop := p.logs, p.addr("shop")
 
 	cat, err := store.DefaultCatalog()
 	if err != nil {
@@ -152,11 +124,7 @@ func TestTracing_LikeToPostgres(t *testing.T) {
 	}
 
 	// The admin's dashboard: its queries are the children of its request.
-	admin := waitFor(t, func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return addrs["admin"]
-	})
+	admin := p.addr("admin")
 	token, err = fetchCSRF(client, "http://"+admin+"/login")
 	if err != nil {
 		t.Fatal(err)
@@ -184,21 +152,6 @@ func TestTracing_LikeToPostgres(t *testing.T) {
 	})
 	if !queries.SpanContext.IsValid() {
 		t.Errorf("no PostgreSQL query span under the dashboard's request; spans: %v", names(spans))
-	}
-}
-
-// waitFor polls get until it returns something, for up to 30 s.
-func waitFor(t *testing.T, get func() string) string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if v := get(); v != "" {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("phoenix did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

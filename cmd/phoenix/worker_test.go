@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,53 +26,20 @@ import (
 func TestWorker_ShopToPostgres(t *testing.T) {
 	rs := testkit.RedisServer(t)
 	pg := testkit.PostgresServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{
+	p := startPhoenix(t, "all", map[string]string{
 		"PHOENIX_REDIS_URL":             rs.URL(),
 		"PHOENIX_DATABASE_URL":          pg.URL("phoenix"),
-		"PHOENIX_SHOP_ADDR":             "127.0.0.1:0",
-		"PHOENIX_ADMIN_ADDR":            "127.0.0.1:0",
-		"PHOENIX_WORKER_ADDR":           "127.0.0.1:0",
 		"PHOENIX_METRICS_ADDR":          "off",
 		"PHOENIX_WORKER_BLOCK":          "50ms",
 		"PHOENIX_ADMIN_PASSWORD":        "a-long-test-password-for-phoenix",
-		"PHOENIX_SECRET":                "a-test-secret-that-is-at-least-32-bytes-long",
 		"PHOENIX_LIKE_RATE_PER_SHOPPER": "0", // this test is about exactness, not limits
 		"PHOENIX_LOG_LEVEL":             "warn",
-	}
-	var mu sync.Mutex
-	addrs := map[string]string{}
-	e := &env{
-		getenv: func(k string) string { return vars[k] },
-		stdout: io.Discard, stderr: testWriter{t},
-		started: func(role, addr string) {
-			mu.Lock()
-			defer mu.Unlock()
-			addrs[role] = addr
-		},
-	}
-	done := make(chan error, 1)
-	go func() { done <- runEnv(ctx, e, []string{"all"}) }()
-	addr := func(role string) string {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			mu.Lock()
-			a := addrs[role]
-			mu.Unlock()
-			if a != "" {
-				return "http://" + a
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not start", role)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	shop, worker := addr("shop"), addr("worker")
+	})
+	shop, worker := p.url("shop", ""), p.url("worker", "")
 
 	cat, err := store.DefaultCatalog()
 	if err != nil {
@@ -166,15 +132,7 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("worker /readyz: %d, want 200", resp.StatusCode)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("phoenix all: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("phoenix all did not stop")
-	}
+	p.stop(t)
 }
 
 // fetchCSRF loads a shop page and returns the CSRF token of its forms.
@@ -193,12 +151,4 @@ func fetchCSRF(client *http.Client, page string) (string, error) {
 		return "", fmt.Errorf("no CSRF token on %s (status %d)", page, resp.StatusCode)
 	}
 	return token, nil
-}
-
-// testWriter sends a command's log to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
