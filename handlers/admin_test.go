@@ -328,7 +328,7 @@ func TestAdmin_RequiresSession(t *testing.T) {
 			t.Errorf("got %d to %q, want a redirect to /login", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	})
-	for _, u := range []string{"/healthz", "/readyz", "/assets/css/phoenix.css", "/login"} {
+	for _, u := range []string{"/healthz", "/readyz", "/assets/css/phoenix.css", "/login", "/robots.txt"} {
 		if resp, _ := f.get(t, u, "", false); resp.StatusCode != 200 {
 			t.Errorf("%s without a session: status %d, want 200", u, resp.StatusCode)
 		}

@@ -146,9 +146,21 @@ func NewApp(cfg AppConfig) (*fiber.App, error) {
 	app.Use(securityHeaders(cfg.Secure))
 	app.Use(compression())
 	app.Use("/assets", assets.Serve)
+	app.Get("/robots.txt", robots)
 	app.Use(negotiate(locales, views.langs), plainQuery)
 	app.Get("/lang/:code", switchLang(locales, cfg.Secure))
 	return app, nil
+}
+
+// robotsTxt lets crawlers read every page. The admin's pages are behind its
+// login (a crawler reaches the login form only), and without a robots.txt
+// of its own the admin would answer /robots.txt with that form.
+const robotsTxt = "User-agent: *\nAllow: /\n"
+
+func robots(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
+	return c.SendString(robotsTxt)
 }
 
 // plainQuery refuses a query string whose names or values (decoded) are not

@@ -169,3 +169,22 @@ func TestShop_Compression(t *testing.T) {
 		}
 	})
 }
+
+// Crawlers (and Lighthouse's SEO audit) read /robots.txt as plain text, one
+// "field: value" per line; an HTML page there counts as a broken file.
+func TestShop_RobotsTxt(t *testing.T) {
+	f := newShop(t)
+	resp, body := get(t, f, "/robots.txt", "", nil)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("status %d, type %q, want 200 text/plain", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	for _, l := range lines {
+		if k, _, ok := strings.Cut(l, ":"); !ok || (k != "User-agent" && k != "Allow" && k != "Disallow") {
+			t.Errorf("line %q is not a robots.txt rule", l)
+		}
+	}
+	if lines[0] != "User-agent: *" {
+		t.Errorf("first line %q, want User-agent: *", lines[0])
+	}
+}

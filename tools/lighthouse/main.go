@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,8 @@ type options struct {
 	outs    string
 	chrome  string
 	modules string
+	only    string // comma-separated page names; "" scores every page
+	reports string // folder for each run's full JSON report; "" keeps none
 }
 
 func run() error {
@@ -67,6 +70,8 @@ func run() error {
 	flag.StringVar(&o.outs, "out", "BENCHMARKS.md,tools/bench/NOTES.md", "comma-separated reports whose marked section is rewritten")
 	flag.StringVar(&o.chrome, "chrome", "/usr/bin/chromium", "the browser")
 	flag.StringVar(&o.modules, "modules", "tools/lighthouse/node_modules", "where npm ci installed lighthouse")
+	flag.StringVar(&o.only, "pages", "", "comma-separated page names to score (a look at some pages: the reports are not rewritten); all when empty")
+	flag.StringVar(&o.reports, "reports", "", "folder to keep each run's full Lighthouse JSON report in, to read what an audit found")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,6 +93,9 @@ func run() error {
 	var rows []row
 	failed := 0
 	for _, p := range pages {
+		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), p.name) {
+			continue
+		}
 		for _, lang := range []string{"en", "zh-CN"} {
 			for _, form := range []string{"mobile", "desktop"} {
 				r, err := score(ctx, o, tmp, p, lang, form)
@@ -104,6 +112,9 @@ func run() error {
 	}
 	section := report(rows, o.runs)
 	for _, out := range strings.Split(o.outs, ",") {
+		if o.only != "" {
+			break
+		}
 		if err := rewriteSection(out, section); err != nil {
 			return err
 		}
@@ -338,6 +349,10 @@ func score(ctx context.Context, o options, tmp string, p page, lang, form string
 		var res lhr
 		if err == nil {
 			err = json.Unmarshal(out, &res)
+		}
+		if err == nil && o.reports != "" {
+			name := strings.ReplaceAll(fmt.Sprintf("%s-%s-%s-%d.json", p.name, lang, form, i), " ", "-")
+			err = os.WriteFile(filepath.Join(o.reports, name), out, 0o600)
 		}
 		if err == nil && res.RuntimeError != nil && res.RuntimeError.Code != "" {
 			err = errors.New(res.RuntimeError.Message)
