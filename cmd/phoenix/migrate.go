@@ -13,6 +13,13 @@ import (
 // between attempts.
 const maxMigrateWait = 30 * time.Second
 
+// migrateGrace is how long an attempt at the migrations may go on once the
+// process is stopping. Cancelling one inside its transaction races in
+// database/sql: the transaction's rollback closes goose's connection while
+// goose unlocks on it, a nil-pointer panic (seen in CI when a test stopped
+// phoenix during its start).
+const migrateGrace = 5 * time.Second
+
 // databaseConfig is how a role reaches PostgreSQL.
 type databaseConfig struct {
 	url     string
@@ -65,8 +72,10 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 // they fail, until they succeed (true) or ctx is done (false).
 func migrateUntilDone(ctx context.Context, log *slog.Logger, stats *store.Stats) bool {
 	for wait := time.Second; ; wait = min(2*wait, maxMigrateWait) {
-		mctx, cancel := context.WithTimeout(ctx, maxMigrateWait)
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxMigrateWait)
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(migrateGrace, cancel) })
 		err := stats.Migrate(mctx)
+		stop()
 		cancel()
 		if err == nil {
 			log.Info("migrations applied")
