@@ -2,6 +2,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,41 +145,19 @@ type Sync struct {
 }
 
 func (w *Sync) defaults() {
-	if w.Group == "" {
-		w.Group = DefaultGroup
-	}
-	if w.BatchSize <= 0 {
-		w.BatchSize = DefaultBatchSize
-	}
-	if w.Block <= 0 {
-		w.Block = DefaultBlock
-	}
-	if w.ClaimIdle <= 0 {
-		w.ClaimIdle = DefaultClaimIdle
-	}
-	if w.TrimEvery <= 0 {
-		w.TrimEvery = DefaultTrimEvery
-	}
-	if w.HeartbeatEvery <= 0 {
-		w.HeartbeatEvery = DefaultHeartbeatEvery
-	}
-	if w.ReportEvery <= 0 {
-		w.ReportEvery = DefaultReportEvery
-	}
-	if w.HighlightEvery <= 0 {
-		w.HighlightEvery = store.HighlightEvery
-	}
+	w.Group = cmp.Or(w.Group, DefaultGroup)
+	w.BatchSize = positiveOr(w.BatchSize, DefaultBatchSize)
+	w.Block = positiveOr(w.Block, DefaultBlock)
+	w.ClaimIdle = positiveOr(w.ClaimIdle, DefaultClaimIdle)
+	w.TrimEvery = positiveOr(w.TrimEvery, DefaultTrimEvery)
+	w.HeartbeatEvery = positiveOr(w.HeartbeatEvery, DefaultHeartbeatEvery)
+	w.ReportEvery = positiveOr(w.ReportEvery, DefaultReportEvery)
+	w.HighlightEvery = positiveOr(w.HighlightEvery, store.HighlightEvery)
+	w.RepairCheckEvery = positiveOr(w.RepairCheckEvery, DefaultRepairCheckEvery)
+	w.MaintainEvery = positiveOr(w.MaintainEvery, DefaultMaintainEvery)
+	w.ConsumerIdle = positiveOr(w.ConsumerIdle, DefaultConsumerIdle)
 	if w.Faults == nil {
 		w.Faults = store.NewFaults()
-	}
-	if w.RepairCheckEvery <= 0 {
-		w.RepairCheckEvery = DefaultRepairCheckEvery
-	}
-	if w.MaintainEvery <= 0 {
-		w.MaintainEvery = DefaultMaintainEvery
-	}
-	if w.ConsumerIdle <= 0 {
-		w.ConsumerIdle = DefaultConsumerIdle
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -186,6 +165,14 @@ func (w *Sync) defaults() {
 	if w.Log == nil {
 		w.Log = slog.New(slog.DiscardHandler)
 	}
+}
+
+// positiveOr returns v, or def when v is zero or negative (unset).
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Run syncs until ctx is done, then finishes the batch in hand and returns
