@@ -394,6 +394,8 @@ func report(rows []row, runs int) string {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.page, r.lang, r.form, r.scoreText(), strings.Join(r.findings, "; "))
 	}
+	fmt.Fprintf(&b, "\nThe not-found page answers 404 on purpose: Lighthouse counts that status against SEO (http-status-code), "+
+		"logs it as a console error (errors-in-console) and keeps the page out of the back/forward cache; a 200 there would be a soft 404.\n")
 	fmt.Fprintf(&b, "\n%s", endMark)
 	return b.String()
 }
