@@ -53,7 +53,7 @@ bench:
 
 # Scores every page of both roles, both languages, mobile and desktop, with
 # Lighthouse (npm, pinned) and writes the scores into BENCHMARKS.md (about
-# 70 minutes on two cores with 3 runs each; RUNS=1, about 25, for a quick look).
+# 30 minutes on two cores with 3 runs each; RUNS=1, about 10, for a quick look).
 RUNS ?= 3
 lighthouse:
 	@.ci/ensure-packages redis-server postgres chromium
