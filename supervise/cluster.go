@@ -384,6 +384,13 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		if strings.Contains(repl, "role:slave") && strings.Contains(repl, "master_sync_in_progress:1") {
 			return fmt.Errorf("node %d: replica syncing", i)
 		}
+		// The primary's own view: WAIT counts only replicas it sees online,
+		// and a restarted replica's link is up on its side before it is.
+		for _, line := range strings.Split(repl, "\r\n") {
+			if strings.HasPrefix(line, "slave") && strings.Contains(line, "state=") && !strings.Contains(line, "state=online") {
+				return fmt.Errorf("node %d: replica not online yet (%s)", i, line)
+			}
+		}
 	}
 	shards, err := c.shards(ctx)
 	if err != nil {
