@@ -86,6 +86,19 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// FreeAddrs is FreePorts as "127.0.0.1:port" addresses.
+func FreeAddrs(n int) ([]string, error) {
+	ports, err := FreePorts(n)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]string, n)
+	for i, p := range ports {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	return addrs, nil
+}
+
 // absDir returns dir made absolute; options names the settings struct for
 // the error when dir is empty.
 func absDir(dir, options string) (string, error) {

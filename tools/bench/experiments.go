@@ -16,6 +16,7 @@ import (
 
 	"phoenix/loadgen"
 	"phoenix/store"
+	"phoenix/supervise"
 	"phoenix/testkit"
 )
 
@@ -103,7 +104,7 @@ func (b *bench) lua(name string) string { return filepath.Join(b.here, "tools", 
 // ceilings measures a plain Fiber GET, a POST with one Redis round trip and
 // a POST running the Like's own script.
 func (b *bench) ceilings(ctx context.Context, r *results) error {
-	addrs, err := freeAddrs(1)
+	addrs, err := supervise.FreeAddrs(1)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func (b *bench) ceilings(ctx context.Context, r *results) error {
 
 // startStage starts phoenix all and fetches the shoppers.
 func (b *bench) startStage(ctx context.Context, r *results) (*stage, error) {
-	addrs, err := freeAddrs(3)
+	addrs, err := supervise.FreeAddrs(3)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +256,7 @@ func (b *bench) catalogRows(ctx context.Context, env []string, base string, s *l
 	if err := os.WriteFile(file, doc, 0o600); err != nil {
 		return nil, err
 	}
-	addrs, err := freeAddrs(2)
+	addrs, err := supervise.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}

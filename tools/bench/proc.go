@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,24 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"phoenix/supervise"
 )
 
 // The processes the bench starts and the wrk runs it makes.
-
-// freeAddrs returns n distinct unused addresses on 127.0.0.1.
-func freeAddrs(n int) ([]string, error) {
-	ports, err := supervise.FreePorts(n)
-	if err != nil {
-		return nil, err
-	}
-	addrs := make([]string, n)
-	for i, p := range ports {
-		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	}
-	return addrs, nil
-}
 
 // proc is a started server process.
 type proc struct{ cmd *exec.Cmd }

@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -31,7 +30,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -113,7 +111,7 @@ func run() error {
 	section := report(rows, o.runs)
 	for _, out := range strings.Split(o.outs, ",") {
 		if o.only != "" {
-			break
+			break // a look at some pages leaves the full table as it is
 		}
 		if err := rewriteSection(out, section); err != nil {
 			return err
@@ -145,13 +143,13 @@ func startPhoenix(ctx context.Context, tmp string) (*site, error) {
 		return nil, fmt.Errorf("build phoenix: %w\n%s", err, out)
 	}
 	names := []string{"shop-addr", "admin-addr", "worker-addr", "metrics-addr"}
-	ports, err := supervise.FreePorts(len(names))
+	free, err := supervise.FreeAddrs(len(names))
 	if err != nil {
 		return nil, err
 	}
 	addrs := map[string]string{}
 	for i, name := range names {
-		addrs[name] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
+		addrs[name] = free[i]
 	}
 	s := &site{shop: "http://" + addrs["shop-addr"], admin: "http://" + addrs["admin-addr"], password: rand.Text()}
 	args := []string{"dev", "-data-dir", filepath.Join(tmp, "data")}
