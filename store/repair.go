@@ -127,11 +127,13 @@ type ShardCheck struct {
 //   - PostgreSQL has a mark but the group is gone (a flush or a new server);
 //   - the stream's last generated id is behind the mark (every applied id
 //     came from this stream, and Redis never lowers its last id itself);
-//   - Redis's synced mark is behind prev: entries committed and acknowledged
-//     a whole check ago are forgotten. This one still holds after new Likes
-//     have moved the stream's last id past the mark again. Comparing with
-//     an earlier mark, not the current one, leaves in-flight batches (between
-//     commit and acknowledgement) their time.
+//   - Redis's synced mark is behind prev and the stream no longer holds the
+//     entry prev: entries committed a whole check ago are forgotten. This
+//     one still holds after new Likes have moved the stream's last id past
+//     the mark again. A batch in flight (committed, not yet acknowledged,
+//     for as long as PostgreSQL or Redis keeps its worker retrying) is not
+//     a loss: its entries are still in the stream, and Redis replicates and
+//     replays writes in order, so it also holds every write before them.
 func CheckShard(ctx context.Context, likes *Likes, stats *Stats, group string, shard int, prev StreamID) (ShardCheck, error) {
 	c := ShardCheck{Shard: shard}
 	var err error
@@ -142,6 +144,10 @@ func CheckShard(ctx context.Context, likes *Likes, stats *Stats, group string, s
 	synced := pipe.Get(ctx, likes.syncedKey(shard))
 	flag := pipe.Exists(ctx, likes.repairFlagKey(shard))
 	state := likes.Shard(shard).groupState(ctx, pipe, group)
+	var held *redis.XMessageSliceCmd
+	if prev != (StreamID{}) {
+		held = pipe.XRangeN(ctx, likes.Shard(shard).StreamKey(), prev.String(), prev.String(), 1)
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return c, fmt.Errorf("%w: check shard %d: %v", ErrUnavailable, shard, err)
 	}
@@ -160,7 +166,7 @@ func CheckShard(ctx context.Context, likes *Likes, stats *Stats, group string, s
 		c.Lost = "consumer group missing"
 	case c.LastGenerated.Compare(c.Mark) < 0:
 		c.Lost = fmt.Sprintf("stream's last id %s behind postgres mark %s", c.LastGenerated, c.Mark)
-	case c.Synced.Compare(prev) < 0:
+	case c.Synced.Compare(prev) < 0 && (held == nil || len(held.Val()) == 0):
 		c.Lost = fmt.Sprintf("synced mark %s behind postgres mark %s", c.Synced, prev)
 	}
 	return c, nil

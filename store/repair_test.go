@@ -199,6 +199,36 @@ func TestRepairShard(t *testing.T) {
 		}
 	})
 
+	t.Run("a batch in flight is not a loss", func(t *testing.T) {
+		// A worker committed a batch and has not acknowledged it yet (it
+		// keeps retrying while Redis or PostgreSQL is away): a check a whole
+		// interval later must not repair, which would refuse Likes.
+		r := newRepairRig(t)
+		r.like(t, "s1", "p1")
+		b, err := r.likes.ReadNew(ctx, repairGroup, "c1", 10, time.Millisecond)
+		if err != nil || b.Len() != 1 {
+			t.Fatalf("read %d entries, err %v", b.Len(), err)
+		}
+		if _, err := r.stats.ApplyBatch(ctx, b.Events); err != nil {
+			t.Fatal(err)
+		}
+		first, err := store.CheckShard(ctx, r.likes, r.stats, repairGroup, 0, store.StreamID{})
+		if err != nil || !first.HasMark {
+			t.Fatalf("first check %+v, err %v; want postgres's mark", first, err)
+		}
+		c, err := store.CheckShard(ctx, r.likes, r.stats, repairGroup, 0, first.Mark)
+		if err != nil || c.Lost != "" {
+			t.Errorf("a check later, batch unacknowledged: lost %q, err %v; want nothing lost", c.Lost, err)
+		}
+		// The same mark with the entry gone from Redis is a loss.
+		if err := r.rdb.XDel(ctx, r.likes.StreamKey(), b.Events[0].ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := store.CheckShard(ctx, r.likes, r.stats, repairGroup, 0, first.Mark); err != nil || c.Lost == "" {
+			t.Errorf("entry gone: check %+v, err %v; want a loss", c, err)
+		}
+	})
+
 	t.Run("four shards", func(t *testing.T) {
 		r := newRepairRig(t, 4)
 		for i := range 40 {

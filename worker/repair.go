@@ -91,8 +91,8 @@ func (w *Sync) lostInFlight(ctx context.Context, shard int) {
 
 // recheck checks shard for lost writes at once, against PostgreSQL's
 // current mark (the reader calls it when Redis answers again after
-// failing). A batch in flight elsewhere can make it repair needlessly,
-// which is harmless; missing a loss is not.
+// failing). A batch in flight elsewhere is not taken for a loss: its
+// entries are still in the stream.
 func (w *Sync) recheck(ctx context.Context, shard int) {
 	mctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	mark, ok, err := w.Stats.StreamMark(mctx, shard)
