@@ -180,7 +180,11 @@ func sameEvent(a, b Event) bool {
 // which events were new (their keys, matched to the batch in Go: a join in
 // SQL sorts both sides by text), every like of the batch's shoppers (their
 // pairs' state and how many products each likes, in one index range per
-// shopper) and the tombstones of the batch's pairs. Each result comes back
+// shopper) and the tombstones of the batch's pairs. Those reads are index
+// lookups, one per shopper or pair: the planner cannot estimate a CTE's
+// distinct shoppers and would hash-join a scan of the whole state, whose
+// cost grows with every shopper, so each is a LATERAL subquery that OFFSET 0
+// keeps from being flattened into that join. Each result comes back
 // as one array: one row costs far less to read than a thousand. The stored
 // versions of ids that were already there are read by storedEvents, only
 // when some were (a replay or a conflict).
@@ -198,11 +202,12 @@ WITH b AS (
     RETURNING shard, stream_id
 ), liked AS (
     SELECT s.shopper_id, s.product_id, (extract(epoch FROM s.liked_at) * 1000)::bigint AS liked_ms, s.last_ms, s.last_seq
-    FROM like_state s WHERE s.shopper_id IN (SELECT shopper_id FROM b)
+    FROM (SELECT DISTINCT shopper_id FROM b) p,
+        LATERAL (SELECT * FROM like_state s WHERE s.shopper_id = p.shopper_id OFFSET 0) s
 ), gone AS (
     SELECT g.shopper_id, g.product_id, g.last_ms, g.last_seq
-    FROM (SELECT DISTINCT shopper_id, product_id FROM b) p
-    JOIN like_gone g ON g.shopper_id = p.shopper_id AND g.product_id = p.product_id
+    FROM (SELECT DISTINCT shopper_id, product_id FROM b) p,
+        LATERAL (SELECT * FROM like_gone g WHERE g.shopper_id = p.shopper_id AND g.product_id = p.product_id OFFSET 0) g
 )
 SELECT (SELECT kept_from_ms FROM kept), i.shards, i.ids,
     l.shoppers, l.products, l.liked_ms, l.last_ms, l.last_seq,
@@ -305,7 +310,10 @@ type pairState struct {
 
 // applyBatch runs the statements of Apply in tx.
 func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Applied, error) {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLock); err != nil {
+	// JIT compiling costs more than these statements do (20 ms of a 33 ms
+	// batch when an estimate crossed jit_above_cost), so the batch turns it
+	// off, in the lock's round trip.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), set_config('jit', 'off', true)`, applyLock); err != nil {
 		return Applied{}, fmt.Errorf("lock: %w", err)
 	}
 	n := len(b.events)
