@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func BenchmarkSync_Drain(b *testing.B) {
 		shards, workers, batch int
 	}{
 		{true, 1, 1, DefaultBatchSize}, {false, 1, 1, DefaultBatchSize}, {true, 1, 2, DefaultBatchSize},
-		{true, 1, 1, 5000}, {true, 2, 2, DefaultBatchSize},
+		{true, 1, 1, 1000}, {true, 2, 2, DefaultBatchSize},
 	}
 	for _, c := range cases {
 		fsync := c.fsync
@@ -78,6 +79,9 @@ func BenchmarkSync_Drain(b *testing.B) {
 			for _, conn := range conns {
 				conn.Close() // back to the pool, still open
 			}
+			// The worker role's GC target (cmd/phoenix sets it), so the
+			// figures are those of the deployed worker.
+			defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
 			cpu0 := cpuNow(b, e, pgPIDs)
 			b.ResetTimer()
 			runCtx, cancel := context.WithCancel(ctx)

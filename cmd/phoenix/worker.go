@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -101,7 +102,17 @@ func replicaName(e *env) string {
 	return instanceName(e) + "-" + strconv.Itoa(os.Getpid())
 }
 
+// tuneWorkerGC applies worker.GCPercent unless the operator set GOGC.
+// Only for the worker role alone: the shop's and the admin's memory is
+// what a small replica has to spare.
+func tuneWorkerGC(e *env) {
+	if e.getenv("GOGC") == "" {
+		debug.SetGCPercent(worker.GCPercent)
+	}
+}
+
 func runWorker(ctx context.Context, e *env, args []string) error {
+	tuneWorkerGC(e)
 	return runRoles(ctx, e, "worker", args, workerRole())
 }
 

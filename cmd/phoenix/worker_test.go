@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"phoenix/loadgen"
 	"phoenix/store"
 	"phoenix/testkit"
+	"phoenix/worker"
 )
 
 // TestWorker_ShopToPostgres runs phoenix all on private servers, clicks
@@ -151,4 +153,18 @@ func fetchCSRF(client *http.Client, page string) (string, error) {
 		return "", fmt.Errorf("no CSRF token on %s (status %d)", page, resp.StatusCode)
 	}
 	return token, nil
+}
+
+// TestWorker_GCPercent: the worker role raises Go's GC target unless the
+// operator chose one with GOGC.
+func TestWorker_GCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tuneWorkerGC(&env{getenv: func(string) string { return "" }})
+	if got := debug.SetGCPercent(100); got != worker.GCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, worker.GCPercent)
+	}
+	tuneWorkerGC(&env{getenv: func(k string) string { return map[string]string{"GOGC": "150"}[k] }})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC=150 set by the operator: GC percent changed to %d, want it left alone", got)
+	}
 }
