@@ -171,7 +171,7 @@ func NewLikes(rdb redis.UniversalClient, prefix string, opts ...LikesOptions) *L
 		rdb: rdb, prefix: prefix,
 		like:  redis.NewScript(rateLimitLua + "\n" + likeLua),
 		admit: redis.NewScript(rateLimitLua + "\n" + admitLua),
-		trim:  redis.NewScript(trimLua),
+		trim:  redis.NewScript(groupsLua + "\n" + trimLua),
 	}
 	if len(opts) > 0 {
 		s.opt = opts[0]

@@ -15,6 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+//go:embed scripts/groups.lua
+var groupsLua string
+
 //go:embed scripts/trim.lua
 var trimLua string
 
@@ -338,7 +341,7 @@ const backlogScanCap = 500
 
 // The scripts below never change once made, so one value serves every Likes.
 var (
-	backlogScript = redis.NewScript(backlogLua)
+	backlogScript = redis.NewScript(groupsLua + "\n" + backlogLua)
 	reapScript    = redis.NewScript(reapLua)
 )
 

@@ -1,4 +1,5 @@
--- Counts a consumer group's backlog from what the stream holds, atomically.
+-- Counts a consumer group's backlog from what the stream holds, atomically
+-- (groups.lua, which the store prepends, defines groups).
 -- KEYS[1] the event stream
 -- ARGV[1] the consumer group
 -- ARGV[2] how many entries a count may read before it gives up
@@ -25,11 +26,7 @@ for i = 1, #stream, 2 do
   end
 end
 local group = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #g, 2 do
-    info[g[i]] = g[i + 1]
-  end
+for _, info in ipairs(groups(KEYS[1])) do
   if info['name'] == ARGV[1] then
     group = info
   end

@@ -1,6 +1,6 @@
 -- Trims the event stream up to the oldest entry the configured consumer
 -- group still needs, atomically, so that the group cannot move between the
--- look and the trim.
+-- look and the trim (groups.lua, which the store prepends, defines groups).
 -- KEYS[1] the event stream
 -- ARGV[1] the consumer group
 -- Returns {entries removed, name of every other group on the stream}.
@@ -20,11 +20,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local bound = nil
 local others = {}
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #g, 2 do
-    info[g[i]] = g[i + 1]
-  end
+for _, info in ipairs(groups(KEYS[1])) do
   if info['name'] == ARGV[1] then
     bound = info['last-delivered-id']
     if info['pending'] > 0 then
