@@ -314,7 +314,7 @@ SELECT COALESCE(c.product_id, l.product_id) AS product_id, COALESCE(c.likes, 0) 
     COALESCE(l.n, 0) AS likers, COALESCE(c.like_events, 0) AS like_events, COALESCE(c.unlike_events, 0) AS unlike_events,
     COALESCE(b.likes, 0) AS bucket_likes, COALESCE(b.unlikes, 0) AS bucket_unlikes
 FROM product_counters c
-FULL JOIN (SELECT product_id, count(*) AS n FROM like_state GROUP BY product_id) l USING (product_id)
+FULL JOIN (SELECT product_id, count(*) AS n FROM like_state WHERE liked GROUP BY product_id) l USING (product_id)
 LEFT JOIN (SELECT product_id, SUM(likes) AS likes, SUM(unlikes) AS unlikes FROM like_buckets GROUP BY product_id) b
     ON b.product_id = COALESCE(c.product_id, l.product_id)`); err != nil {
 			return err
@@ -328,7 +328,7 @@ LEFT JOIN (SELECT product_id, SUM(likes) AS likes, SUM(unlikes) AS unlikes FROM 
 		}
 		slices.Sort(out.bucketsOff)
 		return tx.QueryRowxContext(ctx, `
-SELECT t.likes, t.shoppers, (SELECT count(*) FROM like_state), (SELECT count(DISTINCT shopper_id) FROM like_state),
+SELECT t.likes, t.shoppers, (SELECT count(*) FROM like_state WHERE liked), (SELECT count(DISTINCT shopper_id) FROM like_state WHERE liked),
     (SELECT count(*) FROM event_conflicts)
 FROM totals t`).Scan(&out.totalLikes, &out.totalShoppers, &out.stateLikes, &out.stateShoppers, &out.conflicts)
 	})

@@ -127,10 +127,10 @@ func (s *Stats) AlsoLiked(ctx context.Context, products []string, sample, n int)
 WITH targets AS (SELECT DISTINCT unnest($1::text[]) AS target),
 likers AS (
     SELECT t.target, r.shopper_id FROM targets t CROSS JOIN LATERAL (
-        SELECT shopper_id FROM like_state WHERE product_id = t.target ORDER BY liked_at DESC LIMIT $2) r
+        SELECT shopper_id FROM like_state WHERE product_id = t.target AND liked ORDER BY liked_at DESC LIMIT $2) r
 ), co AS (
     SELECT l.target, s.product_id, count(*) AS n
-    FROM likers l JOIN like_state s ON s.shopper_id = l.shopper_id AND s.product_id <> l.target
+    FROM likers l JOIN like_state s ON s.shopper_id = l.shopper_id AND s.product_id <> l.target AND s.liked
     GROUP BY l.target, s.product_id
 ), ranked AS (
     SELECT target, product_id, n, row_number() OVER (PARTITION BY target ORDER BY n DESC, product_id) AS rank FROM co

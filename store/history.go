@@ -124,7 +124,7 @@ WHERE i.inhparent = 'like_events'::regclass ORDER BY c.relname`); err != nil {
 	}
 	for _, q := range []string{
 		`DELETE FROM like_events_default WHERE stream_ms < $1`,
-		`DELETE FROM like_gone WHERE last_ms < $1`,
+		`DELETE FROM like_state WHERE NOT liked AND last_ms < $1`,
 		`DELETE FROM event_conflicts WHERE parked_at < timestamptz 'epoch' + $1 * interval '1 millisecond'`,
 		`UPDATE event_history SET kept_from_ms = $1 WHERE kept_from_ms < $1`,
 	} {

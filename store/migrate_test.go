@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +91,53 @@ func mustTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return at
+}
+
+// TestStats_MigrateTombstones upgrades a database whose unliked pairs were
+// kept apart (like_gone): they become like_state rows that are not liked,
+// with the position of their last event, so an older event arriving late
+// still changes nothing.
+func TestStats_MigrateTombstones(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.OpenStats(ctx, testkit.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.MigrateTo(ctx, 11); err != nil {
+		t.Fatal(err)
+	}
+	// bob likes pads; alice liked pads (1000-0) and unliked it (3000-0).
+	for _, q := range []string{
+		`INSERT INTO like_state (shopper_id, product_id, shard, liked_at, last_ms, last_seq) VALUES ('bob', 'pads', 0, '2025-03-01 12:00:00+00', 2000, 0)`,
+		`INSERT INTO like_gone (shopper_id, product_id, shard, last_ms, last_seq) VALUES ('alice', 'pads', 0, 3000, 0)`,
+		`INSERT INTO product_counters (product_id, likes, like_events, unlike_events) VALUES ('pads', 1, 2, 1)`,
+		`UPDATE totals SET likes = 1, shoppers = 1, events = 3`,
+	} {
+		if _, err := s.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Pair  string `db:"pair"`
+		Liked bool   `db:"liked"`
+		MS    int64  `db:"last_ms"`
+	}
+	if err := s.DB().Select(&rows, `SELECT shopper_id || '/' || product_id AS pair, liked, last_ms FROM like_state ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rows) != "[{alice/pads false 3000} {bob/pads true 2000}]" {
+		t.Errorf("like_state after the upgrade %v, want alice's pair unliked at 3000 and bob's liked", rows)
+	}
+	// A Like of alice's older than her Unlike: recorded, changes nothing.
+	a, err := s.Apply(ctx, []store.Event{{ID: "2500-0", ProductID: "pads", ShopperID: "alice", Action: store.ActionLike, At: mustTime(t, "2025-03-01T12:00:02Z")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := readState(t, s); a.New != 1 || a.Changed != 0 || fmtList(st.Liked) != "[bob/pads]" || st.Counters["pads"] != 1 {
+		t.Errorf("applied %+v, state %+v; want the late Like stored and ignored", a, st)
+	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// PostgreSQL is the record: like_state says which shopper likes which
-// product now, and stream_marks the highest stream id applied per shard.
+// PostgreSQL is the record: like_state's liked pairs say which shopper
+// likes which product now, and stream_marks the highest stream id applied per shard.
 // When Redis forgets writes that PostgreSQL already has (a flush, a lost
 // append-only tail, an asynchronous failover), the shard is repaired from
 // that record.
@@ -300,7 +300,7 @@ func drain(ctx context.Context, likes *Likes, stats *Stats, shard int) (int, err
 // likeState is shard's record: shopper -> the products they like.
 func (s *Stats) likeState(ctx context.Context, shard int) (map[string][]string, error) {
 	rows, err := s.db.QueryxContext(ctx,
-		`SELECT shopper_id, product_id FROM like_state WHERE shard = $1 ORDER BY shopper_id, product_id`, shard)
+		`SELECT shopper_id, product_id FROM like_state WHERE shard = $1 AND liked ORDER BY shopper_id, product_id`, shard)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read like state: %v", ErrUnavailable, err)
 	}

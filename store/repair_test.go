@@ -95,7 +95,7 @@ func (r repairRig) record(t *testing.T) map[string][]string {
 		Shopper string `db:"shopper_id"`
 		Product string `db:"product_id"`
 	}{}
-	if err := r.stats.DB().Select(&rows, `SELECT shopper_id, product_id FROM like_state ORDER BY 1, 2`); err != nil {
+	if err := r.stats.DB().Select(&rows, `SELECT shopper_id, product_id FROM like_state WHERE liked ORDER BY 1, 2`); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]string{}
@@ -327,7 +327,7 @@ func TestRepairShard(t *testing.T) {
 		if err := r.stats.DB().Get(&counter, `SELECT likes FROM product_counters WHERE product_id = 'pads'`); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.stats.DB().Get(&likers, `SELECT count(DISTINCT shopper_id) FROM like_state WHERE product_id = 'pads'`); err != nil {
+		if err := r.stats.DB().Get(&likers, `SELECT count(DISTINCT shopper_id) FROM like_state WHERE product_id = 'pads' AND liked`); err != nil {
 			t.Fatal(err)
 		}
 		if counter != 2 || likers != 2 {

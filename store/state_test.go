@@ -23,7 +23,7 @@ type stateSummary struct {
 func readState(t *testing.T, s *store.Stats) stateSummary {
 	t.Helper()
 	var st stateSummary
-	if err := s.DB().Select(&st.Liked, `SELECT shopper_id || '/' || product_id FROM like_state ORDER BY 1`); err != nil {
+	if err := s.DB().Select(&st.Liked, `SELECT shopper_id || '/' || product_id FROM like_state WHERE liked ORDER BY 1`); err != nil {
 		t.Fatal(err)
 	}
 	st.Counters = productLikes(t, s)
@@ -42,9 +42,9 @@ func readState(t *testing.T, s *store.Stats) stateSummary {
 		Likes    int64 `db:"likes"`
 		Off      int64 `db:"off"`
 	}
-	if err := s.DB().Get(&check, `SELECT (SELECT count(DISTINCT shopper_id) FROM like_state) AS shoppers,
-    (SELECT count(*) FROM like_state) AS likes,
-    (SELECT count(*) FROM product_counters c WHERE c.likes <> (SELECT count(*) FROM like_state l WHERE l.product_id = c.product_id)) AS off`); err != nil {
+	if err := s.DB().Get(&check, `SELECT (SELECT count(DISTINCT shopper_id) FROM like_state WHERE liked) AS shoppers,
+    (SELECT count(*) FROM like_state WHERE liked) AS likes,
+    (SELECT count(*) FROM product_counters c WHERE c.likes <> (SELECT count(*) FROM like_state l WHERE l.product_id = c.product_id AND l.liked)) AS off`); err != nil {
 		t.Fatal(err)
 	}
 	if check.Shoppers != st.Totals.Shoppers || check.Likes != st.Totals.Likes || check.Off != 0 {

@@ -68,9 +68,11 @@ func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 // changes nothing (Redis may have lost data and said "changed"). Only
 // state changes move the net likes (product_counters.likes, totals.likes)
 // and totals.shoppers, so a Like never counts twice and totals.shoppers is
-// the number of shoppers in like_state. The event counts move with every
-// new event because which events change the state depends on the order in
-// which concurrent workers commit their batches, and the counts must not.
+// the number of shoppers with a liked pair in like_state (an unliked pair
+// keeps its row and the position of its last event). The event counts
+// move with every new event because which events change the state depends
+// on the order in which concurrent workers commit their batches, and the
+// counts must not.
 // Events within the batch apply in stream order. A replayed event changes
 // nothing; a different event under a stored id, or one older than the kept
 // history, is parked in event_conflicts and returned.
@@ -178,13 +180,13 @@ func sameEvent(a, b Event) bool {
 // insertEvents stores the events not stored yet and reads, in the same
 // snapshot (taken before the insert), what the rest of the batch needs:
 // which events were new (their keys, matched to the batch in Go: a join in
-// SQL sorts both sides by text), every like of the batch's shoppers (their
-// pairs' state and how many products each likes, in one index range per
-// shopper) and the tombstones of the batch's pairs. Those reads are index
-// lookups, one per shopper or pair: the planner cannot estimate a CTE's
-// distinct shoppers and would hash-join a scan of the whole state, whose
-// cost grows with every shopper, so each is a LATERAL subquery that OFFSET 0
-// keeps from being flattened into that join. Each result comes back
+// SQL sorts both sides by text) and every pair of the batch's shoppers in
+// the like state, liked or not (their pairs' state and how many products
+// each likes, in one index range per shopper). That read is an index
+// lookup per shopper: the planner cannot estimate a CTE's distinct
+// shoppers and would hash-join a scan of the whole state, whose cost grows
+// with every shopper, so it is a LATERAL subquery that OFFSET 0 keeps from
+// being flattened into that join. Each result comes back
 // as one array: one row costs far less to read than a thousand. The stored
 // versions of ids that were already there are read by storedEvents, only
 // when some were (a replay or a conflict).
@@ -200,24 +202,17 @@ WITH b AS (
     FROM b WHERE ms >= (SELECT kept_from_ms FROM kept)
     ON CONFLICT DO NOTHING
     RETURNING shard, stream_id
-), liked AS (
-    SELECT s.shopper_id, s.product_id, (extract(epoch FROM s.liked_at) * 1000)::bigint AS liked_ms, s.last_ms, s.last_seq
+), pairs AS (
+    SELECT s.shopper_id, s.product_id, s.liked, (extract(epoch FROM s.liked_at) * 1000)::bigint AS liked_ms, s.last_ms, s.last_seq
     FROM (SELECT DISTINCT shopper_id FROM b) p,
         LATERAL (SELECT * FROM like_state s WHERE s.shopper_id = p.shopper_id OFFSET 0) s
-), gone AS (
-    SELECT g.shopper_id, g.product_id, g.last_ms, g.last_seq
-    FROM (SELECT DISTINCT shopper_id, product_id FROM b) p,
-        LATERAL (SELECT * FROM like_gone g WHERE g.shopper_id = p.shopper_id AND g.product_id = p.product_id OFFSET 0) g
 )
 SELECT (SELECT kept_from_ms FROM kept), i.shards, i.ids,
-    l.shoppers, l.products, l.liked_ms, l.last_ms, l.last_seq,
-    g.shoppers, g.products, g.last_ms, g.last_seq
+    l.shoppers, l.products, l.liked, l.liked_ms, l.last_ms, l.last_seq
 FROM (SELECT COALESCE(array_agg(shard), '{}') AS shards, COALESCE(array_agg(stream_id), '{}') AS ids FROM ins) i,
     (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
-        COALESCE(array_agg(liked_ms), '{}') AS liked_ms, COALESCE(array_agg(last_ms), '{}') AS last_ms,
-        COALESCE(array_agg(last_seq), '{}') AS last_seq FROM liked) l,
-    (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
-        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM gone) g`
+        COALESCE(array_agg(liked), '{}') AS liked, COALESCE(array_agg(liked_ms), '{}') AS liked_ms,
+        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM pairs) l`
 
 // storedEvents reads the stored versions of the given (shard, id) keys
 // with their ordinals, as arrays.
@@ -228,40 +223,25 @@ FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[]) AS k(ord, shard, 
 JOIN like_events e ON e.shard = k.shard AND e.stream_ms = k.ms AND e.stream_id = k.stream_id`
 
 const writeChanges = `
-WITH liked AS (
-    INSERT INTO like_state AS s (shopper_id, product_id, shard, liked_at, last_ms, last_seq)
-    SELECT shopper_id, product_id, shard, timestamptz 'epoch' + liked_ms * interval '1 millisecond', last_ms, last_seq
-    FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[])
-        AS d(shopper_id, product_id, shard, liked_ms, last_ms, last_seq)
-    ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard, liked_at = EXCLUDED.liked_at,
-        last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
-    RETURNING 1
-), unliked AS (
-    DELETE FROM like_state s USING unnest($7::text[], $8::text[]) AS d(shopper_id, product_id)
-    WHERE s.shopper_id = d.shopper_id AND s.product_id = d.product_id
-    RETURNING 1
-), gone AS (
-    INSERT INTO like_gone AS g (shopper_id, product_id, shard, last_ms, last_seq)
-    SELECT shopper_id, product_id, shard, last_ms, last_seq
-    FROM unnest($9::text[], $10::text[], $11::int[], $12::bigint[], $13::bigint[]) AS d(shopper_id, product_id, shard, last_ms, last_seq)
-    ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard,
-        last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
-    RETURNING 1
-), back AS (
-    DELETE FROM like_gone g USING unnest($14::text[], $15::text[]) AS d(shopper_id, product_id)
-    WHERE g.shopper_id = d.shopper_id AND g.product_id = d.product_id
+WITH pairs AS (
+    INSERT INTO like_state AS s (shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq)
+    SELECT shopper_id, product_id, shard, liked, timestamptz 'epoch' + liked_ms * interval '1 millisecond', last_ms, last_seq
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::boolean[], $5::bigint[], $6::bigint[], $7::bigint[])
+        AS d(shopper_id, product_id, shard, liked, liked_ms, last_ms, last_seq)
+    ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard, liked = EXCLUDED.liked,
+        liked_at = EXCLUDED.liked_at, last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
     RETURNING 1
 ), buckets AS (
     INSERT INTO like_buckets AS b (product_id, minute, likes, unlikes)
     SELECT d.product_id, timestamptz 'epoch' + d.ms * interval '1 millisecond', d.likes, d.unlikes
-    FROM unnest($16::text[], $17::bigint[], $18::bigint[], $19::bigint[]) AS d(product_id, ms, likes, unlikes)
+    FROM unnest($8::text[], $9::bigint[], $10::bigint[], $11::bigint[]) AS d(product_id, ms, likes, unlikes)
     ON CONFLICT (product_id, minute) DO UPDATE SET
         likes = b.likes + EXCLUDED.likes, unlikes = b.unlikes + EXCLUDED.unlikes
     RETURNING 1
 ), products AS (
     INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at, changed)
-    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $24, nextval('product_changes')
-    FROM unnest($20::text[], $21::bigint[], $22::bigint[], $23::bigint[]) AS d(product_id, likes, like_events, unlike_events)
+    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $16, nextval('product_changes')
+    FROM unnest($12::text[], $13::bigint[], $14::bigint[], $15::bigint[]) AS d(product_id, likes, like_events, unlike_events)
     ON CONFLICT (product_id) DO UPDATE SET
         likes = c.likes + EXCLUDED.likes,
         like_events = c.like_events + EXCLUDED.like_events,
@@ -272,7 +252,7 @@ WITH liked AS (
     RETURNING 1
 ), marks AS (
     INSERT INTO stream_marks AS m (shard, last_ms, last_seq, updated_at)
-    SELECT shard, last_ms, last_seq, $24 FROM unnest($25::int[], $26::bigint[], $27::bigint[]) AS d(shard, last_ms, last_seq)
+    SELECT shard, last_ms, last_seq, $16 FROM unnest($17::int[], $18::bigint[], $19::bigint[]) AS d(shard, last_ms, last_seq)
     ON CONFLICT (shard) DO UPDATE SET last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
     WHERE (EXCLUDED.last_ms, EXCLUDED.last_seq) > (m.last_ms, m.last_seq)
     RETURNING 1
@@ -282,14 +262,14 @@ WITH liked AS (
     SELECT shard, stream_id, reason, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond',
         NULLIF(s_product, ''), NULLIF(s_shopper, ''), NULLIF(s_action, ''),
         CASE WHEN s_product <> '' THEN timestamptz 'epoch' + s_at_ms * interval '1 millisecond' END
-    FROM unnest($28::int[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::bigint[],
-        $35::text[], $36::text[], $37::text[], $38::bigint[])
+    FROM unnest($20::int[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[],
+        $27::text[], $28::text[], $29::text[], $30::bigint[])
         AS d(shard, stream_id, reason, product_id, shopper_id, action, at_ms, s_product, s_shopper, s_action, s_at_ms)
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), totals AS (
-    UPDATE totals SET likes = likes + $39, shoppers = shoppers + $40, events = events + $41
-    WHERE ($39, $40, $41) <> (0::bigint, 0::bigint, 0::bigint)
+    UPDATE totals SET likes = likes + $31, shoppers = shoppers + $32, events = events + $33
+    WHERE ($31, $32, $33) <> (0::bigint, 0::bigint, 0::bigint)
     RETURNING 1
 )
 SELECT pg_notify('` + NotifyChannel + `', '')`
@@ -303,8 +283,6 @@ type pairState struct {
 	likedAt int64 // unix ms of the like that made it liked
 	last    streamPos
 	shard   int
-	was     bool // liked before the batch
-	gone    bool // it has a like_gone row
 	touched bool // an event of this batch was applied to it
 }
 
@@ -323,20 +301,18 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		shards[i], ids[i], ms[i], products[i], shoppers[i], actions[i], at[i] = int64(e.Shard), e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
 	}
 	var (
-		keptFrom                           int64
-		insShards                          pq.Int64Array
-		insIDs                             pq.StringArray
-		likedShoppers, likedProducts       pq.StringArray
-		likedAt, likedLastMS, likedLastSeq pq.Int64Array
-		goneShoppers, goneProducts         pq.StringArray
-		goneLastMS, goneLastSeq            pq.Int64Array
+		keptFrom                     int64
+		insShards                    pq.Int64Array
+		insIDs                       pq.StringArray
+		pairShoppers, pairProducts   pq.StringArray
+		pairLiked                    pq.BoolArray
+		pairLikedAt, pairMS, pairSeq pq.Int64Array
 	)
 	if err := tx.QueryRowContext(ctx, insertEvents,
 		pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
 		pq.StringArray(actions), pq.Int64Array(at),
 	).Scan(&keptFrom, &insShards, &insIDs,
-		&likedShoppers, &likedProducts, &likedAt, &likedLastMS, &likedLastSeq,
-		&goneShoppers, &goneProducts, &goneLastMS, &goneLastSeq); err != nil {
+		&pairShoppers, &pairProducts, &pairLiked, &pairLikedAt, &pairMS, &pairSeq); err != nil {
 		return Applied{}, fmt.Errorf("insert events: %w", err)
 	}
 	// fresh holds the ordinals (from 1) of the new events in the batch.
@@ -413,15 +389,12 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		}
 	}
 	likes := make(map[string]int64, len(fresh))
-	for i, sh := range likedShoppers {
-		likes[sh]++
-		if st := state[pairKey{sh, likedProducts[i]}]; st != nil {
-			st.liked, st.was, st.likedAt, st.last = true, true, likedAt[i], streamPos{likedLastMS[i], likedLastSeq[i]}
+	for i, sh := range pairShoppers {
+		if pairLiked[i] {
+			likes[sh]++
 		}
-	}
-	for i, sh := range goneShoppers {
-		if st := state[pairKey{sh, goneProducts[i]}]; st != nil { // nil: a pair of replays only
-			st.gone, st.last = true, streamPos{goneLastMS[i], goneLastSeq[i]}
+		if st := state[pairKey{sh, pairProducts[i]}]; st != nil { // nil: a pair no new event touches
+			st.liked, st.likedAt, st.last = pairLiked[i], pairLikedAt[i], streamPos{pairMS[i], pairSeq[i]}
 		}
 	}
 	changed := make([]Event, 0, len(fresh))
@@ -463,9 +436,10 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 // writeChanges runs the writeChanges statement.
 func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fresh []int64,
 	state map[pairKey]*pairState, d deltas, conflicts []Conflict) error {
-	var liked, unliked, gone, back struct {
+	var pairs struct {
 		shoppers, products pq.StringArray
 		shards, likedAt    pq.Int64Array
+		liked              pq.BoolArray
 		lastMS, lastSeq    pq.Int64Array
 	}
 	// Sorted, so that the rows are written in one order.
@@ -480,21 +454,10 @@ func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fre
 	})
 	for _, k := range keys {
 		st := state[k]
-		if st.liked {
-			liked.shoppers, liked.products = append(liked.shoppers, k.shopper), append(liked.products, k.product)
-			liked.shards, liked.likedAt = append(liked.shards, int64(st.shard)), append(liked.likedAt, st.likedAt)
-			liked.lastMS, liked.lastSeq = append(liked.lastMS, st.last.ms), append(liked.lastSeq, st.last.seq)
-			if st.gone {
-				back.shoppers, back.products = append(back.shoppers, k.shopper), append(back.products, k.product)
-			}
-			continue
-		}
-		if st.was {
-			unliked.shoppers, unliked.products = append(unliked.shoppers, k.shopper), append(unliked.products, k.product)
-		}
-		gone.shoppers, gone.products = append(gone.shoppers, k.shopper), append(gone.products, k.product)
-		gone.shards = append(gone.shards, int64(st.shard))
-		gone.lastMS, gone.lastSeq = append(gone.lastMS, st.last.ms), append(gone.lastSeq, st.last.seq)
+		pairs.shoppers, pairs.products = append(pairs.shoppers, k.shopper), append(pairs.products, k.product)
+		pairs.shards, pairs.liked = append(pairs.shards, int64(st.shard)), append(pairs.liked, st.liked)
+		pairs.likedAt = append(pairs.likedAt, st.likedAt)
+		pairs.lastMS, pairs.lastSeq = append(pairs.lastMS, st.last.ms), append(pairs.lastSeq, st.last.seq)
 	}
 	var bk struct {
 		products              pq.StringArray
@@ -543,10 +506,7 @@ func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fre
 		cf.sAt = append(cf.sAt, st.At.UnixMilli())
 	}
 	_, err := tx.ExecContext(ctx, writeChanges,
-		liked.shoppers, liked.products, liked.shards, liked.likedAt, liked.lastMS, liked.lastSeq,
-		unliked.shoppers, unliked.products,
-		gone.shoppers, gone.products, gone.shards, gone.lastMS, gone.lastSeq,
-		back.shoppers, back.products,
+		pairs.shoppers, pairs.products, pairs.shards, pairs.liked, pairs.likedAt, pairs.lastMS, pairs.lastSeq,
 		bk.products, bk.minutes, bk.likes, bk.unlks,
 		pc.ids, pc.likes, pc.likeEvents, pc.unlikeEv, s.now(),
 		mk.shards, mk.ms, mk.seq,

@@ -19,7 +19,7 @@ import (
 
 // Defaults for the zero values of Sync's settings.
 const (
-	DefaultGroup     = "phoenix-workers"
+	DefaultGroup = "phoenix-workers"
 	// DefaultBatchSize: a batch costs PostgreSQL a few milliseconds over
 	// its events (planning, the counters' rows, the commit), and 5,000 a
 	// batch drained a million events 20-35 % faster than 1,000 in
