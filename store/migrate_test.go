@@ -16,14 +16,7 @@ import (
 // history, and every old event is shard 0's.
 func TestStats_MigrateLikeState(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.OpenStats(ctx, testkit.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.MigrateTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	s := statsAt(t, 5)
 	// alice liked pads and tyre, then unliked tyre; bob liked pads, Redis
 	// lost it and he liked it again, counted twice by the old worker.
 	for _, q := range []string{
@@ -82,6 +75,21 @@ func TestStats_MigrateLikeState(t *testing.T) {
 	}
 }
 
+// statsAt opens a new database migrated up to version only, as an older
+// Phoenix left it.
+func statsAt(t *testing.T, version int64) *store.Stats {
+	t.Helper()
+	s, err := store.OpenStats(context.Background(), testkit.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.MigrateTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func fmtList(l []string) string { return "[" + strings.Join(l, " ") + "]" }
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -99,14 +107,7 @@ func mustTime(t *testing.T, s string) time.Time {
 // still changes nothing.
 func TestStats_MigrateTombstones(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.OpenStats(ctx, testkit.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.MigrateTo(ctx, 11); err != nil {
-		t.Fatal(err)
-	}
+	s := statsAt(t, 11)
 	// bob likes pads; alice liked pads (1000-0) and unliked it (3000-0).
 	for _, q := range []string{
 		`INSERT INTO like_state (shopper_id, product_id, shard, liked_at, last_ms, last_seq) VALUES ('bob', 'pads', 0, '2025-03-01 12:00:00+00', 2000, 0)`,
