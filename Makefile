@@ -6,7 +6,7 @@ ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 # The version every role reports in its heartbeat (the admin's flow view).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: run topology test faults build vet lint bench lighthouse clean
+.PHONY: run topology test faults build vet lint css css-check bench lighthouse clean
 
 run:
 	@.ci/ensure-packages redis-server postgres
@@ -23,7 +23,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X main.version=$(VERSION)" -o phoenix ./cmd/phoenix
 
 # prometheus gives the alert tests promtool and a real Prometheus server.
-test: vet lint
+test: vet lint css-check
 	@.ci/ensure-packages redis-server redis-cli postgres chromium nginx prometheus
 	$(GO) test -race -timeout 25m ./...
 
@@ -39,6 +39,22 @@ lint:
 	# The delivery pipeline; actionlint runs shellcheck on its scripts.
 	@.ci/ensure-packages shellcheck
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
+
+# Pico CSS from its Sass sources (npm, pinned) with only the modules the
+# pages use (tools/css/pico.scss), then the precompressed copies. The
+# result is committed: nothing is built at run time.
+PICO_CSS = assets/css/pico-2.1.1.custom.min.css
+SASS = cd tools/css && npx sass --no-source-map --style=compressed --quiet-deps --load-path=node_modules pico.scss
+css:
+	cd tools/css && npm ci --no-audit --no-fund --ignore-scripts
+	$(SASS) $(CURDIR)/$(PICO_CSS)
+	$(GO) generate .
+
+# Fails when the committed Pico build is not what tools/css/pico.scss makes.
+css-check:
+	cd tools/css && npm ci --no-audit --no-fund --ignore-scripts
+	@out=$$(mktemp -d) && $(SASS) "$$out/pico.css" && cmp -s "$$out/pico.css" $(CURDIR)/$(PICO_CSS) || \
+		{ echo "$(PICO_CSS) is stale: run make css"; exit 1; }
 
 # The topology's fault tests in several rounds (make test runs one).
 FAULT_ROUNDS ?= 3

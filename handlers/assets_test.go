@@ -122,7 +122,7 @@ func TestShop_Compression(t *testing.T) {
 		}
 	})
 	t.Run("precompressed asset", func(t *testing.T) {
-		const name = "css/pico-2.1.1.min.css"
+		const name = "css/pico-2.1.1.custom.min.css"
 		want, err := fs.ReadFile(phoenix.Assets(), name)
 		if err != nil {
 			t.Fatal(err)
