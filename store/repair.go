@@ -65,6 +65,24 @@ func (id StreamID) String() string { return fmt.Sprintf("%d-%d", id.MS, id.Seq) 
 // busy while it exists, so no Like changes the shard under the repair.
 func (s *Likes) repairFlagKey(shard int) string { return s.shardKey(shard, "repairing") }
 
+// repairsKey counts shard's repairs: each repair adds one as it starts. A
+// worker reads it with each batch and again when fewer of the batch's
+// entries were pending than it read (see Batch.Repairs).
+func (s *Likes) repairsKey(shard int) string { return s.shardKey(shard, "repairs") }
+
+// Repairs returns the shard's repair count ("" when there is none: no
+// repair since Redis began, or Redis lost the count with its data).
+func (s *Likes) Repairs(ctx context.Context) (string, error) {
+	v, err := s.rdb.Get(ctx, s.repairsKey(s.shard)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: read repair count: %v", ErrUnavailable, err)
+	}
+	return v, nil
+}
+
 // syncedKey holds the highest stream id of shard that a worker committed to
 // PostgreSQL and then acknowledged. It lives in Redis, so a loss of Redis
 // writes rolls it back with the rest; PostgreSQL's mark does not roll back.
@@ -219,7 +237,7 @@ func RepairShard(ctx context.Context, likes *Likes, stats *Stats, group string, 
 	}
 	defer unlock()
 	if !dry {
-		if err := likes.setRepairFlag(ctx, shard); err != nil {
+		if err := likes.beginRepair(ctx, shard); err != nil {
 			return r, err
 		}
 		defer func() {
@@ -259,6 +277,18 @@ func RepairShard(ctx context.Context, likes *Likes, stats *Stats, group string, 
 		return r, err
 	}
 	return r, nil
+}
+
+// beginRepair counts the repair and sets the shard's repairing flag, in
+// one transaction.
+func (s *Likes) beginRepair(ctx context.Context, shard int) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.Incr(ctx, s.repairsKey(shard))
+	pipe.Set(ctx, s.repairFlagKey(shard), "1", RepairFlagTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("%w: begin repair: %v", ErrUnavailable, err)
+	}
+	return nil
 }
 
 func (s *Likes) setRepairFlag(ctx context.Context, shard int) error {

@@ -181,6 +181,9 @@ func TestRepairShard(t *testing.T) {
 		if len(rep.ShoppersFixed) != 20 || len(rep.ProductsRecounted) != 4 || rep.Drained != 1 {
 			t.Errorf("repair %+v, want 20 shoppers fixed, 4 products recounted, 1 event drained", rep)
 		}
+		if n, err := r.likes.Repairs(ctx); err != nil || n != "1" {
+			t.Errorf("repair count %q, err %v; want 1 after the first repair", n, err)
+		}
 		r.requireRedisIsRecord(t)
 		if c, err := store.CheckShard(ctx, r.likes, r.stats, repairGroup, 0, c.Mark); err != nil || c.Lost != "" {
 			t.Errorf("after the repair: lost %q, err %v; want nothing lost", c.Lost, err)

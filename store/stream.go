@@ -62,6 +62,12 @@ type Batch struct {
 	Shard     int // the shard whose stream was read
 	Events    []Event
 	Malformed []Malformed
+	// Repairs is the shard's repair count read right after the entries
+	// (Likes.Repairs). When fewer of them are pending at acknowledgement
+	// than were read, an unchanged count means another consumer claimed
+	// and acknowledged them; a changed one, that a repair or a loss of
+	// Redis data came in between.
+	Repairs string
 }
 
 // Len is the number of entries in the batch.
@@ -205,7 +211,7 @@ func (s *Likes) readGroup(ctx context.Context, group, consumer, id string, count
 	for _, st := range streams {
 		msgs = append(msgs, st.Messages...)
 	}
-	return s.parseBatch(msgs), nil
+	return s.batchOf(ctx, msgs)
 }
 
 // Claim takes over up to count entries that have been pending in the group
@@ -220,7 +226,23 @@ func (s *Likes) Claim(ctx context.Context, group, consumer string, minIdle time.
 	if err != nil {
 		return Batch{}, "", fmt.Errorf("%w: claim pending: %v", ErrUnavailable, err)
 	}
-	return s.parseBatch(msgs), next, nil
+	b, err := s.batchOf(ctx, msgs)
+	return b, next, err
+}
+
+// batchOf parses the entries a consumer just took and reads the shard's
+// repair count after them. If that read fails, the count is one no repair
+// has, so a shortfall at acknowledgement is taken for a loss.
+func (s *Likes) batchOf(ctx context.Context, msgs []redis.XMessage) (Batch, error) {
+	b := s.parseBatch(msgs)
+	if len(msgs) == 0 {
+		return b, nil
+	}
+	var err error
+	if b.Repairs, err = s.Repairs(ctx); err != nil {
+		b.Repairs = "unknown"
+	}
+	return b, nil
 }
 
 // parseBatch parses the entries of this view's shard.
@@ -242,7 +264,7 @@ func (s *Likes) parseBatch(msgs []redis.XMessage) Batch {
 // nor claimed, and may be trimmed. It returns how many were still pending:
 // fewer than len(ids) means some were acknowledged already (by a consumer
 // that claimed them) or the group lost them (a flush, a repair that
-// recreated it).
+// recreated it); Batch.Repairs tells which.
 func (s *Likes) Ack(ctx context.Context, group string, ids []string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil

@@ -70,8 +70,9 @@ func (w *Sync) repair(ctx context.Context, shard int, reason string) bool {
 }
 
 // lostInFlight repairs shard after this worker committed a batch that
-// changed the record but whose entries the group no longer held: Redis
-// lost the stream (or a repair rebuilt it) while the batch was in flight,
+// changed the record but whose entries the group no longer held, and the
+// shard's repair count moved since the batch was read: Redis lost the
+// stream (or a repair rebuilt it) while the batch was in flight,
 // so a repair that read the record before this commit left the batch's
 // changes out of Redis. The repair under way elsewhere may be that one, so
 // this waits for the lock and repairs again (a few tries: after that the
@@ -87,6 +88,16 @@ func (w *Sync) lostInFlight(ctx context.Context, shard int) {
 		}
 		wait = min(2*wait, backoffMax)
 	}
+}
+
+// repairedSince reports whether shard was repaired, or lost its repair
+// count with its data, since a batch read count (or whether it cannot
+// tell).
+func (w *Sync) repairedSince(ctx context.Context, shard *store.Likes, count string) bool {
+	cctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	now, err := shard.Repairs(cctx)
+	return err != nil || now != count
 }
 
 // recheck checks shard for lost writes at once, against PostgreSQL's

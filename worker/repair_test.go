@@ -241,3 +241,50 @@ func cutAOFTail(t *testing.T, dir string) {
 	}
 	t.Logf("cut %d of %d bytes from %s", cut, st.Size(), filepath.Base(f))
 }
+
+// TestSync_AckedElsewhere: a batch that another consumer claimed and
+// acknowledged while this worker applied it (PostgreSQL away for longer
+// than ClaimIdle) is not a loss, and repairing for it would refuse Likes
+// for nothing. The same shortfall after a repair of the shard in between
+// is one: the repair may have read the record before this commit.
+func TestSync_AckedElsewhere(t *testing.T) {
+	for _, repaired := range []bool{false, true} {
+		t.Run(fmt.Sprintf("repair in between %v", repaired), func(t *testing.T) {
+			e := newEnv(t)
+			ids := shoppers(10)
+			n := clicks(t, e.likes, ids, 200)
+			ctx := context.Background()
+			w := e.newSync(t, "w1")
+			var done atomic.Bool
+			w.afterCommit = func(b store.Batch) error {
+				if done.Swap(true) {
+					return nil
+				}
+				if repaired {
+					if _, err := store.RepairShard(ctx, e.likes, e.stats, DefaultGroup, 0, "test", "test", false); err != nil {
+						return err
+					}
+				}
+				taken := make([]string, len(b.Events))
+				for i, ev := range b.Events {
+					taken[i] = ev.ID
+				}
+				args := &redis.XClaimArgs{Stream: e.likes.StreamKey(), Group: DefaultGroup, Consumer: "w2", Messages: taken}
+				if err := e.rdb.XClaimJustID(ctx, args).Err(); err != nil {
+					return err
+				}
+				return e.rdb.XAck(ctx, e.likes.StreamKey(), DefaultGroup, taken...).Err()
+			}
+			start(t, w)
+			waitDrained(t, e, n, 30*time.Second)
+			assertExact(t, e, ids, n)
+			var repairs int
+			if err := e.stats.DB().Get(&repairs, `SELECT count(*) FROM redis_repairs`); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{false: 0, true: 2}[repaired]; repairs != want {
+				t.Errorf("%d repairs recorded, want %d", repairs, want)
+			}
+		})
+	}
+}

@@ -444,7 +444,14 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	if acked < len(ids) && a.Changed > 0 {
-		w.lostInFlight(ctx, b.Shard)
+		if w.repairedSince(ctx, shard, b.Repairs) {
+			w.lostInFlight(ctx, b.Shard)
+		} else {
+			// Claimed by another worker while this one retried the
+			// batch (PostgreSQL away longer than ClaimIdle), and
+			// acknowledged there: Redis holds every entry's write.
+			w.Log.Info("entries acknowledged by another worker", "shard", b.Shard, "count", len(ids)-acked)
+		}
 	}
 	w.markSynced(ctx, b.Events)
 	w.synced += int64(applied)
