@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -62,8 +61,7 @@ type Postgres struct {
 	cred     *syscall.Credential
 	password string
 
-	mu sync.Mutex
-	p  *proc // nil when not running
+	running
 }
 
 // StartPostgres creates a cluster in o.Dir unless one exists, starts the
@@ -315,10 +313,9 @@ func (p *Postgres) URL(database string) string {
 func (p *Postgres) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.p != nil && !p.p.exited() {
-		return errors.New("start postgres: already running")
+	if err := p.startable("postgres"); err != nil {
+		return err
 	}
-	p.p = nil
 	ctx, cancel := withDefaultTimeout(ctx, postgresStartTimeout)
 	defer cancel()
 	for {
@@ -468,8 +465,7 @@ func (p *Postgres) admin(ctx context.Context, fn func(*sql.DB) error) error {
 func (p *Postgres) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	proc := p.p
-	p.p = nil
+	proc := p.take()
 	if proc == nil || proc.exited() {
 		return nil
 	}
@@ -492,8 +488,7 @@ func (p *Postgres) Stop() error {
 func (p *Postgres) Kill() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	proc := p.p
-	p.p = nil
+	proc := p.take()
 	if proc == nil {
 		return nil
 	}

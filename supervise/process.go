@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -43,8 +42,7 @@ type ProcessOptions struct {
 type Process struct {
 	opts ProcessOptions
 
-	mu sync.Mutex
-	p  *proc // nil when not running
+	running
 }
 
 // StartProcess starts the program described by o and waits until it is
@@ -74,10 +72,9 @@ func (p *Process) LogPath() string { return filepath.Join(p.opts.Dir, p.opts.Nam
 func (p *Process) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.p != nil && !p.p.exited() {
-		return fmt.Errorf("start %s: already running", p.opts.Name)
+	if err := p.startable(p.opts.Name); err != nil {
+		return err
 	}
-	p.p = nil
 	logFrom := logSize(p.LogPath())
 	child, err := startProc(procSpec{
 		path: p.opts.Path, args: p.opts.Args, env: p.opts.Env, dir: p.opts.Dir,
@@ -124,11 +121,9 @@ func (p *Process) Wait(ctx context.Context) error {
 func (p *Process) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.p == nil {
-		return nil
+	if proc := p.take(); proc != nil {
+		proc.stop(syscall.SIGTERM, processStopTimeout)
 	}
-	p.p.stop(syscall.SIGTERM, processStopTimeout)
-	p.p = nil
 	return nil
 }
 
@@ -137,11 +132,9 @@ func (p *Process) Stop() error {
 func (p *Process) Kill() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.p == nil {
-		return nil
+	if proc := p.take(); proc != nil {
+		proc.kill()
 	}
-	p.p.kill()
-	p.p = nil
 	return nil
 }
 

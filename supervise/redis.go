@@ -3,7 +3,6 @@ package supervise
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -51,8 +49,7 @@ type Redis struct {
 	opts  RedisOptions // Dir absolute, Port resolved
 	extra []string     // further server arguments (cluster mode)
 
-	mu sync.Mutex
-	p  *proc // nil when not running
+	running
 }
 
 // StartRedis starts redis-server as described by o and waits until it
@@ -117,10 +114,9 @@ func (r *Redis) logPath() string { return filepath.Join(r.opts.Dir, "redis.log")
 func (r *Redis) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.p != nil && !r.p.exited() {
-		return errors.New("start redis: already running")
+	if err := r.startable("redis"); err != nil {
+		return err
 	}
-	r.p = nil
 	if err := checkPortFree(r.opts.Port); err != nil {
 		return fmt.Errorf("start redis: %w", err)
 	}
@@ -192,11 +188,9 @@ func (r *Redis) ping(ctx context.Context) error {
 func (r *Redis) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.p == nil {
-		return nil
+	if p := r.take(); p != nil {
+		p.stop(syscall.SIGTERM, redisStopTimeout)
 	}
-	r.p.stop(syscall.SIGTERM, redisStopTimeout)
-	r.p = nil
 	return nil
 }
 
@@ -205,14 +199,13 @@ func (r *Redis) Stop() error {
 func (r *Redis) Kill() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.p == nil {
+	p := r.take()
+	if p == nil {
 		return nil
 	}
-	pid := r.p.cmd.Process.Pid
-	r.p.kill()
+	p.kill()
 	// An AOF rewrite child could still hold files; let it go first.
-	waitGroupGone(pid, 5*time.Second)
-	r.p = nil
+	waitGroupGone(p.cmd.Process.Pid, 5*time.Second)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -205,6 +206,30 @@ func serverEnv() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// running holds a supervised program's process while it runs, under its
+// lock: what Start, Stop and Kill of every kind of server share. Its
+// methods expect mu held.
+type running struct {
+	mu sync.Mutex
+	p  *proc // nil when not running
+}
+
+// startable fails when the process still runs, and forgets one that ended.
+func (r *running) startable(what string) error {
+	if r.p != nil && !r.p.exited() {
+		return fmt.Errorf("start %s: already running", what)
+	}
+	r.p = nil
+	return nil
+}
+
+// take returns the process (nil when none was started) and forgets it.
+func (r *running) take() *proc {
+	p := r.p
+	r.p = nil
+	return p
 }
 
 // exited reports whether the process has exited.
