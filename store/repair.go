@@ -161,10 +161,11 @@ func CheckShard(ctx context.Context, likes *Likes, stats *Stats, group string, s
 	pipe := likes.rdb.Pipeline()
 	synced := pipe.Get(ctx, likes.syncedKey(shard))
 	flag := pipe.Exists(ctx, likes.repairFlagKey(shard))
-	state := likes.Shard(shard).groupState(ctx, pipe, group)
+	view := likes.Shard(shard)
+	state := view.groupState(ctx, pipe, group)
 	var held *redis.XMessageSliceCmd
 	if prev != (StreamID{}) {
-		held = pipe.XRangeN(ctx, likes.Shard(shard).StreamKey(), prev.String(), prev.String(), 1)
+		held = pipe.XRangeN(ctx, view.StreamKey(), prev.String(), prev.String(), 1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return c, fmt.Errorf("%w: check shard %d: %v", ErrUnavailable, shard, err)

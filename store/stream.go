@@ -211,7 +211,7 @@ func (s *Likes) readGroup(ctx context.Context, group, consumer, id string, count
 	for _, st := range streams {
 		msgs = append(msgs, st.Messages...)
 	}
-	return s.batchOf(ctx, msgs)
+	return s.batchOf(ctx, msgs), nil
 }
 
 // Claim takes over up to count entries that have been pending in the group
@@ -226,23 +226,25 @@ func (s *Likes) Claim(ctx context.Context, group, consumer string, minIdle time.
 	if err != nil {
 		return Batch{}, "", fmt.Errorf("%w: claim pending: %v", ErrUnavailable, err)
 	}
-	b, err := s.batchOf(ctx, msgs)
-	return b, next, err
+	return s.batchOf(ctx, msgs), next, nil
 }
 
+// unknownRepairs is a batch's repair count when reading it failed: no
+// repair has it, so a shortfall at acknowledgement is taken for a loss.
+const unknownRepairs = "unknown"
+
 // batchOf parses the entries a consumer just took and reads the shard's
-// repair count after them. If that read fails, the count is one no repair
-// has, so a shortfall at acknowledgement is taken for a loss.
-func (s *Likes) batchOf(ctx context.Context, msgs []redis.XMessage) (Batch, error) {
+// repair count after them.
+func (s *Likes) batchOf(ctx context.Context, msgs []redis.XMessage) Batch {
 	b := s.parseBatch(msgs)
 	if len(msgs) == 0 {
-		return b, nil
+		return b
 	}
 	var err error
 	if b.Repairs, err = s.Repairs(ctx); err != nil {
-		b.Repairs = "unknown"
+		b.Repairs = unknownRepairs
 	}
-	return b, nil
+	return b
 }
 
 // parseBatch parses the entries of this view's shard.
