@@ -23,11 +23,16 @@ type liveFixture struct {
 	cookie string
 	stop   context.CancelFunc // stops RunLive
 	done   chan error         // RunLive's result
+	now    time.Time          // the admin's clock, which stands still
 }
 
 func newLive(t *testing.T, l *handlers.Live) *liveFixture {
 	t.Helper()
+	// A clock that moves would change the chart at each minute, a push
+	// that no Like caused.
+	now := time.Now()
 	f := newAdmin(t, func(a *handlers.Admin) {
+		a.Stats = a.Stats.At(func() time.Time { return now })
 		l.Listen = a.Stats.Listen
 		a.Live = l
 	})
@@ -38,7 +43,7 @@ func newLive(t *testing.T, l *handlers.Live) *liveFixture {
 	}
 	go func() { _ = f.app.Listener(ln) }()
 	ctx, cancel := context.WithCancel(context.Background())
-	lf := &liveFixture{adminFixture: f, base: "http://" + ln.Addr().String(), cookie: f.login(t), stop: cancel, done: make(chan error, 1)}
+	lf := &liveFixture{adminFixture: f, base: "http://" + ln.Addr().String(), cookie: f.login(t), stop: cancel, done: make(chan error, 1), now: now}
 	go func() { lf.done <- f.admin.RunLive(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -148,10 +153,11 @@ func names(events []sse) string {
 	return strings.Join(n, ",")
 }
 
-func like(t *testing.T, s *store.Stats, id string) {
+// like records a Like at the admin's clock.
+func (f *liveFixture) like(t *testing.T, id string) {
 	t.Helper()
-	_, err := s.ApplyBatch(context.Background(), []store.Event{{ID: id, ProductID: "wiper", ShopperID: "s-" + id,
-		Action: store.ActionLike, At: time.Now(), ShopperLikes: 1}})
+	_, err := f.stats.ApplyBatch(context.Background(), []store.Event{{ID: id, ProductID: "wiper", ShopperID: "s-" + id,
+		Action: store.ActionLike, At: f.now, ShopperLikes: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +184,7 @@ func TestAdmin_Live(t *testing.T) {
 	version := first[0].id
 
 	t.Run("a like pushes what it changed", func(t *testing.T) {
-		like(t, f.stats, "9-0")
+		f.like(t, "9-0")
 		got := s.next(t, time.Second)
 		// The worker's row did not change, so its fragment is not sent.
 		if names(got) != "totals,chart,categories,products" {
@@ -202,7 +208,7 @@ func TestAdmin_Live(t *testing.T) {
 		if got := s2.next(t, 500*time.Millisecond); len(got) > 0 {
 			t.Fatalf("got %s, want nothing: the page has this version", names(got))
 		}
-		like(t, f.stats, "9-1")
+		f.like(t, "9-1")
 		if got := s2.next(t, time.Second); names(got) != "totals,chart,categories,products" {
 			t.Fatalf("after a like: got %s", names(got))
 		}
@@ -234,7 +240,7 @@ func TestAdmin_LiveCoalesces(t *testing.T) {
 	start := time.Now()
 	for i := range 40 {
 		wg.Add(1)
-		go func() { defer wg.Done(); like(t, f.stats, fmt.Sprintf("8-%d", i)) }()
+		go func() { defer wg.Done(); f.like(t, fmt.Sprintf("8-%d", i)) }()
 	}
 	wg.Wait()
 	got := s.next(t, 2*interval)
