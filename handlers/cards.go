@@ -14,8 +14,12 @@ import (
 	"phoenix/store"
 )
 
-// cardTemplate is the template of one product card in a grid.
-const cardTemplate = "partials/product-card"
+// The templates cut up as cards are: one product card in a grid, and a
+// Like's answer (its button, and the swap that clears a notice).
+const (
+	cardTemplate       = "partials/product-card"
+	likeResultTemplate = "partials/like-result"
+)
 
 // cards renders product cards without running html/template for each one.
 // Executing partials/product-card 48 times cost about 5 ms of CPU per
@@ -30,7 +34,11 @@ const cardTemplate = "partials/product-card"
 // Each form of a card is cut on its first use, so that the work and the
 // memory follow the pages shoppers view: a page of a 10,000-part catalog
 // costs its own cards, never the catalog's.
+//
+// A Like's answer is cut the same way: through html/template it was about
+// a quarter of the shop's CPU per Like (BENCHMARKS.md).
 type cards struct {
+	name     string   // the template: cardTemplate or likeResultTemplate
 	products sync.Map // product id -> *productCards
 	attrOnce sync.Once
 	attr     *template.Template
@@ -94,16 +102,24 @@ func (k *cards) attrTemplate() *template.Template {
 	return k.attr
 }
 
-// langCards holds the cards of each language (*Locale -> *cards): a card
-// holds text in its language, so each is cut once per language.
+// langCards holds the cards of each language and template (cardsKey ->
+// *cards): a card holds text in its language, so each is cut once per
+// language.
 type langCards struct{ m sync.Map }
 
-// render writes the cards of products as HTML in the request's language.
-func (lc *langCards) render(c *fiber.Ctx, products []productView) (template.HTML, error) {
+type cardsKey struct {
+	locale *Locale
+	name   string
+}
+
+// render writes the named template for each of products as HTML in the
+// request's language.
+func (lc *langCards) render(c *fiber.Ctx, name string, products []productView) (template.HTML, error) {
 	l := langOf(c)
-	k, ok := lc.m.Load(l.Locale)
+	key := cardsKey{l.Locale, name}
+	k, ok := lc.m.Load(key)
 	if !ok {
-		k, _ = lc.m.LoadOrStore(l.Locale, &cards{num: l.Count})
+		k, _ = lc.m.LoadOrStore(key, &cards{name: name, num: l.Count})
 	}
 	return k.(*cards).render(l.views, products)
 }
@@ -128,7 +144,7 @@ func (k *cards) render(views fiber.Views, products []productView) (template.HTML
 		}
 		form := k.form(views, v)
 		if form == nil {
-			if err := renderCard(&b, views, v); err != nil {
+			if err := k.renderWhole(&b, views, v); err != nil {
 				return "", err
 			}
 			continue
@@ -157,15 +173,14 @@ func (k *cards) form(views fiber.Views, v productView) cardForm {
 	}
 	liked, known, withCSRF := v.Liked, v.CountKnown, v.CSRF != ""
 	f := &pc.(*productCards).forms[cardFormIndex(liked, known, withCSRF)]
-	f.once.Do(func() { f.form = cutCard(views, v.Product, liked, known, withCSRF, k.num(markCount)) })
+	f.once.Do(func() { f.form = k.cutCard(views, v.Product, liked, known, withCSRF) })
 	return f.form
 }
 
 // cutCard renders one form of p's card with markers and cuts it up; nil
 // when the template fails (it then reports the error per request) or a
-// marker turns up elsewhere than in its slot. count is markCount as the
-// template writes it.
-func cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool, count string) cardForm {
+// marker turns up elsewhere than in its slot.
+func (k *cards) cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool) cardForm {
 	v := productView{Product: p, Liked: liked, CountKnown: known, Next: markNext}
 	want := map[cardSlot]int{slotNext: 1}
 	if known {
@@ -177,10 +192,10 @@ func cutCard(views fiber.Views, p store.Product, liked, known, withCSRF bool, co
 		want[slotCSRF] = 1
 	}
 	var b bytes.Buffer
-	if err := renderCard(&b, views, v); err != nil {
+	if err := k.renderWhole(&b, views, v); err != nil {
 		return nil
 	}
-	form, got := cut(b.String(), count)
+	form, got := cut(b.String(), k.num(markCount))
 	if !maps.Equal(got, want) {
 		return nil
 	}
@@ -223,9 +238,10 @@ func (k *cards) escapeAttr(s string) (string, error) {
 	return out[len(`<input value="`) : len(out)-len(`">`)], nil
 }
 
-func renderCard(w io.Writer, views fiber.Views, v productView) error {
-	if err := views.Render(w, cardTemplate, v); err != nil {
-		return fmt.Errorf("render %s: %w", cardTemplate, err)
+// renderWhole renders v through the template itself.
+func (k *cards) renderWhole(w io.Writer, views fiber.Views, v productView) error {
+	if err := views.Render(w, k.name, v); err != nil {
+		return fmt.Errorf("render %s: %w", k.name, err)
 	}
 	return nil
 }

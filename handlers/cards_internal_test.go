@@ -8,21 +8,23 @@ import (
 	"phoenix/store"
 )
 
-// TestCards_MatchTemplate checks that the cut-up cards are byte for byte what
-// partials/product-card renders, for every form and for hostile values in
-// every per-request slot, including a product whose name contains a marker
-// (which must fall back to the template).
+// TestCards_MatchTemplate checks that the cut-up cards and Like answers are
+// byte for byte what their templates render, for every form and for hostile
+// values in every per-request slot, including a product whose name contains
+// a marker (which must fall back to the template).
 func TestCards_MatchTemplate(t *testing.T) {
 	assets, err := NewAssets(phoenix.Assets())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range testLocales(t).List() {
-		t.Run(l.Code, func(t *testing.T) { testCardsMatch(t, assets, l) })
+		for _, name := range []string{cardTemplate, likeResultTemplate} {
+			t.Run(l.Code+" "+name, func(t *testing.T) { testCardsMatch(t, assets, l, name) })
+		}
 	}
 }
 
-func testCardsMatch(t *testing.T, assets *Assets, l *Locale) {
+func testCardsMatch(t *testing.T, assets *Assets, l *Locale, name string) {
 	views, err := NewEngine(phoenix.Views(), assets, l)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +40,7 @@ func testCardsMatch(t *testing.T, assets *Assets, l *Locale) {
 	nexts := []string{"/", "/?q=brake+pads&category=A%26B", `/?q="><script>alert(1)</script>`, "/x?a='b'&c=<d>\x00"}
 	csrfs := []string{"", "token.123.abc", `"><b>`}
 	counts := []int64{0, 7, -1, 1 << 62, markCount}
-	k := cards{num: l.Count}
+	k := cards{name: name, num: l.Count}
 	for _, p := range catalog.Products() {
 		for _, liked := range []bool{false, true} {
 			for _, known := range []bool{false, true} {
@@ -46,7 +48,7 @@ func testCardsMatch(t *testing.T, assets *Assets, l *Locale) {
 					for _, csrf := range csrfs {
 						v := productView{Product: p, Count: counts[i%len(counts)], CountKnown: known, Liked: liked, Next: next, CSRF: csrf}
 						var want strings.Builder
-						if err := renderCard(&want, views, v); err != nil {
+						if err := views.Render(&want, name, v); err != nil {
 							t.Fatal(err)
 						}
 						got, err := k.render(views, []productView{v, v})

@@ -40,7 +40,7 @@ type Shop struct {
 	// Metrics counts Likes by outcome; nil: not counted.
 	Metrics *Metrics
 
-	cards   langCards // product cards, cut up once per language (see cards)
+	cards   langCards // product cards and Like answers, cut up once per language (see cards)
 	filters sync.Map  // filterKey -> the filter's HTML without a search (see filter)
 }
 
@@ -201,7 +201,7 @@ func (h *Shop) Browse(c *fiber.Ctx) error {
 	// them out, and so their read.
 	full := target != targetGrid && target != targetCards
 	views, extra, ok := h.viewsWith(c, v, results.Slice((number-1)*catalogPageSize, number*catalogPageSize), store.Extras{Highlights: full})
-	cards, err := h.cards.render(c, views)
+	cards, err := h.cards.render(c, cardTemplate, views)
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (h *Shop) MyLikes(c *fiber.Ctx) error {
 	// From the shopper's set, not a walk through the whole catalog.
 	products := h.Catalog.InOrder(slices.Collect(maps.Keys(liked)))
 	page.Products, _ = h.views(c, v, products)
-	if page.Cards, err = h.cards.render(c, page.Products); err != nil {
+	if page.Cards, err = h.cards.render(c, cardTemplate, page.Products); err != nil {
 		return err
 	}
 	return render(c, "pages/likes", page)
@@ -377,9 +377,14 @@ func (h *Shop) like(a store.Action) fiber.Handler {
 		c.Vary(hxRequest)
 		// like-result is the button plus an out-of-band swap that clears a
 		// "could not save" notice left by an earlier failed click.
-		return execute(c, "partials/like-result", productView{
+		html, err := h.cards.render(c, likeResultTemplate, []productView{{
 			Product: p, Count: res.Count, CountKnown: true, Liked: res.Liked, Next: next, CSRF: h.CSRF.Token(shopper),
-		})
+		}})
+		if err != nil {
+			return err
+		}
+		c.Type("html", "utf-8")
+		return c.SendString(string(html))
 	}
 }
 
