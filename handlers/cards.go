@@ -29,7 +29,8 @@ const (
 // per-request parts; the output is cut at the markers and, per request, the
 // pieces are joined around the real values. The template stays the only
 // description of the markup, and html/template itself escapes the
-// per-request strings, in the same attribute context (see escapeAttr).
+// per-request strings are escaped as html/template escapes them in that
+// attribute context (escapeHTML; TestCards_MatchTemplate compares).
 //
 // Each form of a card is cut on its first use, so that the work and the
 // memory follow the pages shoppers view: a page of a 10,000-part catalog
@@ -40,8 +41,6 @@ const (
 type cards struct {
 	name     string   // the template: cardTemplate or likeResultTemplate
 	products sync.Map // product id -> *productCards
-	attrOnce sync.Once
-	attr     *template.Template
 	num      func(int64) string // how the card's language writes its count
 }
 
@@ -93,15 +92,6 @@ func cardFormIndex(liked, known, csrf bool) int {
 	return i
 }
 
-// attrTemplate renders a value in the same context as the next and csrf
-// fields of like-button: the quoted value of a plain attribute.
-func (k *cards) attrTemplate() *template.Template {
-	k.attrOnce.Do(func() {
-		k.attr = template.Must(template.New("attr").Parse(`<input value="{{.}}">`))
-	})
-	return k.attr
-}
-
 // langCards holds the cards of each language and template (cardsKey ->
 // *cards): a card holds text in its language, so each is cut once per
 // language.
@@ -128,19 +118,12 @@ func (lc *langCards) render(c *fiber.Ctx, name string, products []productView) (
 func (k *cards) render(views fiber.Views, products []productView) (template.HTML, error) {
 	var b strings.Builder
 	var next, csrf, nextHTML, csrfHTML string
-	var err error
 	for i, v := range products {
 		if i == 0 || v.Next != next {
-			next = v.Next
-			if nextHTML, err = k.escapeAttr(next); err != nil {
-				return "", err
-			}
+			next, nextHTML = v.Next, escapeHTML(v.Next)
 		}
 		if i == 0 || v.CSRF != csrf {
-			csrf = v.CSRF
-			if csrfHTML, err = k.escapeAttr(csrf); err != nil {
-				return "", err
-			}
+			csrf, csrfHTML = v.CSRF, escapeHTML(v.CSRF)
 		}
 		form := k.form(views, v)
 		if form == nil {
@@ -225,17 +208,6 @@ func cut(s, count string) (cardForm, map[cardSlot]int) {
 		found[slot]++
 		s = s[at+len(text):]
 	}
-}
-
-// escapeAttr escapes s exactly as html/template escapes it in the card's
-// hidden fields.
-func (k *cards) escapeAttr(s string) (string, error) {
-	var b strings.Builder
-	if err := k.attrTemplate().Execute(&b, s); err != nil {
-		return "", fmt.Errorf("escape attribute: %w", err)
-	}
-	out := b.String()
-	return out[len(`<input value="`) : len(out)-len(`">`)], nil
 }
 
 // renderWhole renders v through the template itself.
