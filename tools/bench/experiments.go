@@ -33,14 +33,14 @@ const (
 
 // results is what the experiments measured.
 type results struct {
-	plain, oneRT, script, like, page, grid wrkResult
-	catalogs                               []catalogRow
-	half                                   int // the fixed rate: half the Like maximum
-	fixed                                  *loadgen.Latencies
-	fresh                                  freshResult
-	live                                   liveResult
-	idleRSS, peakRSS                       int
-	binSize                                int64
+	plain, oneRT, script, like, likeAlone, page, grid wrkResult
+	catalogs                                          []catalogRow
+	half                                              int // the fixed rate: half the Like maximum
+	fixed                                             *loadgen.Latencies
+	fresh                                             freshResult
+	live                                              liveResult
+	idleRSS, peakRSS                                  int
+	binSize                                           int64
 }
 
 // stage is what the experiments share: phoenix all, running with every
@@ -66,6 +66,7 @@ type experiment struct {
 func (b *bench) experiments() []experiment {
 	return []experiment{
 		{"Like at full speed", b.likeMax},
+		{"Like at full speed, shop alone", b.likeAlone},
 		{"Like at a fixed rate", b.likeFixed},
 		{"catalog page and grid", b.catalogPage},
 		{"catalog by size and compression", b.catalogs},
@@ -193,6 +194,33 @@ func (b *bench) likeMax(_ context.Context, st *stage, r *results) error {
 	return err
 }
 
+// likeAlone measures Likes at full speed on a phoenix shop of its own,
+// whose Likes no worker moves into PostgreSQL on these cores (its keys
+// have their own prefix, and no backlog bound refuses them): the Like as
+// the ceilings measure it, next to the whole mall's Like.
+func (b *bench) likeAlone(ctx context.Context, st *stage, r *results) error {
+	shop, base, err := b.startShop(ctx, st.env, "PHOENIX_REDIS_PREFIX=bench-alone:", "PHOENIX_MAX_BACKLOG=0")
+	if err != nil {
+		return err
+	}
+	defer shop.stop()
+	r.likeAlone, err = b.wrkMedian(st.luaEnv, "-s", b.lua("like.lua"), base)
+	return err
+}
+
+// startShop starts a phoenix shop of its own with env and extra settings,
+// and returns it with its base URL.
+func (b *bench) startShop(ctx context.Context, env []string, extra ...string) (*proc, string, error) {
+	addrs, err := supervise.FreeAddrs(2)
+	if err != nil {
+		return nil, "", err
+	}
+	base := "http://" + addrs[0]
+	env = append(append(slices.Clone(env), "PHOENIX_SHOP_ADDR="+addrs[0], "PHOENIX_METRICS_ADDR="+addrs[1]), extra...)
+	shop, err := b.start(ctx, base+"/readyz", b.phoenix, env, "shop")
+	return shop, base, err
+}
+
 // likeFixed measures Likes at half the maximum, open loop, for 10 s.
 func (b *bench) likeFixed(ctx context.Context, st *stage, r *results) error {
 	r.half = int(r.like.rps / 2)
@@ -256,13 +284,7 @@ func (b *bench) catalogRows(ctx context.Context, env []string, base string, s *l
 	if err := os.WriteFile(file, doc, 0o600); err != nil {
 		return nil, err
 	}
-	addrs, err := supervise.FreeAddrs(2)
-	if err != nil {
-		return nil, err
-	}
-	addr, metrics := addrs[0], addrs[1]
-	shop, err := b.start(ctx, "http://"+addr+"/readyz", b.phoenix,
-		append(slices.Clone(env), "PHOENIX_SHOP_ADDR="+addr, "PHOENIX_METRICS_ADDR="+metrics, "PHOENIX_CATALOG="+file), "shop")
+	shop, bigBase, err := b.startShop(ctx, env, "PHOENIX_CATALOG="+file)
 	if err != nil {
 		return nil, err
 	}
@@ -279,11 +301,11 @@ func (b *bench) catalogRows(ctx context.Context, env []string, base string, s *l
 		name, base, path, parts string
 		header                  []string
 	}{
-		{"catalog page 1, 10,000 parts", "http://" + addr, "/", "10000", nil},
-		{"catalog page 2 by load more (htmx), 10,000 parts", "http://" + addr, "/?page=2", "10000",
+		{"catalog page 1, 10,000 parts", bigBase, "/", "10000", nil},
+		{"catalog page 2 by load more (htmx), 10,000 parts", bigBase, "/?page=2", "10000",
 			[]string{"HX-Request: true", "HX-Target: product-cards", "HX-Current-URL: http://shop/"}},
 		{"search for one part, 48 parts", base, "/?q=" + one["48"], "48", nil},
-		{"search for one part, 10,000 parts", "http://" + addr, "/?q=" + one["10000"], "10000", nil},
+		{"search for one part, 10,000 parts", bigBase, "/?q=" + one["10000"], "10000", nil},
 		{"catalog page 1, 48 parts, Accept-Encoding: br", base, "/", "48", []string{"Accept-Encoding: br"}},
 		{"catalog page 1, 48 parts, Accept-Encoding: gzip", base, "/", "48", []string{"Accept-Encoding: gzip"}},
 	} {
