@@ -180,9 +180,11 @@ func sameEvent(a, b Event) bool {
 // insertEvents stores the events not stored yet and reads, in the same
 // snapshot (taken before the insert), what the rest of the batch needs:
 // which events were new (their keys, matched to the batch in Go: a join in
-// SQL sorts both sides by text) and every pair of the batch's shoppers in
-// the like state, liked or not (their pairs' state and how many products
-// each likes, in one index range per shopper). That read is an index
+// SQL sorts both sides by text), how many products each of the batch's
+// shoppers likes, and the state of the pairs the batch names (both from
+// one index range per shopper; only those pairs come back, as reading
+// every pair of every shopper cost the worker a quarter of its CPU in
+// parsing arrays once shoppers liked several products). That read is an index
 // lookup per shopper: the planner cannot estimate a CTE's distinct
 // shoppers and would hash-join a scan of the whole state, whose cost grows
 // with every shopper, so it is a LATERAL subquery that OFFSET 0 keeps from
@@ -206,13 +208,18 @@ WITH b AS (
     SELECT s.shopper_id, s.product_id, s.liked, (extract(epoch FROM s.liked_at) * 1000)::bigint AS liked_ms, s.last_ms, s.last_seq
     FROM (SELECT DISTINCT shopper_id FROM b) p,
         LATERAL (SELECT * FROM like_state s WHERE s.shopper_id = p.shopper_id OFFSET 0) s
+), counts AS (
+    SELECT shopper_id, count(*) FILTER (WHERE liked) AS likes FROM pairs GROUP BY shopper_id
+), touched AS (
+    SELECT * FROM pairs WHERE (shopper_id, product_id) IN (SELECT shopper_id, product_id FROM b)
 )
-SELECT (SELECT kept_from_ms FROM kept), i.shards, i.ids,
+SELECT (SELECT kept_from_ms FROM kept), i.shards, i.ids, c.shoppers, c.likes,
     l.shoppers, l.products, l.liked, l.liked_ms, l.last_ms, l.last_seq
 FROM (SELECT COALESCE(array_agg(shard), '{}') AS shards, COALESCE(array_agg(stream_id), '{}') AS ids FROM ins) i,
+    (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(likes), '{}') AS likes FROM counts) c,
     (SELECT COALESCE(array_agg(shopper_id), '{}') AS shoppers, COALESCE(array_agg(product_id), '{}') AS products,
         COALESCE(array_agg(liked), '{}') AS liked, COALESCE(array_agg(liked_ms), '{}') AS liked_ms,
-        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM pairs) l`
+        COALESCE(array_agg(last_ms), '{}') AS last_ms, COALESCE(array_agg(last_seq), '{}') AS last_seq FROM touched) l`
 
 // storedEvents reads the stored versions of the given (shard, id) keys
 // with their ordinals, as arrays.
@@ -304,6 +311,8 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		keptFrom                     int64
 		insShards                    pq.Int64Array
 		insIDs                       pq.StringArray
+		countShoppers                pq.StringArray
+		countLikes                   pq.Int64Array
 		pairShoppers, pairProducts   pq.StringArray
 		pairLiked                    pq.BoolArray
 		pairLikedAt, pairMS, pairSeq pq.Int64Array
@@ -311,7 +320,7 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 	if err := tx.QueryRowContext(ctx, insertEvents,
 		pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
 		pq.StringArray(actions), pq.Int64Array(at),
-	).Scan(&keptFrom, &insShards, &insIDs,
+	).Scan(&keptFrom, &insShards, &insIDs, &countShoppers, &countLikes,
 		&pairShoppers, &pairProducts, &pairLiked, &pairLikedAt, &pairMS, &pairSeq); err != nil {
 		return Applied{}, fmt.Errorf("insert events: %w", err)
 	}
@@ -388,12 +397,12 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 			state[k] = &pairState{last: streamPos{-1, -1}}
 		}
 	}
-	likes := make(map[string]int64, len(fresh))
+	likes := make(map[string]int64, len(countShoppers))
+	for i, sh := range countShoppers {
+		likes[sh] = countLikes[i]
+	}
 	for i, sh := range pairShoppers {
-		if pairLiked[i] {
-			likes[sh]++
-		}
-		if st := state[pairKey{sh, pairProducts[i]}]; st != nil { // nil: a pair no new event touches
+		if st := state[pairKey{sh, pairProducts[i]}]; st != nil { // nil: a pair only a replay touches
 			st.liked, st.likedAt, st.last = pairLiked[i], pairLikedAt[i], streamPos{pairMS[i], pairSeq[i]}
 		}
 	}
