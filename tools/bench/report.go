@@ -76,6 +76,9 @@ func (b *bench) writeHTTP(w io.Writer, r *results) {
 	fmt.Fprintf(w, "Like at a fixed %d/s (half the maximum) for 10 s, tools/bench's open-loop Go client (latency from the "+
 		"scheduled send time, so a stall is not hidden): p50 %s, p90 %s, p99 **%s**, max %s; %d requests, %d errors (target p99 < 5 ms).\n\n",
 		r.half, ms(r.fixed.Pct(50)), ms(r.fixed.Pct(90)), ms(r.fixed.Pct(99)), ms(r.fixed.Pct(100)), r.fixed.Len(), r.fixed.Errors())
+	fmt.Fprintf(w, "The same load on the shop alone (no worker and no PostgreSQL writes on these cores): p50 %s, p90 %s, p99 **%s**, "+
+		"max %s; %d requests, %d errors.\n\n",
+		ms(r.fixedAlone.Pct(50)), ms(r.fixedAlone.Pct(90)), ms(r.fixedAlone.Pct(99)), ms(r.fixedAlone.Pct(100)), r.fixedAlone.Len(), r.fixedAlone.Errors())
 	fmt.Fprintf(w, "## Freshness (tools/bench)\n\nFrom a Like's 200 to its presence in product_counters, under %d Likes/s "+
 		"sustained for %s (open-loop Go client; one probe Like at a time on a product the load does not touch, "+
 		"product_counters polled every 2 ms): p50 %s, p99 **%s**, max %s over %d probes; load: %d requests, %d errors. "+
