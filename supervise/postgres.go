@@ -481,25 +481,3 @@ func (p *Postgres) Stop() error {
 	waitGroupGone(proc.cmd.Process.Pid, 5*time.Second)
 	return fmt.Errorf("stop postgres: no clean shutdown within %s, killed", postgresStopTimeout)
 }
-
-// Kill crashes the server: SIGKILL to the postmaster and its backends (its
-// process group), as a power cut would. The next Start runs crash recovery.
-// It is a no-op when the server is not running.
-func (p *Postgres) Kill() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	proc := p.take()
-	if proc == nil {
-		return nil
-	}
-	proc.kill()
-	waitGroupGone(proc.cmd.Process.Pid, 5*time.Second)
-	return nil
-}
-
-// Running reports whether the postmaster is alive.
-func (p *Postgres) Running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.p != nil && !p.p.exited()
-}

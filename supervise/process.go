@@ -127,17 +127,6 @@ func (p *Process) Stop() error {
 	return nil
 }
 
-// Kill ends the program with SIGKILL, to simulate a crash. It is a no-op
-// when the program is not running.
-func (p *Process) Kill() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if proc := p.take(); proc != nil {
-		proc.kill()
-	}
-	return nil
-}
-
 // Pid returns the process id, or 0 when not running.
 func (p *Process) Pid() int {
 	p.mu.Lock()

@@ -193,25 +193,3 @@ func (r *Redis) Stop() error {
 	}
 	return nil
 }
-
-// Kill ends the server with SIGKILL, losing unsynced writes, to simulate a
-// crash in fault tests. It is a no-op when the server is not running.
-func (r *Redis) Kill() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p := r.take()
-	if p == nil {
-		return nil
-	}
-	p.kill()
-	// An AOF rewrite child could still hold files; let it go first.
-	waitGroupGone(p.cmd.Process.Pid, 5*time.Second)
-	return nil
-}
-
-// Running reports whether the server process is alive.
-func (r *Redis) Running() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.p != nil && !r.p.exited()
-}

@@ -225,6 +225,27 @@ func (r *running) startable(what string) error {
 	return nil
 }
 
+// Kill ends the program with SIGKILL to its process group, as a crash or a
+// power cut would (Redis loses its unsynced writes; PostgreSQL's next Start
+// runs crash recovery), and waits until the group is gone (a postmaster's
+// backends, an AOF rewrite child). It is a no-op when nothing runs.
+func (r *running) Kill() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.take(); p != nil {
+		p.kill()
+		waitGroupGone(p.cmd.Process.Pid, 5*time.Second)
+	}
+	return nil
+}
+
+// Running reports whether the program is alive.
+func (r *running) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p != nil && !r.p.exited()
+}
+
 // take returns the process (nil when none was started) and forgets it.
 func (r *running) take() *proc {
 	p := r.p

@@ -2,10 +2,8 @@ package testkit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,50 +11,6 @@ import (
 
 	"phoenix/supervise"
 )
-
-// clusterServer is the Redis Cluster shared by the tests of one binary,
-// started on first use by Cluster.
-type clusterServer struct {
-	mu    sync.Mutex
-	tried bool
-	c     *supervise.Cluster
-	dir   string
-	err   error
-}
-
-// get returns the shared cluster, starting it on first use.
-func (s *clusterServer) get(tb testing.TB) *supervise.Cluster {
-	tb.Helper()
-	shared.mu.Lock()
-	shared.requireRun(tb)
-	shared.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.tried {
-		s.tried = true
-		s.c, s.dir, s.err = startCluster(supervise.ClusterOptions{})
-	}
-	if s.err != nil {
-		failStart(tb, s.err)
-	}
-	return s.c
-}
-
-func (s *clusterServer) stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	if s.c != nil {
-		errs = append(errs, s.c.Stop())
-		s.c = nil
-	}
-	if s.dir != "" {
-		errs = append(errs, os.RemoveAll(s.dir))
-		s.dir = ""
-	}
-	s.tried = false
-	return errors.Join(errs...)
-}
 
 // startCluster starts a Redis Cluster in a new temporary folder.
 func startCluster(o supervise.ClusterOptions) (*supervise.Cluster, string, error) {
@@ -82,7 +36,7 @@ func startCluster(o supervise.ClusterOptions) (*supervise.Cluster, string, error
 // Tests that kill or pause nodes take a ClusterServer of their own.
 func Cluster(tb testing.TB) (*supervise.Cluster, *redis.ClusterClient, string) {
 	tb.Helper()
-	c := shared.cluster.get(tb)
+	c := shared.cluster.get(tb, func() (*supervise.Cluster, string, error) { return startCluster(supervise.ClusterOptions{}) })
 	prefix := fmt.Sprintf("t%d:", shared.seq.Add(1))
 	cl := ClusterClient(tb, c)
 	tb.Cleanup(func() {
@@ -116,15 +70,5 @@ func ClusterClient(tb testing.TB, c *supervise.Cluster) *redis.ClusterClient {
 // stops it and removes its folder.
 func ClusterServer(tb testing.TB, o supervise.ClusterOptions) *supervise.Cluster {
 	tb.Helper()
-	c, dir, err := startCluster(o)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			tb.Errorf("testkit: %v", err)
-		}
-		_ = os.RemoveAll(dir)
-	})
-	return c
+	return private(tb, func() (*supervise.Cluster, string, error) { return startCluster(o) })
 }

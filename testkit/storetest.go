@@ -44,17 +44,9 @@ type servers struct {
 	mu      sync.Mutex
 	running bool // inside Run; the shared servers are only stopped there
 
-	redisTried bool
-	redis      *supervise.Redis
-	redisDir   string
-	redisErr   error
-
-	pgTried bool
-	pg      *supervise.Postgres
-	pgDir   string
-	pgErr   error
-
-	cluster clusterServer // the shared Redis Cluster (see Cluster)
+	redis   lazyServer[*supervise.Redis]
+	pg      lazyServer[*supervise.Postgres]
+	cluster lazyServer[*supervise.Cluster] // see Cluster
 
 	seq atomic.Int64 // makes key prefixes and database names unique
 
@@ -87,23 +79,10 @@ func (s *servers) stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running = false
-	var errs []error
-	if s.redis != nil {
-		errs = append(errs, s.redis.Stop())
-		s.redis = nil
+	errs := []error{s.redis.stop(), s.pg.stop(), s.cluster.stop()}
+	if s.phoenix.dir != "" {
+		errs = append(errs, os.RemoveAll(s.phoenix.dir))
 	}
-	if s.pg != nil {
-		errs = append(errs, s.pg.Stop())
-		s.pg = nil
-	}
-	for _, dir := range []string{s.redisDir, s.pgDir, s.phoenix.dir} {
-		if dir != "" {
-			errs = append(errs, os.RemoveAll(dir))
-		}
-	}
-	s.redisDir, s.pgDir = "", ""
-	s.redisTried, s.pgTried = false, false
-	errs = append(errs, s.cluster.stop())
 	return errors.Join(errs...)
 }
 
@@ -114,39 +93,6 @@ func (s *servers) requireRun(tb testing.TB) {
 	if !s.running {
 		tb.Fatal("testkit: shared servers need TestMain: func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }")
 	}
-}
-
-// sharedRedis returns the shared Redis server, starting it on first use.
-func (s *servers) sharedRedis(tb testing.TB) *supervise.Redis {
-	tb.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requireRun(tb)
-	if !s.redisTried {
-		s.redisTried = true
-		s.redis, s.redisDir, s.redisErr = startRedis(false)
-	}
-	if s.redisErr != nil {
-		failStart(tb, s.redisErr)
-	}
-	return s.redis
-}
-
-// sharedPostgres returns the shared PostgreSQL server, starting it on first
-// use. It runs with fsync off: its databases are throwaway.
-func (s *servers) sharedPostgres(tb testing.TB) *supervise.Postgres {
-	tb.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requireRun(tb)
-	if !s.pgTried {
-		s.pgTried = true
-		s.pg, s.pgDir, s.pgErr = startPostgres(true)
-	}
-	if s.pgErr != nil {
-		failStart(tb, s.pgErr)
-	}
-	return s.pg
 }
 
 // startRedis starts a Redis server in a new temporary folder.
@@ -198,7 +144,7 @@ func failStart(tb testing.TB, err error) {
 // the prefix: cleanup deletes them (SCAN + UNLINK) and closes the client.
 func Redis(tb testing.TB) (*redis.Client, string) {
 	tb.Helper()
-	r := shared.sharedRedis(tb)
+	r := shared.redis.get(tb, func() (*supervise.Redis, string, error) { return startRedis(false) })
 	prefix := fmt.Sprintf("t%d:", shared.seq.Add(1))
 	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	tb.Cleanup(func() {
@@ -247,17 +193,7 @@ func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 // and removes its folder.
 func RedisServer(tb testing.TB) *supervise.Redis {
 	tb.Helper()
-	r, dir, err := startRedis(true)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := r.Stop(); err != nil {
-			tb.Errorf("testkit: %v", err)
-		}
-		_ = os.RemoveAll(dir)
-	})
-	return r
+	return private(tb, func() (*supervise.Redis, string, error) { return startRedis(true) })
 }
 
 // Postgres creates a fresh, uniquely named database on the shared PostgreSQL
@@ -265,7 +201,8 @@ func RedisServer(tb testing.TB) *supervise.Redis {
 // test left open.
 func Postgres(tb testing.TB) string {
 	tb.Helper()
-	p := shared.sharedPostgres(tb)
+	// fsync off: the shared server's databases are throwaway.
+	p := shared.pg.get(tb, func() (*supervise.Postgres, string, error) { return startPostgres(true) })
 	name := databaseName(shared.seq.Add(1), tb.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
@@ -306,15 +243,5 @@ func databaseName(n int64, testName string) string {
 // and removes its folder.
 func PostgresServer(tb testing.TB) *supervise.Postgres {
 	tb.Helper()
-	p, dir, err := startPostgres(false)
-	if err != nil {
-		failStart(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			tb.Errorf("testkit: %v", err)
-		}
-		_ = os.RemoveAll(dir)
-	})
-	return p
+	return private(tb, func() (*supervise.Postgres, string, error) { return startPostgres(false) })
 }
