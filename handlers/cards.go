@@ -39,8 +39,8 @@ const (
 // A Like's answer is cut the same way: through html/template it was about
 // a quarter of the shop's CPU per Like (BENCHMARKS.md).
 type cards struct {
-	name     string   // the template: cardTemplate or likeResultTemplate
-	products sync.Map // product id -> *productCards
+	name     string             // the template: cardTemplate or likeResultTemplate
+	products sync.Map           // product id -> *productCards
 	num      func(int64) string // how the card's language writes its count
 }
 
