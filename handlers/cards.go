@@ -28,9 +28,9 @@ const (
 // or not, with or without a CSRF field) with marker values in place of the
 // per-request parts; the output is cut at the markers and, per request, the
 // pieces are joined around the real values. The template stays the only
-// description of the markup, and html/template itself escapes the
-// per-request strings are escaped as html/template escapes them in that
-// attribute context (escapeHTML; TestCards_MatchTemplate compares).
+// description of the markup; the per-request strings are escaped as
+// html/template escapes them in that attribute context (escapeHTML;
+// TestCards_MatchTemplate compares the two).
 //
 // Each form of a card is cut on its first use, so that the work and the
 // memory follow the pages shoppers view: a page of a 10,000-part catalog
