@@ -3,6 +3,8 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -61,4 +63,18 @@ func TestSchedule(t *testing.T) {
 		for range ch { // closes once the context is done
 		}
 	})
+}
+
+func TestShopper_At(t *testing.T) {
+	s := NewShopper("http://127.0.0.1:1", http.DefaultTransport, time.Second)
+	s.Token = "token"
+	u, _ := url.Parse("http://127.0.0.1:1/")
+	s.Jar.SetCookies(u, []*http.Cookie{{Name: "phoenix_shopper", Value: "signed"}})
+	o := s.At("http://127.0.0.1:2")
+	if o.Base != "http://127.0.0.1:2" || s.Base != "http://127.0.0.1:1" {
+		t.Fatalf("bases: %s and %s", o.Base, s.Base)
+	}
+	if o.Token != "token" || o.Cookie() != s.Cookie() || o.Cookie() == "" {
+		t.Errorf("the shopper at the other shop lost its token or cookie: %q %q", o.Token, o.Cookie())
+	}
 }

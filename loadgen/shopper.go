@@ -48,6 +48,15 @@ func NewShopper(base string, t http.RoundTripper, timeout time.Duration) *Shoppe
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
+// At is the same shopper (cookies, token, client) at another shop of the
+// same host: a cookie jar ignores the port, and replicas share the secret
+// that signs the cookie and the token.
+func (s *Shopper) At(base string) *Shopper {
+	c := *s
+	c.Base = base
+	return &c
+}
+
 // Visit views a page (path, e.g. "/") and keeps the CSRF token it carries.
 func (s *Shopper) Visit(ctx context.Context, path string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Base+path, nil)

@@ -208,12 +208,9 @@ func (b *bench) likeAlone(ctx context.Context, st *stage, r *results) error {
 	if r.likeAlone, err = b.wrkMedian(st.luaEnv, "-s", b.lua("like.lua"), base); err != nil {
 		return err
 	}
-	// The same shoppers (a cookie jar ignores the port), at this shop.
 	shoppers := make([]*loadgen.Shopper, len(st.shoppers))
 	for i, s := range st.shoppers {
-		c := *s
-		c.Base = base
-		shoppers[i] = &c
+		shoppers[i] = s.At(base)
 	}
 	r.fixedAlone, err = openLoop(ctx, shoppers, st.ids[1:], r.half, 10*time.Second)
 	return err

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"phoenix/loadgen"
 )
 
 // The report: BENCHMARKS.md is written from the results alone, so the
@@ -74,11 +76,8 @@ func (b *bench) writeHTTP(w io.Writer, r *results) {
 		"per shopper and 1,000,000/s per address.\n\n",
 		100*r.like.rps/r.oneRT.rps, 100*r.like.rps/r.script.rps, 100*r.likeAlone.rps/r.oneRT.rps, 100*r.likeAlone.rps/r.script.rps, nShoppers)
 	fmt.Fprintf(w, "Like at a fixed %d/s (half the maximum) for 10 s, tools/bench's open-loop Go client (latency from the "+
-		"scheduled send time, so a stall is not hidden): p50 %s, p90 %s, p99 **%s**, max %s; %d requests, %d errors (target p99 < 5 ms).\n\n",
-		r.half, ms(r.fixed.Pct(50)), ms(r.fixed.Pct(90)), ms(r.fixed.Pct(99)), ms(r.fixed.Pct(100)), r.fixed.Len(), r.fixed.Errors())
-	fmt.Fprintf(w, "The same load on the shop alone (no worker and no PostgreSQL writes on these cores): p50 %s, p90 %s, p99 **%s**, "+
-		"max %s; %d requests, %d errors.\n\n",
-		ms(r.fixedAlone.Pct(50)), ms(r.fixedAlone.Pct(90)), ms(r.fixedAlone.Pct(99)), ms(r.fixedAlone.Pct(100)), r.fixedAlone.Len(), r.fixedAlone.Errors())
+		"scheduled send time, so a stall is not hidden): %s (target p99 < 5 ms).\n\n", r.half, spread(r.fixed))
+	fmt.Fprintf(w, "The same load on the shop alone (no worker and no PostgreSQL writes on these cores): %s.\n\n", spread(r.fixedAlone))
 	fmt.Fprintf(w, "## Freshness (tools/bench)\n\nFrom a Like's 200 to its presence in product_counters, under %d Likes/s "+
 		"sustained for %s (open-loop Go client; one probe Like at a time on a product the load does not touch, "+
 		"product_counters polled every 2 ms): p50 %s, p99 **%s**, max %s over %d probes; load: %d requests, %d errors. "+
@@ -96,6 +95,12 @@ func (b *bench) writeHTTP(w io.Writer, r *results) {
 	fmt.Fprintf(w, "## Footprint\n\n| what | value |\n|---|---:|\n| phoenix binary (stripped) | %.1f MB |\n"+
 		"| `phoenix all` RSS, idle after start | %.1f MB |\n| `phoenix all` RSS, peak under the Like load | %.1f MB |\n\n",
 		float64(r.binSize)/1e6, float64(r.idleRSS)/1024, float64(r.peakRSS)/1024)
+}
+
+// spread words the latencies of a fixed-rate load.
+func spread(l *loadgen.Latencies) string {
+	return fmt.Sprintf("p50 %s, p90 %s, p99 **%s**, max %s; %d requests, %d errors",
+		ms(l.Pct(50)), ms(l.Pct(90)), ms(l.Pct(99)), ms(l.Pct(100)), l.Len(), l.Errors())
 }
 
 // writeGo writes one Go benchmark's section: its command and its lines.
