@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +78,14 @@ func (s *Likes) ShardOf(shopper string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(shopper))
 	return int(uint64(h.Sum32()) % uint64(len(s.tags))) // #nosec G115 -- len(s.tags) is 1 to MaxShards
+}
+
+// Owns reports whether every event's shopper belongs to s's shard
+// (ShardOf), as the shop routes them: no other shard's stream holds events
+// of these shoppers, so their batches may apply side by side
+// (Stats.ApplyOwned).
+func (s *Likes) Owns(events []Event) bool {
+	return !slices.ContainsFunc(events, func(e Event) bool { return s.ShardOf(e.ShopperID) != s.shard })
 }
 
 // Shard returns a view of s whose stream methods (StreamKey, CountsKey,

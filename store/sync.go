@@ -20,14 +20,19 @@ import (
 // PostgreSQL aborted because of a deadlock or a serialization failure.
 const applyAttempts = 5
 
-// applyLock is the advisory lock that lets one batch at a time change the
-// like state: what an event changes depends on what came before it. One
-// lock for every shard, though a shard's batches alone would need it: the
-// totals row serialises concurrent commits anyway (a per-shard lock gained
-// nothing measurable in BenchmarkSync_Drain with two shards and two
-// workers), and one order of commits keeps change numbers that readers
-// follow in commit order.
-const applyLock = 0x70686f656e6978 // "phoenix"
+// The advisory locks of a batch, taken in this order and held to its
+// commit. What an event changes depends on what came before it for its
+// pair, so a batch reads and writes the like state under stateLock:
+// exclusive for a batch that may hold any shopper, shared for an owned one
+// (ApplyOwned), which takes its shard's lock as well. Every batch then
+// writes the counters under countersLock, one at a time: they are the rows
+// all batches share, and one order of commits keeps the change numbers
+// that readers follow (product_counters.changed) in commit order.
+const (
+	stateLock      = 0x70686f656e6978 // "phoenix"
+	countersLock   = stateLock + 1
+	shardLockClass = 0x70687368 // "phsh", with the shard as the second key
+)
 
 // Conflict reasons, as event_conflicts.reason records them.
 const (
@@ -77,12 +82,29 @@ func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 // nothing; a different event under a stored id, or one older than the kept
 // history, is parked in event_conflicts and returned.
 //
-// The rare deadlock or serialization failure is retried.
+// The rare deadlock or serialization failure is retried. Batches apply one
+// at a time; see ApplyOwned for batches that can apply side by side.
 func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
+	return s.apply(ctx, events, false)
+}
+
+// ApplyOwned is Apply for a batch of one shard's events whose shoppers all
+// belong to that shard (Likes.Owns): no batch of another shard touches
+// their like state, so batches of different shards read and write it side
+// by side and take turns only for the counters (BenchmarkSync_Drain with
+// two shards and two workers: 1.7 times as many events a second as when
+// every batch waited for the one before). A batch of several shards
+// applies as Apply does.
+func (s *Stats) ApplyOwned(ctx context.Context, events []Event) (Applied, error) {
+	return s.apply(ctx, events, true)
+}
+
+func (s *Stats) apply(ctx context.Context, events []Event, owned bool) (Applied, error) {
 	b, err := newApplyBatch(events)
 	if err != nil {
 		return Applied{}, err
 	}
+	b.owned = owned && b.oneShard()
 	if len(b.events) == 0 {
 		return Applied{}, nil
 	}
@@ -140,6 +162,12 @@ type applyBatch struct {
 	// extra holds the other versions of ids the batch holds twice; each is
 	// a conflict unless it matches what PostgreSQL stores under the id.
 	extra []Event
+	owned bool // one shard's events, of shoppers only that shard holds
+}
+
+// oneShard reports whether every event of b is of one shard.
+func (b applyBatch) oneShard() bool {
+	return !slices.ContainsFunc(b.events, func(e Event) bool { return e.Shard != b.events[0].Shard })
 }
 
 // newApplyBatch sorts the events by stream id (then shard) and drops
@@ -229,7 +257,9 @@ SELECT COALESCE(array_agg(k.ord), '{}'), COALESCE(array_agg(e.product_id), '{}')
 FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[]) AS k(ord, shard, ms, stream_id)
 JOIN like_events e ON e.shard = k.shard AND e.stream_ms = k.ms AND e.stream_id = k.stream_id`
 
-const writeChanges = `
+// upsertState writes the batch's changes of the like state and parks its
+// conflicts: the rows of its own shoppers and events.
+const upsertState = `
 WITH pairs AS (
     INSERT INTO like_state AS s (shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq)
     SELECT shopper_id, product_id, shard, liked, timestamptz 'epoch' + liked_ms * interval '1 millisecond', last_ms, last_seq
@@ -238,17 +268,34 @@ WITH pairs AS (
     ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard, liked = EXCLUDED.liked,
         liked_at = EXCLUDED.liked_at, last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
     RETURNING 1
-), buckets AS (
+), parked AS (
+    INSERT INTO event_conflicts (shard, stream_id, reason, product_id, shopper_id, action, at,
+        stored_product_id, stored_shopper_id, stored_action, stored_at)
+    SELECT shard, stream_id, reason, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond',
+        NULLIF(s_product, ''), NULLIF(s_shopper, ''), NULLIF(s_action, ''),
+        CASE WHEN s_product <> '' THEN timestamptz 'epoch' + s_at_ms * interval '1 millisecond' END
+    FROM unnest($8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[],
+        $15::text[], $16::text[], $17::text[], $18::bigint[])
+        AS d(shard, stream_id, reason, product_id, shopper_id, action, at_ms, s_product, s_shopper, s_action, s_at_ms)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT 1`
+
+// addCounters moves the counters every batch shares and the shard's
+// synced mark, and tells the admins.
+const addCounters = `
+WITH buckets AS (
     INSERT INTO like_buckets AS b (product_id, minute, likes, unlikes)
     SELECT d.product_id, timestamptz 'epoch' + d.ms * interval '1 millisecond', d.likes, d.unlikes
-    FROM unnest($8::text[], $9::bigint[], $10::bigint[], $11::bigint[]) AS d(product_id, ms, likes, unlikes)
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(product_id, ms, likes, unlikes)
     ON CONFLICT (product_id, minute) DO UPDATE SET
         likes = b.likes + EXCLUDED.likes, unlikes = b.unlikes + EXCLUDED.unlikes
     RETURNING 1
 ), products AS (
     INSERT INTO product_counters AS c (product_id, likes, like_events, unlike_events, updated_at, changed)
-    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $16, nextval('product_changes')
-    FROM unnest($12::text[], $13::bigint[], $14::bigint[], $15::bigint[]) AS d(product_id, likes, like_events, unlike_events)
+    SELECT d.product_id, d.likes, d.like_events, d.unlike_events, $9, nextval('product_changes')
+    FROM unnest($5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) AS d(product_id, likes, like_events, unlike_events)
     ON CONFLICT (product_id) DO UPDATE SET
         likes = c.likes + EXCLUDED.likes,
         like_events = c.like_events + EXCLUDED.like_events,
@@ -259,24 +306,13 @@ WITH pairs AS (
     RETURNING 1
 ), marks AS (
     INSERT INTO stream_marks AS m (shard, last_ms, last_seq, updated_at)
-    SELECT shard, last_ms, last_seq, $16 FROM unnest($17::int[], $18::bigint[], $19::bigint[]) AS d(shard, last_ms, last_seq)
+    SELECT shard, last_ms, last_seq, $9 FROM unnest($10::int[], $11::bigint[], $12::bigint[]) AS d(shard, last_ms, last_seq)
     ON CONFLICT (shard) DO UPDATE SET last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
     WHERE (EXCLUDED.last_ms, EXCLUDED.last_seq) > (m.last_ms, m.last_seq)
     RETURNING 1
-), parked AS (
-    INSERT INTO event_conflicts (shard, stream_id, reason, product_id, shopper_id, action, at,
-        stored_product_id, stored_shopper_id, stored_action, stored_at)
-    SELECT shard, stream_id, reason, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond',
-        NULLIF(s_product, ''), NULLIF(s_shopper, ''), NULLIF(s_action, ''),
-        CASE WHEN s_product <> '' THEN timestamptz 'epoch' + s_at_ms * interval '1 millisecond' END
-    FROM unnest($20::int[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[],
-        $27::text[], $28::text[], $29::text[], $30::bigint[])
-        AS d(shard, stream_id, reason, product_id, shopper_id, action, at_ms, s_product, s_shopper, s_action, s_at_ms)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
 ), totals AS (
-    UPDATE totals SET likes = likes + $31, shoppers = shoppers + $32, events = events + $33
-    WHERE ($31, $32, $33) <> (0::bigint, 0::bigint, 0::bigint)
+    UPDATE totals SET likes = likes + $13, shoppers = shoppers + $14, events = events + $15
+    WHERE ($13, $14, $15) <> (0::bigint, 0::bigint, 0::bigint)
     RETURNING 1
 )
 SELECT pg_notify('` + NotifyChannel + `', '')`
@@ -296,9 +332,19 @@ type pairState struct {
 // applyBatch runs the statements of Apply in tx.
 func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Applied, error) {
 	// JIT compiling costs more than these statements do (20 ms of a 33 ms
-	// batch when an estimate crossed jit_above_cost), so the batch turns it
-	// off, in the lock's round trip.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), set_config('jit', 'off', true)`, applyLock); err != nil {
+	// batch when an estimate crossed jit_above_cost), and a bitmap scan of
+	// each shopper's few pairs a third more than an index scan (the planner
+	// expects thousands a shopper), so the batch turns both off, in the
+	// lock's round trip.
+	const settings = `set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)`
+	var err error
+	if b.owned {
+		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3), `+settings,
+			stateLock, shardLockClass, b.events[0].Shard)
+	} else {
+		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), `+settings, stateLock)
+	}
+	if err != nil {
 		return Applied{}, fmt.Errorf("lock: %w", err)
 	}
 	n := len(b.events)
@@ -436,22 +482,27 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 		all[i] = b.events[o-1]
 	}
 	d := withNet(aggregate(all), aggregate(changed))
-	if err := s.writeChanges(ctx, tx, b, fresh, state, d, a.Conflicts); err != nil {
+	if err := writeState(ctx, tx, state, a.Conflicts); err != nil {
+		return Applied{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, countersLock); err != nil {
+		return Applied{}, fmt.Errorf("lock counters: %w", err)
+	}
+	if err := s.writeCounters(ctx, tx, b, fresh, d); err != nil {
 		return Applied{}, err
 	}
 	return a, nil
 }
 
-// writeChanges runs the writeChanges statement.
-func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fresh []int64,
-	state map[pairKey]*pairState, d deltas, conflicts []Conflict) error {
+// writeState runs upsertState: the pairs the batch touched,
+// sorted so that writers lock rows in one order, and the conflicts.
+func writeState(ctx context.Context, tx *sqlx.Tx, state map[pairKey]*pairState, conflicts []Conflict) error {
 	var pairs struct {
 		shoppers, products pq.StringArray
 		shards, likedAt    pq.Int64Array
 		liked              pq.BoolArray
 		lastMS, lastSeq    pq.Int64Array
 	}
-	// Sorted, so that the rows are written in one order.
 	keys := make([]pairKey, 0, len(state))
 	for k, st := range state {
 		if st.touched {
@@ -468,6 +519,36 @@ func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fre
 		pairs.likedAt = append(pairs.likedAt, st.likedAt)
 		pairs.lastMS, pairs.lastSeq = append(pairs.lastMS, st.last.ms), append(pairs.lastSeq, st.last.seq)
 	}
+	var cf struct {
+		shards                                    pq.Int64Array
+		ids, reasons, products, shoppers, actions pq.StringArray
+		at                                        pq.Int64Array
+		sProducts, sShoppers, sActions            pq.StringArray
+		sAt                                       pq.Int64Array
+	}
+	for _, c := range conflicts {
+		e := c.Event
+		cf.shards, cf.ids, cf.reasons = append(cf.shards, int64(e.Shard)), append(cf.ids, e.ID), append(cf.reasons, c.Reason)
+		cf.products, cf.shoppers = append(cf.products, e.ProductID), append(cf.shoppers, e.ShopperID)
+		cf.actions, cf.at = append(cf.actions, string(e.Action)), append(cf.at, e.At.UnixMilli())
+		var st Event
+		if c.Stored != nil {
+			st = *c.Stored
+		}
+		cf.sProducts, cf.sShoppers, cf.sActions = append(cf.sProducts, st.ProductID), append(cf.sShoppers, st.ShopperID), append(cf.sActions, string(st.Action))
+		cf.sAt = append(cf.sAt, st.At.UnixMilli())
+	}
+	_, err := tx.ExecContext(ctx, upsertState,
+		pairs.shoppers, pairs.products, pairs.shards, pairs.liked, pairs.likedAt, pairs.lastMS, pairs.lastSeq,
+		cf.shards, cf.ids, cf.reasons, cf.products, cf.shoppers, cf.actions, cf.at, cf.sProducts, cf.sShoppers, cf.sActions, cf.sAt)
+	if err != nil {
+		return fmt.Errorf("write like state: %w", err)
+	}
+	return nil
+}
+
+// writeCounters runs addCounters.
+func (s *Stats) writeCounters(ctx context.Context, tx *sqlx.Tx, b applyBatch, fresh []int64, d deltas) error {
 	var bk struct {
 		products              pq.StringArray
 		minutes, likes, unlks pq.Int64Array
@@ -495,34 +576,13 @@ func (s *Stats) writeChanges(ctx context.Context, tx *sqlx.Tx, b applyBatch, fre
 	for _, sh := range slices.Sorted(maps.Keys(top)) {
 		mk.shards, mk.ms, mk.seq = append(mk.shards, int64(sh)), append(mk.ms, top[sh].ms), append(mk.seq, top[sh].seq)
 	}
-	var cf struct {
-		shards                                    pq.Int64Array
-		ids, reasons, products, shoppers, actions pq.StringArray
-		at                                        pq.Int64Array
-		sProducts, sShoppers, sActions            pq.StringArray
-		sAt                                       pq.Int64Array
-	}
-	for _, c := range conflicts {
-		e := c.Event
-		cf.shards, cf.ids, cf.reasons = append(cf.shards, int64(e.Shard)), append(cf.ids, e.ID), append(cf.reasons, c.Reason)
-		cf.products, cf.shoppers = append(cf.products, e.ProductID), append(cf.shoppers, e.ShopperID)
-		cf.actions, cf.at = append(cf.actions, string(e.Action)), append(cf.at, e.At.UnixMilli())
-		var st Event
-		if c.Stored != nil {
-			st = *c.Stored
-		}
-		cf.sProducts, cf.sShoppers, cf.sActions = append(cf.sProducts, st.ProductID), append(cf.sShoppers, st.ShopperID), append(cf.sActions, string(st.Action))
-		cf.sAt = append(cf.sAt, st.At.UnixMilli())
-	}
-	_, err := tx.ExecContext(ctx, writeChanges,
-		pairs.shoppers, pairs.products, pairs.shards, pairs.liked, pairs.likedAt, pairs.lastMS, pairs.lastSeq,
+	_, err := tx.ExecContext(ctx, addCounters,
 		bk.products, bk.minutes, bk.likes, bk.unlks,
 		pc.ids, pc.likes, pc.likeEvents, pc.unlikeEv, s.now(),
 		mk.shards, mk.ms, mk.seq,
-		cf.shards, cf.ids, cf.reasons, cf.products, cf.shoppers, cf.actions, cf.at, cf.sProducts, cf.sShoppers, cf.sActions, cf.sAt,
 		d.likes, d.shoppers, d.events)
 	if err != nil {
-		return fmt.Errorf("write changes: %w", err)
+		return fmt.Errorf("write counters: %w", err)
 	}
 	return nil
 }

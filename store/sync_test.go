@@ -158,6 +158,127 @@ func TestStats_ApplyBatchConcurrent(t *testing.T) {
 	}
 }
 
+// TestStats_ApplyOwnedConcurrent applies the batches of four shards side by
+// side (ApplyOwned), each shard's twice and in two orders (a worker and one
+// that claimed its entries), while batches mixing every shard replay them
+// through Apply: the state, the counters and the totals are exactly those
+// of the newest event per pair, and a reader following the products'
+// change numbers never sees one appear below a number it has seen.
+func TestStats_ApplyOwnedConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := testkit.Stats(t)
+	const shards, perShard, batch = 4, 600, 50
+	type pair struct{ shopper, product string }
+	liked := map[pair]bool{}
+	likes := map[string]int64{}
+	events := make([][]store.Event, shards)
+	for k := range shards {
+		for i := range perShard {
+			// Products of the shard's own and products every shard shares.
+			product := fmt.Sprintf("p%d", i%5)
+			if i%5 < 3 {
+				product = fmt.Sprintf("p%d-%d", k, i%5)
+			}
+			p := pair{fmt.Sprintf("s%d-%d", k, i%7), product}
+			a := store.ActionLike
+			if liked[p] {
+				a = store.ActionUnlike
+				likes[p.shopper]--
+			} else {
+				likes[p.shopper]++
+			}
+			liked[p] = !liked[p]
+			// The same ids in every shard: (shard, id) is the key.
+			e := event(fmt.Sprintf("%d-0", 1000+i), p.product, p.shopper, a, likes[p.shopper])
+			e.Shard = k
+			events[k] = append(events[k], e)
+		}
+	}
+	readerDone := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		seen, top := map[string]int64{}, int64(0)
+		for {
+			select {
+			case <-readerDone:
+				return
+			default:
+			}
+			var rows []struct {
+				ID      string `db:"product_id"`
+				Changed int64  `db:"changed"`
+			}
+			if err := s.DB().Select(&rows, `SELECT product_id, changed FROM product_counters`); err != nil {
+				t.Error(err)
+				return
+			}
+			next := top
+			for _, r := range rows {
+				if r.Changed != seen[r.ID] && r.Changed <= top {
+					t.Errorf("%s changed under number %d after %d was seen", r.ID, r.Changed, top)
+				}
+				seen[r.ID], next = r.Changed, max(next, r.Changed)
+			}
+			top = next
+		}
+	})
+	var wg sync.WaitGroup
+	for k := range shards {
+		for reverse := range 2 {
+			wg.Go(func() {
+				for i := range perShard / batch {
+					if reverse == 1 {
+						i = perShard/batch - 1 - i
+					}
+					if _, err := s.ApplyOwned(ctx, events[k][i*batch:(i+1)*batch]); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Go(func() {
+		for i := 0; i < perShard; i += batch {
+			var mixed []store.Event
+			for k := range shards {
+				mixed = append(mixed, events[k][i:i+batch]...)
+			}
+			if _, err := s.Apply(ctx, mixed); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(readerDone)
+	reader.Wait()
+	want := totals{Events: shards * perShard}
+	wantProducts := map[string]int64{}
+	shoppers := map[string]bool{}
+	for p, l := range liked {
+		if l {
+			want.Likes++
+			wantProducts[p.product]++
+			shoppers[p.shopper] = true
+		}
+	}
+	want.Shoppers = int64(len(shoppers))
+	if got := readTotals(t, s); got != want {
+		t.Errorf("totals %+v, want %+v", got, want)
+	}
+	if got := productLikes(t, s); fmt.Sprint(got) != fmt.Sprint(wantProducts) {
+		t.Errorf("product likes %v, want %v", got, wantProducts)
+	}
+	var pairs int64
+	if err := s.DB().Get(&pairs, `SELECT count(*) FROM like_state WHERE liked`); err != nil {
+		t.Fatal(err)
+	}
+	if pairs != want.Likes {
+		t.Errorf("%d liked pairs, want %d", pairs, want.Likes)
+	}
+}
+
 func TestStats_SyncProducts(t *testing.T) {
 	ctx := context.Background()
 	s := testkit.Stats(t)

@@ -418,8 +418,12 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		if err := w.Faults.Inject(ctx, store.TargetWorkerPostgres); err != nil {
 			return err
 		}
+		apply := w.Stats.Apply
+		if shard.Owns(b.Events) {
+			apply = w.Stats.ApplyOwned
+		}
 		var err error
-		a, err = w.Stats.Apply(ctx, b.Events)
+		a, err = apply(ctx, b.Events)
 		return err
 	}); err != nil {
 		return nil
