@@ -9,9 +9,12 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
@@ -233,4 +236,88 @@ func BenchmarkCopy(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkStateWrites is the drain's floor: the two writes each event
+// needs and nothing else (its history row, and its pair's like state as
+// one upsert), b.N events from the drain's 100,000 shoppers in batches of
+// the default size, on the same kind of private server (fsync on), from
+// one connection and from two with shoppers of their own. No read, no
+// counters, no Redis: a worker's drain cannot beat the rate of as many
+// apply streams as it runs.
+func BenchmarkStateWrites(b *testing.B) {
+	for _, streams := range []int{1, 2} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			ctx := context.Background()
+			pg := testkit.PostgresServer(b)
+			if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
+				b.Fatal(err)
+			}
+			db := openStats(b, pg.URL("phoenix")).DB()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for s := range streams {
+				wg.Go(func() {
+					if err := writeStates(ctx, db, s, streams, b.N); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// writeStates writes stream s's share of n events (of streams) as
+// BenchmarkStateWrites describes: shopper i%streams == s, stream ids of
+// shard s.
+func writeStates(ctx context.Context, db *sqlx.DB, s, streams, n int) error {
+	type pair struct{ shopper, product int }
+	liked := map[pair]bool{}
+	for done := s; done < n; {
+		var ids, eventProducts, eventShoppers, actions []string
+		var ms []int64
+		last := map[pair]int{} // the batch's last event of each pair
+		for i := 0; i < DefaultBatchSize && done < n; i++ {
+			p := pair{rand.IntN(100000/streams)*streams + s, rand.IntN(len(products))}
+			liked[p] = !liked[p]
+			action := "like"
+			if !liked[p] {
+				action = "unlike"
+			}
+			ids, ms = append(ids, fmt.Sprintf("%d-0", done)), append(ms, int64(done))
+			eventProducts, eventShoppers = append(eventProducts, products[p.product]), append(eventShoppers, fmt.Sprintf("%032x", p.shopper))
+			actions = append(actions, action)
+			last[p] = len(ids) - 1
+			done += streams
+		}
+		var shoppers, pairProducts []string
+		var pairLiked []bool
+		var pairMS []int64
+		for _, i := range last {
+			shoppers, pairProducts = append(shoppers, eventShoppers[i]), append(pairProducts, eventProducts[i])
+			pairLiked, pairMS = append(pairLiked, actions[i] == "like"), append(pairMS, ms[i])
+		}
+		_, err := db.ExecContext(ctx, `
+WITH events AS (
+    INSERT INTO like_events (shard, stream_id, stream_ms, product_id, shopper_id, action, at)
+    SELECT $1, id, ms, product_id, shopper_id, action, now()
+    FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS e(id, ms, product_id, shopper_id, action)
+    RETURNING 1
+), state AS (
+    INSERT INTO like_state AS s (shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq)
+    SELECT shopper_id, product_id, $1, liked, now(), ms, 0
+    FROM unnest($7::text[], $8::text[], $9::boolean[], $10::bigint[]) AS p(shopper_id, product_id, liked, ms)
+    ON CONFLICT (shopper_id, product_id) DO UPDATE SET liked = EXCLUDED.liked, liked_at = EXCLUDED.liked_at, last_ms = EXCLUDED.last_ms
+    RETURNING 1
+)
+SELECT 1`, s, pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(eventProducts), pq.StringArray(eventShoppers), pq.StringArray(actions),
+			pq.StringArray(shoppers), pq.StringArray(pairProducts), pq.BoolArray(pairLiked), pq.Int64Array(pairMS))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
