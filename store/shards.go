@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"strings"
 	"time"
 
@@ -71,21 +70,16 @@ func (s *Likes) Shards() int { return len(s.tags) }
 
 // ShardOf returns shopper's shard: a stable hash (FNV-1a) of the id, so a
 // shopper always lands on the same shard for a given number of shards.
-func (s *Likes) ShardOf(shopper string) int {
-	if len(s.tags) == 1 {
+func (s *Likes) ShardOf(shopper string) int { return shardOf(shopper, len(s.tags)) }
+
+// shardOf is ShardOf for a layout of n shards (1 to MaxShards).
+func shardOf(shopper string, n int) int {
+	if n == 1 {
 		return 0
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(shopper))
-	return int(uint64(h.Sum32()) % uint64(len(s.tags))) // #nosec G115 -- len(s.tags) is 1 to MaxShards
-}
-
-// Owns reports whether every event's shopper belongs to s's shard
-// (ShardOf), as the shop routes them: no other shard's stream holds events
-// of these shoppers, so their batches may apply side by side
-// (Stats.ApplyOwned).
-func (s *Likes) Owns(events []Event) bool {
-	return !slices.ContainsFunc(events, func(e Event) bool { return s.ShardOf(e.ShopperID) != s.shard })
+	return int(uint64(h.Sum32()) % uint64(n)) // #nosec G115 -- n is 1 to MaxShards
 }
 
 // Shard returns a view of s whose stream methods (StreamKey, CountsKey,

@@ -23,8 +23,9 @@ const applyAttempts = 5
 // The advisory locks of a batch, taken in this order and held to its
 // commit. What an event changes depends on what came before it for its
 // pair, so a batch reads and writes the like state under stateLock:
-// exclusive for a batch that may hold any shopper, shared for an owned one
-// (ApplyOwned), which takes its shard's lock as well. Every batch then
+// exclusive for a batch that may hold any shopper, shared for one whose
+// shoppers belong to its shard (ApplyShard), which takes its shard's lock
+// as well. Every batch then
 // writes the counters under countersLock, one at a time: they are the rows
 // all batches share, and one order of commits keeps the change numbers
 // that readers follow (product_counters.changed) in commit order.
@@ -85,26 +86,52 @@ func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 // The rare deadlock or serialization failure is retried. Batches apply one
 // at a time; see ApplyOwned for batches that can apply side by side.
 func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
-	return s.apply(ctx, events, false)
+	return s.apply(ctx, events, 0)
 }
 
-// ApplyOwned is Apply for a batch of one shard's events whose shoppers all
-// belong to that shard (Likes.Owns): no batch of another shard touches
-// their like state, so batches of different shards read and write it side
-// by side and take turns only for the counters (BenchmarkSync_Drain with
-// two shards and two workers: 1.7 times as many events a second as when
-// every batch waited for the one before). A batch of several shards
-// applies as Apply does.
-func (s *Stats) ApplyOwned(ctx context.Context, events []Event) (Applied, error) {
-	return s.apply(ctx, events, true)
+// ApplyShard is Apply for a batch read from one shard's stream in a layout
+// of shards shards. When every event's shopper belongs to that shard (as
+// the shop routes them: ShardOf), no batch of another shard touches their
+// like state, so batches of different shards read and write it side by
+// side and take turns only for the counters (BenchmarkSync_Drain with two
+// shards and two workers: twice as many events a second as when every
+// batch waited for the one before). Otherwise, or when shards is not the
+// count RecordShards last recorded (a worker of another layout may hold
+// the same shoppers under other shards), the batch applies as Apply does.
+func (s *Stats) ApplyShard(ctx context.Context, shards int, events []Event) (Applied, error) {
+	return s.apply(ctx, events, shards)
 }
 
-func (s *Stats) apply(ctx context.Context, events []Event, owned bool) (Applied, error) {
+// RecordShards records the shard count under which ApplyShard applies
+// batches side by side: the worker's PHOENIX_REDIS_SHARDS, at its start. It
+// waits for the batches in flight.
+func (s *Stats) RecordShards(ctx context.Context, shards int) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, stateLock); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE shard_layout SET shards = $1 WHERE shards <> $1`, shards)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record shards: %w", err)
+	}
+	return nil
+}
+
+// errOtherLayout stops a batch of ApplyShard whose shard count is not the one
+// recorded: it applies again as Apply does.
+var errOtherLayout = errors.New("batch of another shard layout")
+
+// apply runs Apply (shards 0) or ApplyShard.
+func (s *Stats) apply(ctx context.Context, events []Event, shards int) (Applied, error) {
 	b, err := newApplyBatch(events)
 	if err != nil {
 		return Applied{}, err
 	}
-	b.owned = owned && b.oneShard()
+	if shards > 0 && b.routed(shards) {
+		b.shards = shards
+	}
 	if len(b.events) == 0 {
 		return Applied{}, nil
 	}
@@ -117,6 +144,10 @@ func (s *Stats) apply(ctx context.Context, events []Event, owned bool) (Applied,
 		})
 		if err == nil {
 			return a, nil
+		}
+		if errors.Is(err, errOtherLayout) {
+			b.shards = 0
+			continue
 		}
 		if attempt >= applyAttempts || !retryable(err) || ctx.Err() != nil {
 			return Applied{}, fmt.Errorf("apply batch of %d events: %w", len(events), err)
@@ -162,12 +193,17 @@ type applyBatch struct {
 	// extra holds the other versions of ids the batch holds twice; each is
 	// a conflict unless it matches what PostgreSQL stores under the id.
 	extra []Event
-	owned bool // one shard's events, of shoppers only that shard holds
+	// shards, when not 0, is the shard count under which the batch is one
+	// shard's events, of shoppers only that shard holds (ApplyShard).
+	shards int
 }
 
-// oneShard reports whether every event of b is of one shard.
-func (b applyBatch) oneShard() bool {
-	return !slices.ContainsFunc(b.events, func(e Event) bool { return e.Shard != b.events[0].Shard })
+// routed reports whether every event of b is of one shard, the one its
+// shopper belongs to among shards.
+func (b applyBatch) routed(shards int) bool {
+	return !slices.ContainsFunc(b.events, func(e Event) bool {
+		return e.Shard != b.events[0].Shard || shardOf(e.ShopperID, shards) != e.Shard
+	})
 }
 
 // newApplyBatch sorts the events by stream id (then shard) and drops
@@ -337,15 +373,24 @@ func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Appl
 	// expects thousands a shopper), so the batch turns both off, in the
 	// lock's round trip.
 	const settings = `set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)`
-	var err error
-	if b.owned {
-		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3), `+settings,
-			stateLock, shardLockClass, b.events[0].Shard)
+	if b.shards == 0 {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), `+settings, stateLock); err != nil {
+			return Applied{}, fmt.Errorf("lock: %w", err)
+		}
 	} else {
-		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), `+settings, stateLock)
-	}
-	if err != nil {
-		return Applied{}, fmt.Errorf("lock: %w", err)
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3), `+settings,
+			stateLock, shardLockClass, b.events[0].Shard); err != nil {
+			return Applied{}, fmt.Errorf("lock: %w", err)
+		}
+		// Read after the lock, so that a RecordShards that committed while
+		// this batch waited is seen.
+		var recorded int
+		if err := tx.GetContext(ctx, &recorded, `SELECT shards FROM shard_layout`); err != nil {
+			return Applied{}, fmt.Errorf("read shard layout: %w", err)
+		}
+		if recorded != b.shards {
+			return Applied{}, errOtherLayout
+		}
 	}
 	n := len(b.events)
 	shards, ids, products, shoppers, actions := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -158,40 +159,57 @@ func TestStats_ApplyBatchConcurrent(t *testing.T) {
 	}
 }
 
-// TestStats_ApplyOwnedConcurrent applies the batches of four shards side by
-// side (ApplyOwned), each shard's twice and in two orders (a worker and one
-// that claimed its entries), while batches mixing every shard replay them
-// through Apply: the state, the counters and the totals are exactly those
-// of the newest event per pair, and a reader following the products'
-// change numbers never sees one appear below a number it has seen.
-func TestStats_ApplyOwnedConcurrent(t *testing.T) {
+// TestStats_ApplyShardConcurrent applies the batches of four shards side by
+// side (ApplyShard), each shard's twice and in two orders (a worker and one
+// that claimed its entries), beside a worker of an old two-shard layout
+// that holds a third of the same shoppers' events under its own shards,
+// and batches mixing every shard that replay them through Apply. The
+// state, the counters and the totals are exactly those of the newest event
+// per pair, and a reader following the products' change numbers never sees
+// one appear below a number it has seen.
+func TestStats_ApplyShardConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := testkit.Stats(t)
-	const shards, perShard, batch = 4, 600, 50
+	const shards, oldShards, perShard, batch = 4, 2, 600, 50
+	if err := s.RecordShards(ctx, shards); err != nil {
+		t.Fatal(err)
+	}
+	layout, oldLayout := store.NewLikes(nil, "t:", store.LikesOptions{Shards: shards}), store.NewLikes(nil, "t:", store.LikesOptions{Shards: oldShards})
+	// Seven shoppers of each shard.
+	shoppersOf := make([][]string, shards)
+	for i := 0; slices.ContainsFunc(shoppersOf, func(ids []string) bool { return len(ids) < 7 }); i++ {
+		id := fmt.Sprintf("shopper-%d", i)
+		if k := layout.ShardOf(id); len(shoppersOf[k]) < 7 {
+			shoppersOf[k] = append(shoppersOf[k], id)
+		}
+	}
 	type pair struct{ shopper, product string }
 	liked := map[pair]bool{}
-	likes := map[string]int64{}
-	events := make([][]store.Event, shards)
-	for k := range shards {
-		for i := range perShard {
+	events := make([][]store.Event, shards) // per shard of the layout
+	old := make([][]store.Event, oldShards) // per shard of the old layout
+	var all []store.Event
+	for i := range perShard {
+		for k := range shards {
 			// Products of the shard's own and products every shard shares.
 			product := fmt.Sprintf("p%d", i%5)
 			if i%5 < 3 {
 				product = fmt.Sprintf("p%d-%d", k, i%5)
 			}
-			p := pair{fmt.Sprintf("s%d-%d", k, i%7), product}
+			p := pair{shoppersOf[k][i%7], product}
 			a := store.ActionLike
 			if liked[p] {
 				a = store.ActionUnlike
-				likes[p.shopper]--
-			} else {
-				likes[p.shopper]++
 			}
 			liked[p] = !liked[p]
-			// The same ids in every shard: (shard, id) is the key.
-			e := event(fmt.Sprintf("%d-0", 1000+i), p.product, p.shopper, a, likes[p.shopper])
-			e.Shard = k
-			events[k] = append(events[k], e)
+			e := event(fmt.Sprintf("%d-%d", 1000+i, k), p.product, p.shopper, a, 1)
+			if i%3 == 0 {
+				e.Shard = oldLayout.ShardOf(p.shopper)
+				old[e.Shard] = append(old[e.Shard], e)
+			} else {
+				e.Shard = k
+				events[k] = append(events[k], e)
+			}
+			all = append(all, e)
 		}
 	}
 	readerDone := make(chan struct{})
@@ -222,48 +240,46 @@ func TestStats_ApplyOwnedConcurrent(t *testing.T) {
 			top = next
 		}
 	})
-	var wg sync.WaitGroup
-	for k := range shards {
-		for reverse := range 2 {
-			wg.Go(func() {
-				for i := range perShard / batch {
-					if reverse == 1 {
-						i = perShard/batch - 1 - i
-					}
-					if _, err := s.ApplyOwned(ctx, events[k][i*batch:(i+1)*batch]); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			})
-		}
-	}
-	wg.Go(func() {
-		for i := 0; i < perShard; i += batch {
-			var mixed []store.Event
-			for k := range shards {
-				mixed = append(mixed, events[k][i:i+batch]...)
+	applyAll := func(apply func([]store.Event) error, events []store.Event, reverse bool) {
+		n := (len(events) + batch - 1) / batch
+		for i := range n {
+			if reverse {
+				i = n - 1 - i
 			}
-			if _, err := s.Apply(ctx, mixed); err != nil {
+			if err := apply(events[i*batch : min((i+1)*batch, len(events))]); err != nil {
 				t.Error(err)
 				return
 			}
 		}
+	}
+	applyShard := func(n int) func([]store.Event) error {
+		return func(b []store.Event) error { _, err := s.ApplyShard(ctx, n, b); return err }
+	}
+	var wg sync.WaitGroup
+	for k := range shards {
+		wg.Go(func() { applyAll(applyShard(shards), events[k], false) })
+		wg.Go(func() { applyAll(applyShard(shards), events[k], true) })
+	}
+	for k := range oldShards {
+		wg.Go(func() { applyAll(applyShard(oldShards), old[k], false) })
+	}
+	wg.Go(func() {
+		applyAll(func(b []store.Event) error { _, err := s.Apply(ctx, b); return err }, all, true)
 	})
 	wg.Wait()
 	close(readerDone)
 	reader.Wait()
-	want := totals{Events: shards * perShard}
+	want := totals{Events: int64(len(all))}
 	wantProducts := map[string]int64{}
-	shoppers := map[string]bool{}
+	likers := map[string]bool{}
 	for p, l := range liked {
 		if l {
 			want.Likes++
 			wantProducts[p.product]++
-			shoppers[p.shopper] = true
+			likers[p.shopper] = true
 		}
 	}
-	want.Shoppers = int64(len(shoppers))
+	want.Shoppers = int64(len(likers))
 	if got := readTotals(t, s); got != want {
 		t.Errorf("totals %+v, want %+v", got, want)
 	}

@@ -328,6 +328,9 @@ func (w *Sync) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := w.Stats.RecordShards(ctx, w.Likes.Shards()); err != nil {
+		return err
+	}
 	w.maintain(ctx)
 	return w.eachShard(func(shard *store.Likes) error { return shard.EnsureGroup(ctx, w.Group) })
 }
@@ -418,12 +421,8 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		if err := w.Faults.Inject(ctx, store.TargetWorkerPostgres); err != nil {
 			return err
 		}
-		apply := w.Stats.Apply
-		if shard.Owns(b.Events) {
-			apply = w.Stats.ApplyOwned
-		}
 		var err error
-		a, err = apply(ctx, b.Events)
+		a, err = w.Stats.ApplyShard(ctx, w.Likes.Shards(), b.Events)
 		return err
 	}); err != nil {
 		return nil
