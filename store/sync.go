@@ -84,7 +84,7 @@ func (s *Stats) ApplyBatch(ctx context.Context, events []Event) (int, error) {
 // history, is parked in event_conflicts and returned.
 //
 // The rare deadlock or serialization failure is retried. Batches apply one
-// at a time; see ApplyOwned for batches that can apply side by side.
+// at a time; see ApplyShard for batches that can apply side by side.
 func (s *Stats) Apply(ctx context.Context, events []Event) (Applied, error) {
 	return s.apply(ctx, events, 0)
 }
