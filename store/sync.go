@@ -25,10 +25,10 @@ const applyAttempts = 5
 // pair, so a batch reads and writes the like state under stateLock:
 // exclusive for a batch that may hold any shopper, shared for one whose
 // shoppers belong to its shard (ApplyShard), which takes its shard's lock
-// as well. Every batch then
-// writes the counters under countersLock, one at a time: they are the rows
-// all batches share, and one order of commits keeps the change numbers
-// that readers follow (product_counters.changed) in commit order.
+// as well. Every batch then writes the counters under countersLock, one at
+// a time: they are the rows all batches share, and one order of commits
+// keeps the change numbers that readers follow (product_counters.changed)
+// in commit order.
 const (
 	stateLock      = 0x70686f656e6978 // "phoenix"
 	countersLock   = stateLock + 1
@@ -369,9 +369,9 @@ type pairState struct {
 func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Applied, error) {
 	// JIT compiling costs more than these statements do (20 ms of a 33 ms
 	// batch when an estimate crossed jit_above_cost), and a bitmap scan of
-	// each shopper's few pairs a third more than an index scan (the planner
-	// expects thousands a shopper), so the batch turns both off, in the
-	// lock's round trip.
+	// each shopper's few pairs more than an index scan (the planner expects
+	// thousands a shopper: 92 against 61 ms for 4,880 shoppers in EXPLAIN
+	// ANALYZE), so the batch turns both off, in the lock's round trip.
 	const settings = `set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)`
 	if b.shards == 0 {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), `+settings, stateLock); err != nil {
