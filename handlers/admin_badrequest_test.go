@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"phoenix/store"
+	"github.com/jmoiron/sqlx"
+
 	"phoenix/testkit"
 )
 
@@ -18,9 +19,10 @@ var csrfFieldRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // startLiveAdmin serves an admin on a real 127.0.0.1 listener, on a seeded
 // PostgreSQL database, with signed CSRF tokens as phoenix admin has them.
-func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
+func startLiveAdmin(tb testing.TB) (*liveShop, *sqlx.DB) {
 	tb.Helper()
-	stats := testkit.Stats(tb)
+	url := testkit.Postgres(tb)
+	stats := testkit.StatsAt(tb, url)
 	seed(tb, stats)
 	log, logs := testkit.Logger()
 	app, _ := adminApp(tb, stats, log)
@@ -38,17 +40,17 @@ func startLiveAdmin(tb testing.TB) (*liveShop, *store.Stats) {
 			tb.Error(err)
 		}
 	})
-	return &liveShop{addr: ln.Addr().String(), logs: logs}, stats
+	return &liveShop{addr: ln.Addr().String(), logs: logs}, testkit.DB(tb, url)
 }
 
 // pgState fingerprints every table, so that any change shows.
-func pgState(tb testing.TB, stats *store.Stats) string {
+func pgState(tb testing.TB, db *sqlx.DB) string {
 	tb.Helper()
 	var out strings.Builder
 	for _, table := range []string{"products", "like_events", "product_counters", "like_buckets", "totals", "worker_status"} {
 		var n int64
 		var sum string
-		err := stats.DB().QueryRowContext(context.Background(),
+		err := db.QueryRowContext(context.Background(),
 			fmt.Sprintf(`SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM %s t`, table)).Scan(&n, &sum)
 		if err != nil {
 			tb.Fatal(err)
@@ -62,7 +64,7 @@ func pgState(tb testing.TB, stats *store.Stats) string {
 // admin: each gets its intended 4xx, none starts or ends a session,
 // PostgreSQL does not change, and nothing fails at Error level or panics.
 func TestAdmin_BadRequests(t *testing.T) {
-	a, stats := startLiveAdmin(t)
+	a, db := startLiveAdmin(t)
 	// A CSRF token as the login form gives it, and a session as a login does.
 	resp, body := a.raw(t, "GET /login HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
 	m := csrfFieldRe.FindStringSubmatch(body)
@@ -154,7 +156,7 @@ func TestAdmin_BadRequests(t *testing.T) {
 		{"garbage request line", "GARBAGE\r\n\r\n", 400},
 		{"made-up method", "BREW /admin HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n", 400},
 	}
-	before := pgState(t, stats)
+	before := pgState(t, db)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := a.raw(t, tt.req)
@@ -172,7 +174,7 @@ func TestAdmin_BadRequests(t *testing.T) {
 			if strings.Contains(body, "stat-value") || strings.Contains(body, "product-row-") {
 				t.Errorf("statistics in the answer")
 			}
-			if after := pgState(t, stats); after != before {
+			if after := pgState(t, db); after != before {
 				t.Errorf("postgres changed:\n%s\n->\n%s", before, after)
 			}
 		})

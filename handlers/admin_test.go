@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jmoiron/sqlx"
 
 	"phoenix"
 	"phoenix/handlers"
@@ -29,6 +30,7 @@ const (
 type adminFixture struct {
 	app      *fiber.App
 	stats    *store.Stats
+	db       *sqlx.DB // the same database, for the tests' checks
 	sessions *handlers.Sessions
 	admin    *handlers.Admin
 	token    string // a CSRF token the login form issued
@@ -46,7 +48,7 @@ func newAdminOn(tb testing.TB, dbURL string, opts ...func(*handlers.Admin)) *adm
 	tb.Helper()
 	stats := testkit.StatsAt(tb, dbURL)
 	app, admin := adminApp(tb, stats, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
-	f := &adminFixture{app: app, stats: stats, sessions: admin.Sessions, admin: admin}
+	f := &adminFixture{app: app, stats: stats, db: testkit.DB(tb, dbURL), sessions: admin.Sessions, admin: admin}
 	resp, body := f.get(tb, "/login", "", false)
 	for _, c := range resp.Cookies() {
 		if c.Name == "phoenix_csrf" {
@@ -674,7 +676,7 @@ func TestAdmin_RepairNotice(t *testing.T) {
 		t.Fatalf("no repair yet, but a notice:\n%s", body)
 	}
 	at := time.Now().Add(-time.Minute)
-	if _, err := f.stats.DB().Exec(`INSERT INTO redis_repairs (shard, reason, repaired_by, shoppers_fixed, products_recounted, started_at, finished_at)
+	if _, err := f.db.Exec(`INSERT INTO redis_repairs (shard, reason, repaired_by, shoppers_fixed, products_recounted, started_at, finished_at)
 VALUES (0, 'consumer group missing', 'test', 17, 4, $1, $1), (0, 'old', 'test', 99, 9, now() - interval '3 days', now() - interval '3 days')`, at); err != nil {
 		t.Fatal(err)
 	}

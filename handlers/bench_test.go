@@ -196,7 +196,7 @@ func BenchmarkShop_Browse(b *testing.B) {
 func BenchmarkAdmin_Stats(b *testing.B) {
 	for _, likes := range []int{10, 1_000_000} {
 		f := newAdmin(b)
-		seedLikes(b, f.stats, 500, likes)
+		seedLikes(b, f, 500, likes)
 		cookie := f.login(b)
 		const target = "/admin/stats/products"
 		resp, _ := f.get(b, target, cookie, true)
@@ -229,7 +229,7 @@ func BenchmarkAdmin_Stats(b *testing.B) {
 
 // seedLikes records likes Like events on n products over the last week,
 // with their counters and minute buckets, as the worker would.
-func seedLikes(b *testing.B, s *store.Stats, n, likes int) {
+func seedLikes(b *testing.B, f *adminFixture, n, likes int) {
 	b.Helper()
 	stmts := []string{
 		`INSERT INTO products (id, name, category, price_cents)
@@ -246,16 +246,15 @@ func seedLikes(b *testing.B, s *store.Stats, n, likes int) {
 		`UPDATE totals SET likes = (SELECT count(*) FROM like_events), events = (SELECT count(*) FROM like_events)`,
 		`ANALYZE`,
 	}
-	db := s.DB()
 	args := [][]any{{n}, {likes, n, min(likes, 7*24*60)}}
 	for i, q := range stmts {
 		var a []any
 		if i < len(args) {
 			a = args[i]
 		}
-		if _, err := db.Exec(q, a...); err != nil {
+		if _, err := f.db.Exec(q, a...); err != nil {
 			b.Fatalf("seed: %v", err)
 		}
 	}
-	testkit.SetWorker(b, s, "worker-1", time.Now(), 0, 1)
+	testkit.SetWorker(b, f.stats, "worker-1", time.Now(), 0, 1)
 }

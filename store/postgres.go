@@ -88,9 +88,6 @@ func openDB(url string, tp trace.TracerProvider) (*sqlx.DB, error) {
 	return sqlx.NewDb(db, "postgres"), nil
 }
 
-// DB returns the connection pool, for tests and tools.
-func (s *Stats) DB() *sqlx.DB { return s.db }
-
 // At is s with its clock reading now: the same pool, for a writer that
 // stamps rows at a time of the caller's choosing (a test's heartbeat of
 // the past).

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the driver "postgres"
+
 	"phoenix/store"
 )
 
@@ -31,6 +34,19 @@ func StatsAt(tb testing.TB, url string) *store.Stats {
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// DB is a connection pool to the database at url, for a test to read (or
+// arrange) what the production code wrote, closed when the test ends. The
+// store has no accessor for its own pool: its tables are its business.
+func DB(tb testing.TB, url string) *sqlx.DB {
+	tb.Helper()
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 // Likes is a Likes store on the shared Redis under a key prefix of its own.

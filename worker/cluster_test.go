@@ -19,7 +19,7 @@ func TestSync_Cluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer likes.Close()
-	e := &env{likes: likes, stats: openStats(t, testkit.Postgres(t))}
+	e := (&env{likes: likes}).withPostgres(t, testkit.Postgres(t))
 	ids := shoppers(200)
 	// Every stream entry is stored once, keyed by its shard and id.
 	want := clicks(t, likes, ids, 600)
@@ -30,7 +30,7 @@ func TestSync_Cluster(t *testing.T) {
 	for {
 		bs, err := likes.GroupBacklogs(ctx, DefaultGroup)
 		var rows int64
-		if err := e.stats.DB().GetContext(ctx, &rows, `SELECT count(*) FROM like_events`); err != nil {
+		if err := e.db.GetContext(ctx, &rows, `SELECT count(*) FROM like_events`); err != nil {
 			t.Fatal(err)
 		}
 		if err == nil && rows == want && store.SumBacklogs(bs).Total() == 0 {
@@ -42,7 +42,7 @@ func TestSync_Cluster(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var shards []int
-	if err := e.stats.DB().SelectContext(ctx, &shards, `SELECT DISTINCT shard FROM like_events ORDER BY shard`); err != nil {
+	if err := e.db.SelectContext(ctx, &shards, `SELECT DISTINCT shard FROM like_events ORDER BY shard`); err != nil {
 		t.Fatal(err)
 	}
 	if len(shards) != 6 {

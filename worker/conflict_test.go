@@ -71,7 +71,7 @@ func TestSync_EventConflict(t *testing.T) {
 		t.Errorf("no warning naming both versions in the log:\n%s", logs.String())
 	}
 	var parked string
-	if err := e.stats.DB().Get(&parked, `SELECT product_id || ' over ' || stored_product_id FROM event_conflicts`); err != nil || parked != "battery over tyre" {
+	if err := e.db.Get(&parked, `SELECT product_id || ' over ' || stored_product_id FROM event_conflicts`); err != nil || parked != "battery over tyre" {
 		t.Errorf("event_conflicts %q (%v), want battery over tyre", parked, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
@@ -15,12 +16,12 @@ import (
 
 // waitStored polls until PostgreSQL holds at least min events and returns
 // how many it holds.
-func waitStored(t *testing.T, stats *store.Stats, min int64, timeout time.Duration) int64 {
+func waitStored(t *testing.T, db *sqlx.DB, min int64, timeout time.Duration) int64 {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		var n int64
-		err := stats.DB().Get(&n, `SELECT events FROM totals`)
+		err := db.Get(&n, `SELECT events FROM totals`)
 		if err == nil && n >= min {
 			return n
 		}
@@ -38,14 +39,14 @@ func TestSync_PostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb, prefix := testkit.Redis(t)
-	e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, pg.URL("phoenix"))}
+	e := (&env{rdb: rdb, likes: store.NewLikes(rdb, prefix)}).withPostgres(t, pg.URL("phoenix"))
 	ids := shoppers(500)
 	n := bulkClicks(t, e, ids, 20000)
 
 	w := e.newSync(t, "w1")
 	w.BatchSize = 50 // a longer drain, so the restart lands in it
 	start(t, w)
-	before := waitStored(t, e.stats, 1, 30*time.Second)
+	before := waitStored(t, e.db, 1, 30*time.Second)
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestSync_RedisRestart(t *testing.T) {
 	r := testkit.RedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	e := &env{rdb: rdb, likes: store.NewLikes(rdb, "t:"), stats: openStats(t, testkit.Postgres(t))}
+	e := (&env{rdb: rdb, likes: store.NewLikes(rdb, "t:")}).withPostgres(t, testkit.Postgres(t))
 	ids := shoppers(500)
 	n := bulkClicks(t, e, ids, 20000)
 
@@ -78,7 +79,7 @@ func TestSync_RedisRestart(t *testing.T) {
 	start(t, w)
 	stored := int64(0)
 	for i := range 3 {
-		stored = waitStored(t, e.stats, stored+1, 30*time.Second)
+		stored = waitStored(t, e.db, stored+1, 30*time.Second)
 		if err := r.Stop(); err != nil { // a clean shutdown saves the data
 			t.Fatal(err)
 		}
@@ -95,7 +96,7 @@ func TestSync_RedisRestart(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var recorded int64
-		err := e.stats.DB().Get(&recorded, `SELECT backlog FROM worker_status WHERE consumer = 'w1'`)
+		err := e.db.Get(&recorded, `SELECT backlog FROM worker_status WHERE consumer = 'w1'`)
 		b, berr := e.likes.GroupBacklog(ctx, DefaultGroup)
 		if err == nil && berr == nil && recorded == 0 && b == (store.Backlog{}) {
 			g, _ := rdb.XInfoGroups(ctx, e.likes.StreamKey()).Result()
@@ -114,7 +115,7 @@ func TestSync_KillNine(t *testing.T) {
 	bin := testkit.Phoenix(t)
 	rdb, prefix := testkit.Redis(t)
 	dbURL := testkit.Postgres(t)
-	e := &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, dbURL)}
+	e := (&env{rdb: rdb, likes: store.NewLikes(rdb, prefix)}).withPostgres(t, dbURL)
 	ids := shoppers(2000)
 	n := bulkClicks(t, e, ids, 40000)
 
@@ -132,9 +133,9 @@ func TestSync_KillNine(t *testing.T) {
 		}
 	}
 	first := testkit.Start(t, bin, env("first"), "worker")
-	waitStored(t, e.stats, 1, 30*time.Second)
+	waitStored(t, e.db, 1, 30*time.Second)
 	first.Kill9(t)
-	stored := eventsStored(t, e.stats)
+	stored := eventsStored(t, e.db)
 	if stored >= n {
 		t.Fatalf("drain finished (%d of %d) before the kill; the test proves nothing", stored, n)
 	}

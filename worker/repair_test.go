@@ -29,7 +29,7 @@ func privateEnv(t *testing.T) (*env, *redis.Client) {
 	r := testkit.RedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	return &env{rdb: rdb, likes: store.NewLikes(rdb, "t:"), stats: openStats(t, testkit.Postgres(t))}, rdb
+	return (&env{rdb: rdb, likes: store.NewLikes(rdb, "t:")}).withPostgres(t, testkit.Postgres(t)), rdb
 }
 
 // likeUntil clicks Likes and Unlikes as shoppers do, retrying a busy answer
@@ -102,7 +102,7 @@ func setsDiffer(t *testing.T, e *env) string {
 		Shopper string `db:"shopper_id"`
 		Product string `db:"product_id"`
 	}{}
-	if err := e.stats.DB().SelectContext(ctx, &rows, `SELECT shopper_id, product_id FROM like_state WHERE liked ORDER BY 1, 2`); err != nil {
+	if err := e.db.SelectContext(ctx, &rows, `SELECT shopper_id, product_id FROM like_state WHERE liked ORDER BY 1, 2`); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]string{}
@@ -169,7 +169,7 @@ func TestSync_RepairsAfterLostTail(t *testing.T) {
 	r := testkit.RedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	e := &env{rdb: rdb, likes: store.NewLikes(rdb, "t:"), stats: openStats(t, testkit.Postgres(t))}
+	e := (&env{rdb: rdb, likes: store.NewLikes(rdb, "t:")}).withPostgres(t, testkit.Postgres(t))
 	ids := shoppers(200)
 	w := e.newSync(t, "w1")
 	w.RepairCheckEvery = 100 * time.Millisecond
@@ -201,7 +201,7 @@ func TestSync_RepairsAfterLostTail(t *testing.T) {
 		t.Error("no repair fixed a shopper: the cut lost no Like, the test proves little")
 	}
 	var over int64
-	if err := e.stats.DB().GetContext(ctx, &over, `
+	if err := e.db.GetContext(ctx, &over, `
 SELECT count(*) FROM product_counters c
 WHERE c.likes > (SELECT count(DISTINCT shopper_id) FROM like_state s WHERE s.product_id = c.product_id AND s.liked)`); err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestSync_AckedElsewhere(t *testing.T) {
 			waitDrained(t, e, n, 30*time.Second)
 			assertExact(t, e, ids, n)
 			var repairs int
-			if err := e.stats.DB().Get(&repairs, `SELECT count(*) FROM redis_repairs`); err != nil {
+			if err := e.db.Get(&repairs, `SELECT count(*) FROM redis_repairs`); err != nil {
 				t.Fatal(err)
 			}
 			if want := map[bool]int{false: 0, true: 2}[repaired]; repairs != want {

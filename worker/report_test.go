@@ -75,7 +75,7 @@ func TestSync_Pause(t *testing.T) {
 	n := clicks(t, e.likes, shoppers(10), 30)
 	// Paused: nothing is read, so the backlog holds every event.
 	time.Sleep(500 * time.Millisecond) // ten reads' worth of doing nothing
-	if got := eventsStored(t, e.stats); got != 0 {
+	if got := eventsStored(t, e.db); got != 0 {
 		t.Fatalf("paused worker stored %d events", got)
 	}
 	if b, err := e.likes.GroupBacklog(context.Background(), DefaultGroup); err != nil || b.Total() != n {
@@ -101,7 +101,7 @@ func TestSync_InjectedPostgresErrors(t *testing.T) {
 	})
 	n := clicks(t, e.likes, ids, 500)
 	time.Sleep(300 * time.Millisecond) // some batches meet the fault
-	if got := eventsStored(t, e.stats); got != 0 {
+	if got := eventsStored(t, e.db); got != 0 {
 		t.Fatalf("%d events stored while every write fails", got)
 	}
 	waitDrained(t, e, n, 30*time.Second)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -28,12 +29,20 @@ type env struct {
 	rdb   *redis.Client
 	likes *store.Likes
 	stats *store.Stats
+	db    *sqlx.DB // the same database, for the tests' checks
+}
+
+// withPostgres gives e a migrated Stats at url and a pool to read it.
+func (e *env) withPostgres(tb testing.TB, url string) *env {
+	tb.Helper()
+	e.stats, e.db = openStats(tb, url), testkit.DB(tb, url)
+	return e
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	rdb, prefix := testkit.Redis(t)
-	return &env{rdb: rdb, likes: store.NewLikes(rdb, prefix), stats: openStats(t, testkit.Postgres(t))}
+	return (&env{rdb: rdb, likes: store.NewLikes(rdb, prefix)}).withPostgres(t, testkit.Postgres(t))
 }
 
 func openStats(t testing.TB, url string) *store.Stats {
@@ -197,10 +206,10 @@ func streamLen(t testing.TB, e *env) int64 {
 }
 
 // eventsStored is the number of events in PostgreSQL.
-func eventsStored(t testing.TB, stats *store.Stats) int64 {
+func eventsStored(t testing.TB, db *sqlx.DB) int64 {
 	t.Helper()
 	var n int64
-	if err := stats.DB().GetContext(context.Background(), &n, `SELECT events FROM totals`); err != nil {
+	if err := db.GetContext(context.Background(), &n, `SELECT events FROM totals`); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -214,7 +223,7 @@ func waitDrained(t testing.TB, e *env, want int64, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		var got int64
-		err := e.stats.DB().GetContext(ctx, &got, `SELECT events FROM totals`)
+		err := e.db.GetContext(ctx, &got, `SELECT events FROM totals`)
 		backlog, berr := e.likes.GroupBacklog(ctx, DefaultGroup)
 		if err == nil && berr == nil && got == want && backlog.Total() == 0 {
 			return
@@ -243,7 +252,7 @@ func assertExact(t testing.TB, e *env, shopperIDs []string, wantEvents int64) {
 		Buckets int64  `db:"buckets"`
 		Stored  int64  `db:"stored"`
 	}{}
-	err = e.stats.DB().SelectContext(ctx, &rows, `
+	err = e.db.SelectContext(ctx, &rows, `
 SELECT c.product_id, c.likes, c.like_events + c.unlike_events AS events,
     COALESCE((SELECT sum(b.likes - b.unlikes) FROM like_buckets b WHERE b.product_id = c.product_id), 0) AS buckets,
     (SELECT count(*) FILTER (WHERE action = 'like') - count(*) FILTER (WHERE action = 'unlike')
@@ -276,7 +285,7 @@ FROM product_counters c`)
 		Events   int64 `db:"events"`
 		Rows     int64 `db:"rows"`
 	}
-	if err := e.stats.DB().GetContext(ctx, &totals,
+	if err := e.db.GetContext(ctx, &totals,
 		`SELECT likes, shoppers, events, (SELECT count(*) FROM like_events) AS rows FROM totals`); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +326,7 @@ func TestSync_Drain(t *testing.T) {
 
 	t.Run("catalog", func(t *testing.T) {
 		var n int
-		if err := e.stats.DB().Get(&n, `SELECT count(*) FROM products`); err != nil {
+		if err := e.db.Get(&n, `SELECT count(*) FROM products`); err != nil {
 			t.Fatal(err)
 		}
 		if n != len(cat.Products()) {
@@ -331,7 +340,7 @@ func TestSync_Drain(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			err := e.stats.DB().Get(&st, `SELECT events_synced, backlog FROM worker_status WHERE consumer = 'w1'`)
+			err := e.db.Get(&st, `SELECT events_synced, backlog FROM worker_status WHERE consumer = 'w1'`)
 			if err == nil && st.Synced == n && st.Backlog == 0 {
 				return
 			}
@@ -396,7 +405,7 @@ func TestSync_TwoWorkers(t *testing.T) {
 	assertExact(t, e, ids, n)
 
 	var busy int
-	if err := e.stats.DB().Get(&busy, `SELECT count(*) FROM worker_status WHERE events_synced > 0`); err != nil {
+	if err := e.db.Get(&busy, `SELECT count(*) FROM worker_status WHERE events_synced > 0`); err != nil {
 		t.Fatal(err)
 	}
 	if busy != 2 {
@@ -416,8 +425,8 @@ func TestSync_CrashAfterCommit(t *testing.T) {
 	if err := w1.Run(context.Background()); !errors.Is(err, crash) {
 		t.Fatalf("Run: got %v, want the injected crash", err)
 	}
-	if committed.Load() == 0 || eventsStored(t, e.stats) != committed.Load() {
-		t.Fatalf("committed %d events before the crash, stored %d", committed.Load(), eventsStored(t, e.stats))
+	if committed.Load() == 0 || eventsStored(t, e.db) != committed.Load() {
+		t.Fatalf("committed %d events before the crash, stored %d", committed.Load(), eventsStored(t, e.db))
 	}
 	backlog, err := e.likes.GroupBacklog(context.Background(), DefaultGroup)
 	if err != nil {
@@ -541,7 +550,7 @@ func TestSync_BoundedRedis(t *testing.T) {
 		}
 	}
 	var max int64
-	if err := e.stats.DB().Get(&max, `SELECT max_backlog FROM worker_status WHERE consumer = 'w1'`); err != nil || max != 1234 {
+	if err := e.db.Get(&max, `SELECT max_backlog FROM worker_status WHERE consumer = 'w1'`); err != nil || max != 1234 {
 		t.Errorf("worker_status max_backlog %d (%v), want 1234", max, err)
 	}
 }

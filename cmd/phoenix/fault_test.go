@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/loadgen"
@@ -50,6 +51,7 @@ type faultRig struct {
 	worker *testkit.Process
 	likes  *store.Likes
 	stats  *store.Stats
+	db     *sqlx.DB // the same database, for the tests' checks
 	ids    []string
 	cookie string // the admin session
 }
@@ -89,7 +91,7 @@ func newFaultRig(t *testing.T, extra map[string]string) *faultRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stats.Close() })
-	r.stats = stats
+	r.stats, r.db = stats, testkit.DB(t, r.pg.URL("phoenix"))
 	cat, err := store.DefaultCatalog()
 	if err != nil {
 		t.Fatal(err)
@@ -125,27 +127,27 @@ func (r *faultRig) load(t *testing.T, d time.Duration) <-chan loadgen.Summary {
 }
 
 // stored is how many events PostgreSQL holds (0 while it is down).
-func (r *faultRig) stored() int64 { return storedEvents(r.stats) }
+func (r *faultRig) stored() int64 { return storedEvents(r.db) }
 
 // waitStored waits until PostgreSQL holds more than n events.
 func (r *faultRig) waitStored(t *testing.T, n int64) int64 {
 	t.Helper()
-	return waitStored(t, r.stats, n)
+	return waitStored(t, r.db, n)
 }
 
-// storedEvents is how many events stats holds (0 while it is down).
-func storedEvents(stats *store.Stats) int64 {
+// storedEvents is how many events db holds (0 while it is down).
+func storedEvents(db *sqlx.DB) int64 {
 	var n int64
-	_ = stats.DB().Get(&n, `SELECT count(*) FROM like_events`)
+	_ = db.Get(&n, `SELECT count(*) FROM like_events`)
 	return n
 }
 
 // waitStored waits until stats holds more than n events.
-func waitStored(t *testing.T, stats *store.Stats, n int64) int64 {
+func waitStored(t *testing.T, db *sqlx.DB, n int64) int64 {
 	t.Helper()
 	deadline := time.Now().Add(recoverTimeout)
 	for {
-		if got := storedEvents(stats); got > n {
+		if got := storedEvents(db); got > n {
 			return got
 		}
 		if time.Now().After(deadline) {
@@ -236,7 +238,7 @@ func (r *faultRig) assertHonest(t *testing.T, runs ...loadgen.Summary) {
 		Likes   int64  `db:"likes"`
 		Unlikes int64  `db:"unlikes"`
 	}
-	err := r.stats.DB().SelectContext(ctx, &rows, `
+	err := r.db.SelectContext(ctx, &rows, `
 SELECT shopper_id, product_id, count(*) FILTER (WHERE action = 'like') AS likes, count(*) FILTER (WHERE action = 'unlike') AS unlikes
 FROM like_events GROUP BY shopper_id, product_id`)
 	if err != nil {
@@ -426,7 +428,7 @@ func (r *faultRig) assertNoBacklog(t *testing.T) {
 	deadline := time.Now().Add(recoverTimeout)
 	for {
 		var recorded int64
-		err := r.stats.DB().Get(&recorded, `SELECT backlog FROM worker_status ORDER BY updated_at DESC LIMIT 1`)
+		err := r.db.Get(&recorded, `SELECT backlog FROM worker_status ORDER BY updated_at DESC LIMIT 1`)
 		live := backlog(t, r.likes)
 		if err == nil && recorded == 0 && live == 0 {
 			return

@@ -580,18 +580,14 @@ func TestBinary_SIGTERMDuringLoad(t *testing.T) {
 
 	// A restarted worker brings PostgreSQL to the same counts.
 	w := startBin(t, bin, t.TempDir(), vars, []string{"worker"}, "worker")
-	stats, err := store.OpenStats(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stats.Close()
+	pg := testkit.DB(t, db)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var rows []struct {
 			ID    string `db:"product_id"`
 			Likes int64  `db:"likes"`
 		}
-		err := stats.DB().SelectContext(ctx, &rows, `SELECT product_id, likes FROM product_counters`)
+		err := pg.SelectContext(ctx, &rows, `SELECT product_id, likes FROM product_counters`)
 		stored := map[string]int64{}
 		for _, row := range rows {
 			stored[row.ID] = row.Likes

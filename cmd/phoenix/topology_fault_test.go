@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/loadgen"
 	"phoenix/store"
 	"phoenix/supervise"
+	"phoenix/testkit"
 )
 
 // The topology fault tests break one part of the production-shaped mall
@@ -38,6 +40,7 @@ type topoRig struct {
 	topo  *topology
 	likes *store.Likes
 	stats *store.Stats
+	db    *sqlx.DB     // the same database, for the tests' checks
 	admin *http.Client // logged in, through the proxy
 	ids   []string
 }
@@ -61,7 +64,7 @@ func newTopoRig(t *testing.T) *topoRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &topoRig{topo: topo, likes: likes, stats: stats, admin: proxyClient(topo.proxy.Cert(), "127.0.0.1"), ids: cat.IDs()[:topoProducts]}
+	r := &topoRig{topo: topo, likes: likes, stats: stats, db: testkit.DB(t, topo.vars["PHOENIX_DATABASE_URL"]), admin: proxyClient(topo.proxy.Cert(), "127.0.0.1"), ids: cat.IDs()[:topoProducts]}
 	r.login(t)
 	return r
 }
@@ -98,12 +101,12 @@ func (r *topoRig) load(d time.Duration) *loadgen.Load {
 }
 
 // stored is how many events PostgreSQL holds (0 while it is down).
-func (r *topoRig) stored() int64 { return storedEvents(r.stats) }
+func (r *topoRig) stored() int64 { return storedEvents(r.db) }
 
 // waitStored waits until PostgreSQL holds more than n events.
 func (r *topoRig) waitStored(t *testing.T, n int64) int64 {
 	t.Helper()
-	return waitStored(t, r.stats, n)
+	return waitStored(t, r.db, n)
 }
 
 // recovered ends a fault: a short clean load is answered in full, then
@@ -149,7 +152,7 @@ func (r *topoRig) assertAdminTotal(t *testing.T) {
 			inRedis += n
 		}
 		if err == nil {
-			err = r.stats.DB().Get(&inPG, `SELECT coalesce(sum(likes), 0) FROM product_counters`)
+			err = r.db.Get(&inPG, `SELECT coalesce(sum(likes), 0) FROM product_counters`)
 		}
 		req, _ := http.NewRequest(http.MethodGet, r.topo.proxy.AdminURL()+"/admin/stats/totals", nil)
 		req.Header.Set("HX-Request", "true")
@@ -196,7 +199,7 @@ func (r *topoRig) assertSaved(t *testing.T, runs ...loadgen.Summary) {
 		Likes   int64  `db:"likes"`
 		Unlikes int64  `db:"unlikes"`
 	}
-	if err := r.stats.DB().Select(&rows, `
+	if err := r.db.Select(&rows, `
 SELECT shopper_id, product_id, count(*) FILTER (WHERE action = 'like') AS likes, count(*) FILTER (WHERE action = 'unlike') AS unlikes
 FROM like_events GROUP BY shopper_id, product_id`); err != nil {
 		t.Fatal(err)

@@ -86,11 +86,7 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	defer rdb.Close()
 	likes := store.NewLikes(rdb, "phoenix:")
-	stats, err := store.OpenStats(ctx, pg.URL("phoenix"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stats.Close()
+	db := testkit.DB(t, pg.URL("phoenix"))
 	live, err := likes.Counts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +105,7 @@ func TestWorker_ShopToPostgres(t *testing.T) {
 			ID    string `db:"product_id"`
 			Likes int64  `db:"likes"`
 		}
-		err := stats.DB().SelectContext(ctx, &rows, `SELECT product_id, likes FROM product_counters`)
+		err := db.SelectContext(ctx, &rows, `SELECT product_id, likes FROM product_counters`)
 		for _, r := range rows {
 			stored[r.ID] = r.Likes
 		}
