@@ -50,11 +50,7 @@ func BenchmarkSync_Drain(b *testing.B) {
 			ctx := context.Background()
 			var url string
 			if fsync {
-				pg := testkit.PostgresServer(b)
-				if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
-					b.Fatal(err)
-				}
-				url = pg.URL("phoenix")
+				url = privateURL(b)
 			} else {
 				url = testkit.Postgres(b)
 			}
@@ -199,6 +195,25 @@ func fillStream(b *testing.B, e *env, n int) {
 	}
 }
 
+// privateURL is a database on a private PostgreSQL server with fsync on, as
+// production durability has it.
+func privateURL(b *testing.B) string {
+	b.Helper()
+	pg := testkit.PostgresServer(b)
+	if err := pg.CreateDatabase(context.Background(), "phoenix"); err != nil {
+		b.Fatal(err)
+	}
+	return pg.URL("phoenix")
+}
+
+// privateDB is a pool on a migrated privateURL database.
+func privateDB(b *testing.B) *sqlx.DB {
+	b.Helper()
+	url := privateURL(b)
+	openStats(b, url) // the schema
+	return testkit.DB(b, url)
+}
+
 // BenchmarkCopy is the drain's yardstick: b.N event rows written to
 // like_events with COPY in one transaction, the fastest way into
 // PostgreSQL, on the same kind of private server (fsync on). The worker
@@ -206,12 +221,7 @@ func fillStream(b *testing.B, e *env, n int) {
 // target is a fraction of this rate, measured in the same run.
 func BenchmarkCopy(b *testing.B) {
 	ctx := context.Background()
-	pg := testkit.PostgresServer(b)
-	if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
-		b.Fatal(err)
-	}
-	openStats(b, pg.URL("phoenix")) // the schema
-	db := testkit.DB(b, pg.URL("phoenix"))
+	db := privateDB(b)
 	at := time.Now()
 	b.ResetTimer()
 	tx, err := db.BeginTx(ctx, nil)
@@ -251,12 +261,7 @@ func BenchmarkStateWrites(b *testing.B) {
 	for _, streams := range []int{1, 2} {
 		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
 			ctx := context.Background()
-			pg := testkit.PostgresServer(b)
-			if err := pg.CreateDatabase(ctx, "phoenix"); err != nil {
-				b.Fatal(err)
-			}
-			openStats(b, pg.URL("phoenix")) // the schema
-			db := testkit.DB(b, pg.URL("phoenix"))
+			db := privateDB(b)
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			for s := range streams {
