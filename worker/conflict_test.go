@@ -1,12 +1,9 @@
 package worker
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"phoenix/store"
+	"phoenix/testkit"
 )
-
-// lockedBuffer is a log sink the worker's goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSync_EventConflict: Redis lost writes and reused a stream id that
 // PostgreSQL already stores for another event. The worker parks the new
@@ -56,9 +36,9 @@ func TestSync_EventConflict(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
 	w := e.newSync(t, "w1")
-	w.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	log, logs := testkit.Logger()
+	w.Log = log
 	w.Metrics = NewMetrics(reg, 0)
 	start(t, w)
 	waitDrained(t, e, 2, 30*time.Second) // the first like and muffler, not battery
