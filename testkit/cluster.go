@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -14,19 +13,10 @@ import (
 
 // startCluster starts a Redis Cluster in a new temporary folder.
 func startCluster(o supervise.ClusterOptions) (*supervise.Cluster, string, error) {
-	dir, err := os.MkdirTemp("", "testkit-cluster-*")
-	if err != nil {
-		return nil, "", fmt.Errorf("start redis cluster: %w", err)
-	}
-	o.Dir = dir
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	c, err := supervise.StartCluster(ctx, o)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, "", err
-	}
-	return c, dir, nil
+	return startInTemp("redis cluster", "testkit-cluster-*", func(ctx context.Context, dir string) (*supervise.Cluster, error) {
+		o.Dir = dir
+		return supervise.StartCluster(ctx, o)
+	})
 }
 
 // Cluster returns the Redis Cluster shared by this test binary (3 primaries

@@ -1,7 +1,9 @@
 package testkit
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -71,4 +73,23 @@ func private[S server](tb testing.TB, start func() (S, string, error)) S {
 		_ = os.RemoveAll(dir)
 	})
 	return s
+}
+
+// startInTemp starts a server with start in a new temporary folder (pattern
+// as for os.MkdirTemp) and returns it with the folder, which it removes
+// again when the start fails.
+func startInTemp[S server](what, pattern string, start func(ctx context.Context, dir string) (S, error)) (S, string, error) {
+	var none S
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return none, "", fmt.Errorf("start %s: %w", what, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	s, err := start(ctx, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return none, "", err
+	}
+	return s, dir, nil
 }

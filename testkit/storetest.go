@@ -97,36 +97,18 @@ func (s *servers) requireRun(tb testing.TB) {
 
 // startRedis starts a Redis server in a new temporary folder.
 func startRedis(appendOnly bool) (*supervise.Redis, string, error) {
-	dir, err := os.MkdirTemp("", "testkit-redis-*")
-	if err != nil {
-		return nil, "", fmt.Errorf("start redis: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	r, err := supervise.StartRedis(ctx, supervise.RedisOptions{Dir: dir, AppendOnly: appendOnly})
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, "", err
-	}
-	return r, dir, nil
+	return startInTemp("redis", "testkit-redis-*", func(ctx context.Context, dir string) (*supervise.Redis, error) {
+		return supervise.StartRedis(ctx, supervise.RedisOptions{Dir: dir, AppendOnly: appendOnly})
+	})
 }
 
 // startPostgres starts a PostgreSQL server in a new temporary folder under
 // os.TempDir (which the postgres user can traverse; supervise hands the folder
 // to it when we run as root).
 func startPostgres(fast bool) (*supervise.Postgres, string, error) {
-	dir, err := os.MkdirTemp("", "testkit-pg-*")
-	if err != nil {
-		return nil, "", fmt.Errorf("start postgres: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	p, err := supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: dir, Fast: fast})
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, "", err
-	}
-	return p, dir, nil
+	return startInTemp("postgres", "testkit-pg-*", func(ctx context.Context, dir string) (*supervise.Postgres, error) {
+		return supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: dir, Fast: fast})
+	})
 }
 
 // failStart skips tb when a server binary is missing, unless on CI, where a
