@@ -119,11 +119,7 @@ func (p *Process) Wait(ctx context.Context) error {
 // Stop ends the program gracefully: SIGTERM, then SIGKILL of its group after
 // a timeout. It is idempotent.
 func (p *Process) Stop() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if proc := p.take(); proc != nil {
-		proc.stop(syscall.SIGTERM, processStopTimeout)
-	}
+	p.stop(syscall.SIGTERM, processStopTimeout)
 	return nil
 }
 

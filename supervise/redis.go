@@ -186,10 +186,6 @@ func (r *Redis) ping(ctx context.Context) error {
 // Stop shuts the server down gracefully: SIGTERM (which makes redis-server
 // flush the AOF), then SIGKILL after a timeout. It is idempotent.
 func (r *Redis) Stop() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p := r.take(); p != nil {
-		p.stop(syscall.SIGTERM, redisStopTimeout)
-	}
+	r.stop(syscall.SIGTERM, redisStopTimeout)
 	return nil
 }

@@ -209,8 +209,8 @@ func serverEnv() []string {
 }
 
 // running holds a supervised program's process while it runs, under its
-// lock: what Start, Stop and Kill of every kind of server share. Its
-// methods expect mu held.
+// lock: what Start, Stop and Kill of every kind of server share. startable
+// and take expect mu held; stop, Kill and Running take it.
 type running struct {
 	mu sync.Mutex
 	p  *proc // nil when not running
@@ -237,6 +237,16 @@ func (r *running) Kill() error {
 		waitGroupGone(p.cmd.Process.Pid, 5*time.Second)
 	}
 	return nil
+}
+
+// stop ends the program gracefully with sig, then SIGKILL of its group
+// after timeout. It is a no-op when nothing runs.
+func (r *running) stop(sig syscall.Signal, timeout time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.take(); p != nil {
+		p.stop(sig, timeout)
+	}
 }
 
 // Running reports whether the program is alive.
