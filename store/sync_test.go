@@ -295,6 +295,40 @@ func TestStats_ApplyShardConcurrent(t *testing.T) {
 	}
 }
 
+// TestStats_ApplyShardPastMark: a shard's batch whose ids are all past the
+// shard's highest applied id (stream_marks) is copied into the history
+// without looking for them; if the history holds one after all (the mark
+// was lost), replays are still told from new events and conflicts.
+func TestStats_ApplyShardPastMark(t *testing.T) {
+	ctx := context.Background()
+	s := testkit.Stats(t)
+	if err := s.RecordShards(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	first := []store.Event{
+		event("1-0", "pads", "alice", store.ActionLike, 1),
+		event("1-1", "tyre", "alice", store.ActionLike, 2),
+		event("1-2", "pads", "bob", store.ActionLike, 1),
+	}
+	if a, err := s.ApplyShard(ctx, 1, first); err != nil || a.New != 3 {
+		t.Fatalf("first batch: %+v, %v; want 3 new", a, err)
+	}
+	if _, err := s.DB().Exec(`DELETE FROM stream_marks`); err != nil {
+		t.Fatal(err)
+	}
+	different := event("1-2", "tyre", "bob", store.ActionLike, 1)
+	a, err := s.ApplyShard(ctx, 1, []store.Event{first[1], different, event("2-0", "tyre", "alice", store.ActionUnlike, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.New != 1 || a.Changed != 1 || len(a.Conflicts) != 1 || a.Conflicts[0].Event != different {
+		t.Errorf("applied %+v, want 1 new and changed, %+v in conflict", a, different)
+	}
+	if got, want := readTotals(t, s), (totals{Likes: 2, Shoppers: 2, Events: 4}); got != want {
+		t.Errorf("totals %+v, want %+v", got, want)
+	}
+}
+
 func TestStats_SyncProducts(t *testing.T) {
 	ctx := context.Background()
 	s := testkit.Stats(t)
