@@ -126,8 +126,10 @@ func (s *Stats) RecordShards(ctx context.Context, shards int) error {
 // recorded: it applies again as Apply does.
 var errOtherLayout = errors.New("batch of another shard layout")
 
-// errStored stops a batch whose history COPY met an id stored already.
-var errStored = errors.New("an event past the shard's mark is stored")
+// errStored stops a batch that met a row stored already where its locks
+// said none could be (copyEvents, upsertState): it applies again as a
+// careful batch, which looks for every row first.
+var errStored = errors.New("a row taken for new is stored")
 
 // apply runs Apply (shards 0) or ApplyShard.
 func (s *Stats) apply(ctx context.Context, events []Event, shards int) (Applied, error) {
@@ -155,8 +157,8 @@ func (s *Stats) apply(ctx context.Context, events []Event, shards int) (Applied,
 			b.shards = 0
 			continue
 		}
-		if errors.Is(err, errStored) && !b.maybeStored {
-			b.maybeStored = true
+		if errors.Is(err, errStored) && !b.careful {
+			b.careful = true
 			continue
 		}
 		if attempt >= applyAttempts || !retryable(err) || ctx.Err() != nil {
@@ -206,9 +208,9 @@ type applyBatch struct {
 	// shards, when not 0, is the shard count under which the batch is one
 	// shard's events, of shoppers only that shard holds (ApplyShard).
 	shards int
-	// maybeStored is set when the history turned out to hold an id past
-	// the shard's mark: the batch is inserted as one that may hold replays.
-	maybeStored bool
+	// careful is set when a row the batch took for new was stored: every
+	// row is looked for first (errStored).
+	careful bool
 }
 
 // routed reports whether every event of b is of one shard, the one its
@@ -309,13 +311,24 @@ FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[]) AS k(ord, shard, 
 JOIN like_events e ON e.shard = k.shard AND e.stream_ms = k.ms AND e.stream_id = k.stream_id`
 
 // upsertState writes the batch's changes of the like state and parks its
-// conflicts: the rows of its own shoppers and events.
+// conflicts: the rows of its own shoppers and events. The pairs readPairs
+// did not find are inserted without looking for them first (ON CONFLICT
+// looks): under the batch's locks nothing else adds a pair of its
+// shoppers (retention only deletes), so an insert that meets one after
+// all fails, and the batch applies again as a careful one.
 const upsertState = `
-WITH pairs AS (
+WITH d AS (
+    SELECT shopper_id, product_id, shard, liked, timestamptz 'epoch' + liked_ms * interval '1 millisecond' AS liked_at,
+        last_ms, last_seq, known
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::boolean[], $5::bigint[], $6::bigint[], $7::bigint[], $8::boolean[])
+        AS d(shopper_id, product_id, shard, liked, liked_ms, last_ms, last_seq, known)
+), added AS (
+    INSERT INTO like_state (shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq)
+    SELECT shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq FROM d WHERE NOT known
+    RETURNING 1
+), pairs AS (
     INSERT INTO like_state AS s (shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq)
-    SELECT shopper_id, product_id, shard, liked, timestamptz 'epoch' + liked_ms * interval '1 millisecond', last_ms, last_seq
-    FROM unnest($1::text[], $2::text[], $3::int[], $4::boolean[], $5::bigint[], $6::bigint[], $7::bigint[])
-        AS d(shopper_id, product_id, shard, liked, liked_ms, last_ms, last_seq)
+    SELECT shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq FROM d WHERE known
     ON CONFLICT (shopper_id, product_id) DO UPDATE SET shard = EXCLUDED.shard, liked = EXCLUDED.liked,
         liked_at = EXCLUDED.liked_at, last_ms = EXCLUDED.last_ms, last_seq = EXCLUDED.last_seq
     RETURNING 1
@@ -325,8 +338,8 @@ WITH pairs AS (
     SELECT shard, stream_id, reason, product_id, shopper_id, action, timestamptz 'epoch' + at_ms * interval '1 millisecond',
         NULLIF(s_product, ''), NULLIF(s_shopper, ''), NULLIF(s_action, ''),
         CASE WHEN s_product <> '' THEN timestamptz 'epoch' + s_at_ms * interval '1 millisecond' END
-    FROM unnest($8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[],
-        $15::text[], $16::text[], $17::text[], $18::bigint[])
+    FROM unnest($9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[],
+        $16::text[], $17::text[], $18::text[], $19::bigint[])
         AS d(shard, stream_id, reason, product_id, shopper_id, action, at_ms, s_product, s_shopper, s_action, s_at_ms)
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -378,6 +391,7 @@ type pairState struct {
 	last    streamPos
 	shard   int
 	touched bool // an event of this batch was applied to it
+	known   bool // like_state has a row for it
 }
 
 // applyBatch runs the statements of Apply in tx.
@@ -421,7 +435,7 @@ FROM shard_layout l CROSS JOIN event_history h LEFT JOIN stream_marks m ON m.sha
 		id    string
 	}
 	ord := make(map[eventKey]int64, n)
-	if b.shards > 0 && !b.maybeStored && len(b.extra) == 0 && b.pos[0].compare(mark) > 0 && b.pos[0].ms >= keptFrom {
+	if b.shards > 0 && !b.careful && len(b.extra) == 0 && b.pos[0].compare(mark) > 0 && b.pos[0].ms >= keptFrom {
 		// Every id is past the shard's highest applied one (b.pos is
 		// sorted), so none is stored: the usual batch of a drain.
 		if err := copyEvents(ctx, tx, b); err != nil {
@@ -534,7 +548,7 @@ FROM shard_layout l CROSS JOIN event_history h LEFT JOIN stream_marks m ON m.sha
 	}
 	for i, sh := range pairShoppers {
 		if st := state[pairKey{sh, pairProducts[i]}]; st != nil { // nil: a pair only a replay touches
-			st.liked, st.likedAt, st.last = pairLiked[i], pairLikedAt[i], streamPos{pairMS[i], pairSeq[i]}
+			st.liked, st.likedAt, st.last, st.known = pairLiked[i], pairLikedAt[i], streamPos{pairMS[i], pairSeq[i]}, true
 		}
 	}
 	changed := make([]Event, 0, len(fresh))
@@ -567,7 +581,7 @@ FROM shard_layout l CROSS JOIN event_history h LEFT JOIN stream_marks m ON m.sha
 		all[i] = b.events[o-1]
 	}
 	d := withNet(aggregate(all), aggregate(changed))
-	if err := writeState(ctx, tx, state, a.Conflicts); err != nil {
+	if err := writeState(ctx, tx, state, a.Conflicts, b.careful); err != nil {
 		return Applied{}, err
 	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, countersLock); err != nil {
@@ -603,22 +617,27 @@ func copyEvents(ctx context.Context, tx *sqlx.Tx, b applyBatch) error {
 		err = stmt.Close()
 	}
 	if err != nil {
-		var pqErr *pq.Error
-		if errors.As(err, &pqErr) && pqErr.Code == "23505" { // unique_violation
-			return fmt.Errorf("copy events: %w: %v", errStored, err)
-		}
-		return fmt.Errorf("copy events: %w", err)
+		return fmt.Errorf("copy events: %w", notNew(err))
 	}
 	return nil
 }
 
+// notNew is err as errStored when PostgreSQL refused a row it holds.
+func notNew(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" { // unique_violation
+		return fmt.Errorf("%w: %v", errStored, err)
+	}
+	return err
+}
+
 // writeState runs upsertState: the pairs the batch touched,
 // sorted so that writers lock rows in one order, and the conflicts.
-func writeState(ctx context.Context, tx *sqlx.Tx, state map[pairKey]*pairState, conflicts []Conflict) error {
+func writeState(ctx context.Context, tx *sqlx.Tx, state map[pairKey]*pairState, conflicts []Conflict, careful bool) error {
 	var pairs struct {
 		shoppers, products pq.StringArray
 		shards, likedAt    pq.Int64Array
-		liked              pq.BoolArray
+		liked, known       pq.BoolArray
 		lastMS, lastSeq    pq.Int64Array
 	}
 	keys := make([]pairKey, 0, len(state))
@@ -636,6 +655,7 @@ func writeState(ctx context.Context, tx *sqlx.Tx, state map[pairKey]*pairState, 
 		pairs.shards, pairs.liked = append(pairs.shards, int64(st.shard)), append(pairs.liked, st.liked)
 		pairs.likedAt = append(pairs.likedAt, st.likedAt)
 		pairs.lastMS, pairs.lastSeq = append(pairs.lastMS, st.last.ms), append(pairs.lastSeq, st.last.seq)
+		pairs.known = append(pairs.known, st.known || careful)
 	}
 	var cf struct {
 		shards                                    pq.Int64Array
@@ -657,10 +677,10 @@ func writeState(ctx context.Context, tx *sqlx.Tx, state map[pairKey]*pairState, 
 		cf.sAt = append(cf.sAt, st.At.UnixMilli())
 	}
 	_, err := tx.ExecContext(ctx, upsertState,
-		pairs.shoppers, pairs.products, pairs.shards, pairs.liked, pairs.likedAt, pairs.lastMS, pairs.lastSeq,
+		pairs.shoppers, pairs.products, pairs.shards, pairs.liked, pairs.likedAt, pairs.lastMS, pairs.lastSeq, pairs.known,
 		cf.shards, cf.ids, cf.reasons, cf.products, cf.shoppers, cf.actions, cf.at, cf.sProducts, cf.sShoppers, cf.sActions, cf.sAt)
 	if err != nil {
-		return fmt.Errorf("write like state: %w", err)
+		return fmt.Errorf("write like state: %w", notNew(err))
 	}
 	return nil
 }

@@ -329,6 +329,45 @@ func TestStats_ApplyShardPastMark(t *testing.T) {
 	}
 }
 
+// TestStats_ApplyPairAppears: a pair the batch did not find, and so
+// inserts as new, that is there by the time it writes (here a trigger adds
+// it, once: under the batch's locks nothing should) fails the insert, and
+// the batch applies again looking for every pair first.
+func TestStats_ApplyPairAppears(t *testing.T) {
+	ctx := context.Background()
+	s := testkit.Stats(t)
+	if _, err := s.DB().Exec(`
+CREATE SEQUENCE add_tyre_once;
+CREATE FUNCTION add_tyre() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.product_id = 'pads' AND nextval('add_tyre_once') = 1 THEN
+        INSERT INTO like_state (shopper_id, product_id, shard, liked, liked_at, last_ms, last_seq)
+        VALUES (NEW.shopper_id, 'tyre', 0, false, now(), 0, 0) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER add_tyre BEFORE INSERT ON like_state FOR EACH ROW EXECUTE FUNCTION add_tyre()`); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Apply(ctx, []store.Event{
+		event("1-0", "pads", "alice", store.ActionLike, 1),
+		event("1-1", "tyre", "alice", store.ActionLike, 2),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.New != 2 || a.Changed != 2 {
+		t.Errorf("applied %+v, want 2 new and changed", a)
+	}
+	var liked int
+	if err := s.DB().Get(&liked, `SELECT count(*) FROM like_state WHERE shopper_id = 'alice' AND liked`); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readTotals(t, s), (totals{Likes: 2, Shoppers: 1, Events: 2}); got != want || liked != 2 {
+		t.Errorf("totals %+v and %d liked pairs, want %+v and 2", got, liked, want)
+	}
+}
+
 func TestStats_SyncProducts(t *testing.T) {
 	ctx := context.Background()
 	s := testkit.Stats(t)
