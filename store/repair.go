@@ -328,7 +328,9 @@ func drain(ctx context.Context, likes *Likes, stats *Stats, shard int) (int, err
 	}
 }
 
-// likeState is shard's record: shopper -> the products they like.
+// likeState is shard's record: shopper -> the products they like. It scans
+// like_state: no index serves it, as one would cost every Like an entry for
+// the sake of this rare read (0014_drop_shard_shopper.sql).
 func (s *Stats) likeState(ctx context.Context, shard int) (map[string][]string, error) {
 	rows, err := s.db.QueryxContext(ctx,
 		`SELECT shopper_id, product_id FROM like_state WHERE shard = $1 AND liked ORDER BY shopper_id, product_id`, shard)

@@ -606,7 +606,7 @@ func copyEvents(ctx context.Context, tx *sqlx.Tx, b applyBatch) error {
 	defer stmt.Close() // for the error paths; Close below reports the COPY's end
 	for i, e := range b.events {
 		// At as the insert stores it: whole milliseconds.
-		if _, err = stmt.ExecContext(ctx, e.Shard, e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), time.UnixMilli(e.At.UnixMilli()).UTC()); err != nil {
+		if _, err = stmt.ExecContext(ctx, int64(e.Shard), e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), time.UnixMilli(e.At.UnixMilli()).UTC()); err != nil {
 			break
 		}
 	}
