@@ -51,6 +51,9 @@ type PostgresOptions struct {
 	// faster, but a crash may corrupt the cluster. For throwaway unit test
 	// clusters only; never for fault tests that check durability.
 	Fast bool
+	// Settings are more server settings, "name=value", set after the
+	// defaults (for example the memory of a server sized for its machine).
+	Settings []string
 }
 
 // Postgres is a private PostgreSQL server process. Its methods are safe for
@@ -375,6 +378,9 @@ func (p *Postgres) startOnce(ctx context.Context, logFrom int64) error {
 		// Explicit, so a postgresql.conf edited by hand cannot weaken
 		// durability that fault tests rely on.
 		args = append(args, "-c", "fsync=on")
+	}
+	for _, s := range p.opts.Settings {
+		args = append(args, "-c", s)
 	}
 	proc, err := startProc(procSpec{
 		path:     filepath.Join(p.binDir, "postgres"),

@@ -105,9 +105,9 @@ func startRedis(appendOnly bool) (*supervise.Redis, string, error) {
 // startPostgres starts a PostgreSQL server in a new temporary folder under
 // os.TempDir (which the postgres user can traverse; supervise hands the folder
 // to it when we run as root).
-func startPostgres(fast bool) (*supervise.Postgres, string, error) {
+func startPostgres(fast bool, settings []string) (*supervise.Postgres, string, error) {
 	return startInTemp("postgres", "testkit-pg-*", func(ctx context.Context, dir string) (*supervise.Postgres, error) {
-		return supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: dir, Fast: fast})
+		return supervise.StartPostgres(ctx, supervise.PostgresOptions{Dir: dir, Fast: fast, Settings: settings})
 	})
 }
 
@@ -184,7 +184,7 @@ func RedisServer(tb testing.TB) *supervise.Redis {
 func Postgres(tb testing.TB) string {
 	tb.Helper()
 	// fsync off: the shared server's databases are throwaway.
-	p := shared.pg.get(tb, func() (*supervise.Postgres, string, error) { return startPostgres(true) })
+	p := shared.pg.get(tb, func() (*supervise.Postgres, string, error) { return startPostgres(true, nil) })
 	name := databaseName(shared.seq.Add(1), tb.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
@@ -221,9 +221,10 @@ func databaseName(n int64, testName string) string {
 }
 
 // PostgresServer starts a private PostgreSQL server (own folder and port,
-// fsync on) for fault tests that stop, kill or restart it. Cleanup stops it
-// and removes its folder.
-func PostgresServer(tb testing.TB) *supervise.Postgres {
+// fsync on, and the settings given: supervise.PostgresOptions.Settings)
+// for fault tests that stop, kill or restart it, and for benchmarks.
+// Cleanup stops it and removes its folder.
+func PostgresServer(tb testing.TB, settings ...string) *supervise.Postgres {
 	tb.Helper()
-	return private(tb, func() (*supervise.Postgres, string, error) { return startPostgres(false) })
+	return private(tb, func() (*supervise.Postgres, string, error) { return startPostgres(false, settings) })
 }

@@ -97,7 +97,7 @@ func TestStoretest_PrivateServers(t *testing.T) {
 		t.Fatalf("restart private redis: %v", err)
 	}
 
-	p := testkit.PostgresServer(t)
+	p := testkit.PostgresServer(t, "work_mem=7MB")
 	if err := p.CreateDatabase(ctx, "fault"); err != nil {
 		t.Fatal(err)
 	}
@@ -114,5 +114,9 @@ func TestStoretest_PrivateServers(t *testing.T) {
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
 		t.Fatalf("ping after crash: %v", err)
+	}
+	var workMem string
+	if err := db.QueryRowContext(ctx, `SHOW work_mem`).Scan(&workMem); err != nil || workMem != "7MB" {
+		t.Errorf("work_mem %q (%v), want the 7MB asked for", workMem, err)
 	}
 }
