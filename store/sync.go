@@ -503,9 +503,11 @@ FROM shard_layout l CROSS JOIN event_history h LEFT JOIN stream_marks m ON m.sha
 			a.Conflicts = append(a.Conflicts, Conflict{Reason: ConflictDifferent, Event: e, Stored: &stored})
 		}
 	}
-	for _, o := range fresh {
-		e := b.events[o-1]
-		holds[eventKey{e.Shard, e.ID}] = e
+	if len(b.extra) > 0 { // only they ask
+		for _, o := range fresh {
+			e := b.events[o-1]
+			holds[eventKey{e.Shard, e.ID}] = e
+		}
 	}
 	for i, p := range b.pos {
 		if p.ms < keptFrom {
@@ -655,7 +657,10 @@ func writeState(ctx context.Context, tx *sqlx.Tx, state map[pairKey]*pairState, 
 		}
 	}
 	slices.SortFunc(keys, func(a, b pairKey) int {
-		return cmp.Or(cmp.Compare(a.shopper, b.shopper), cmp.Compare(a.product, b.product))
+		if c := strings.Compare(a.shopper, b.shopper); c != 0 {
+			return c // most pairs differ here: cmp.Or would compare the products too
+		}
+		return strings.Compare(a.product, b.product)
 	})
 	for _, k := range keys {
 		st := state[k]
