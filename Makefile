@@ -72,7 +72,7 @@ bench:
 # 30 minutes on two cores with 3 runs each; RUNS=1, about 10, for a quick look).
 RUNS ?= 3
 lighthouse:
-	@.ci/ensure-packages redis-server postgres chromium
+	@.ci/ensure-packages redis-server postgres chromium cjk-font
 	cd tools/lighthouse && npm ci --no-audit --no-fund
 	$(GO) run ./tools/lighthouse -runs $(RUNS)
 
