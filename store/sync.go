@@ -259,8 +259,9 @@ func sameEvent(a, b Event) bool {
 // insertEvents stores the events not stored yet, past the kept history,
 // and returns where that starts and the keys of the new ones (matched to
 // the batch in Go: a join in SQL sorts both sides by text) as arrays: one
-// row costs far less to read than a thousand. The stored versions of ids that were already there
-// are read by storedEvents, only when some were (a replay or a conflict).
+// row costs far less to read than a thousand. The stored versions of ids
+// that were already there are read by storedEvents, only when some were
+// (a replay or a conflict).
 const insertEvents = `
 WITH kept AS (
     SELECT kept_from_ms FROM event_history
@@ -396,89 +397,111 @@ type pairState struct {
 	known   bool // like_state has a row for it
 }
 
-// applyBatch runs the statements of Apply in tx.
-func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Applied, error) {
+// eventKey is an event's key in the history: ids are unique per shard.
+type eventKey struct {
+	shard int
+	id    string
+}
+
+// lockBatch takes b's locks and, for a shard's batch, reads where the kept
+// history starts and the shard's mark, the highest stream id it applied
+// ({-1, -1}: none).
+func lockBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (keptFrom int64, mark streamPos, err error) {
 	// JIT compiling costs more than these statements do (20 ms of a 33 ms
 	// batch when an estimate crossed jit_above_cost), and a bitmap scan of
 	// each shopper's few pairs more than an index scan (the planner expects
 	// thousands a shopper: 92 against 61 ms for 4,880 shoppers in EXPLAIN
 	// ANALYZE), so the batch turns both off, in the lock's round trip.
 	const settings = `set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)`
-	// keptFrom is where the kept history starts; mark, for a shard's batch,
-	// is the highest stream id of the shard applied.
-	keptFrom, mark := int64(0), streamPos{-1, -1}
+	mark = streamPos{-1, -1}
 	if b.shards == 0 {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1), `+settings, stateLock); err != nil {
-			return Applied{}, fmt.Errorf("lock: %w", err)
+			return 0, mark, fmt.Errorf("lock: %w", err)
 		}
-	} else {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3), `+settings,
-			stateLock, shardLockClass, b.events[0].Shard); err != nil {
-			return Applied{}, fmt.Errorf("lock: %w", err)
-		}
-		// Read after the lock, so that a RecordShards or a batch of the
-		// shard that committed while this one waited is seen.
-		var recorded int
-		if err := tx.QueryRowContext(ctx, `
+		return 0, mark, nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3), `+settings,
+		stateLock, shardLockClass, b.events[0].Shard); err != nil {
+		return 0, mark, fmt.Errorf("lock: %w", err)
+	}
+	// Read after the lock, so that a RecordShards or a batch of the shard
+	// that committed while this one waited is seen.
+	var recorded int
+	if err := tx.QueryRowContext(ctx, `
 SELECT l.shards, h.kept_from_ms, COALESCE(m.last_ms, -1), COALESCE(m.last_seq, -1)
 FROM shard_layout l CROSS JOIN event_history h LEFT JOIN stream_marks m ON m.shard = $1`, b.events[0].Shard,
-		).Scan(&recorded, &keptFrom, &mark.ms, &mark.seq); err != nil {
-			return Applied{}, fmt.Errorf("read shard layout: %w", err)
-		}
-		if recorded != b.shards {
-			return Applied{}, errOtherLayout
-		}
+	).Scan(&recorded, &keptFrom, &mark.ms, &mark.seq); err != nil {
+		return 0, mark, fmt.Errorf("read shard layout: %w", err)
 	}
+	if recorded != b.shards {
+		return 0, mark, errOtherLayout
+	}
+	return keptFrom, mark, nil
+}
+
+// writeHistory stores the events of b not stored yet and returns their
+// ordinals in b (from 1) and where the kept history starts. A shard's
+// batch whose ids all lie past the shard's mark (b.pos is sorted) holds
+// none that is stored, the usual batch of a drain: it is copied in. Any
+// other is inserted with a look for each id (insertEvents).
+func writeHistory(ctx context.Context, tx *sqlx.Tx, b applyBatch, keptFrom int64, mark streamPos) ([]int64, int64, error) {
 	n := len(b.events)
-	// fresh holds the ordinals (from 1) of the new events in the batch.
-	var fresh []int64
-	type eventKey struct {
-		shard int
-		id    string
-	}
-	ord := make(map[eventKey]int64, n)
 	if b.shards > 0 && !b.careful && len(b.extra) == 0 && b.pos[0].compare(mark) > 0 && b.pos[0].ms >= keptFrom {
-		// Every id is past the shard's highest applied one (b.pos is
-		// sorted), so none is stored: the usual batch of a drain.
 		if err := copyEvents(ctx, tx, b); err != nil {
-			return Applied{}, err
+			return nil, 0, err
 		}
-		fresh = make([]int64, n)
+		fresh := make([]int64, n)
 		for i := range fresh {
 			fresh[i] = int64(i + 1)
 		}
-	} else {
-		shards, ids, products, shoppers, actions := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		ms, at := make([]int64, n), make([]int64, n)
-		for i, e := range b.events {
-			shards[i], ids[i], ms[i], products[i], shoppers[i], actions[i], at[i] = int64(e.Shard), e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
-		}
-		var insShards pq.Int64Array
-		var insIDs pq.StringArray
-		if err := tx.QueryRowContext(ctx, insertEvents,
-			pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
-			pq.StringArray(actions), pq.Int64Array(at),
-		).Scan(&keptFrom, &insShards, &insIDs); err != nil {
-			return Applied{}, fmt.Errorf("insert events: %w", err)
-		}
-		for i, e := range b.events {
-			ord[eventKey{e.Shard, e.ID}] = int64(i + 1)
-		}
-		fresh = make([]int64, len(insIDs))
-		for i, id := range insIDs {
-			fresh[i] = ord[eventKey{int(insShards[i]), id}]
-			delete(ord, eventKey{int(insShards[i]), id})
-		}
+		return fresh, keptFrom, nil
+	}
+	shards, ids, products, shoppers, actions := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ms, at := make([]int64, n), make([]int64, n)
+	ord := make(map[eventKey]int64, n)
+	for i, e := range b.events {
+		shards[i], ids[i], ms[i], products[i], shoppers[i], actions[i], at[i] = int64(e.Shard), e.ID, b.pos[i].ms, e.ProductID, e.ShopperID, string(e.Action), e.At.UnixMilli()
+		ord[eventKey{e.Shard, e.ID}] = int64(i + 1)
+	}
+	var insShards pq.Int64Array
+	var insIDs pq.StringArray
+	if err := tx.QueryRowContext(ctx, insertEvents,
+		pq.Int64Array(shards), pq.StringArray(ids), pq.Int64Array(ms), pq.StringArray(products), pq.StringArray(shoppers),
+		pq.StringArray(actions), pq.Int64Array(at),
+	).Scan(&keptFrom, &insShards, &insIDs); err != nil {
+		return nil, 0, fmt.Errorf("insert events: %w", err)
+	}
+	fresh := make([]int64, len(insIDs))
+	for i, id := range insIDs {
+		fresh[i] = ord[eventKey{int(insShards[i]), id}]
+	}
+	return fresh, keptFrom, nil
+}
+
+// applyBatch runs the statements of Apply in tx.
+func (s *Stats) applyBatch(ctx context.Context, tx *sqlx.Tx, b applyBatch) (Applied, error) {
+	keptFrom, mark, err := lockBatch(ctx, tx, b)
+	if err != nil {
+		return Applied{}, err
+	}
+	n := len(b.events)
+	fresh, keptFrom, err := writeHistory(ctx, tx, b, keptFrom, mark)
+	if err != nil {
+		return Applied{}, err
 	}
 	var knownOrd pq.Int64Array
 	var knownProducts, knownShoppers, knownActions pq.StringArray
 	var knownAt pq.Int64Array
 	if len(fresh) < n {
 		// Some ids were stored already (or are past the kept history).
+		isNew := make([]bool, n)
+		for _, o := range fresh {
+			isNew[o-1] = true
+		}
 		var ks, kShards, kMS []int64
 		var kIDs []string
 		for i, e := range b.events {
-			if o := int64(i + 1); ord[eventKey{e.Shard, e.ID}] == o && b.pos[i].ms >= keptFrom {
+			if o := int64(i + 1); !isNew[i] && b.pos[i].ms >= keptFrom {
 				ks, kShards, kMS, kIDs = append(ks, o), append(kShards, int64(e.Shard)), append(kMS, b.pos[i].ms), append(kIDs, e.ID)
 			}
 		}
