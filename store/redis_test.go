@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"phoenix/store"
 	"phoenix/testkit"
@@ -81,6 +82,50 @@ func TestLikes_Like(t *testing.T) {
 			t.Errorf("liked, all: %v, %v; want disc and plug", liked, err)
 		}
 	})
+}
+
+// TestLikes_LostStream: a Like that finds its stream gone (Redis lost it)
+// takes an id past every one the stream gave out, even within the same
+// millisecond: an id PostgreSQL may hold already would park the new event
+// as a conflict.
+func TestLikes_LostStream(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testkit.Redis(t)
+	s := store.NewLikes(rdb, prefix)
+	if err := s.EnsureGroup(ctx, "workers"); err != nil { // the stream, as a worker makes it
+		t.Fatal(err)
+	}
+	last := func() store.StreamID {
+		t.Helper()
+		msgs, err := rdb.XRevRangeN(ctx, s.StreamKey(), "+", "-", 1).Result()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("last entry: %v, %v", msgs, err)
+		}
+		id, err := store.ParseStreamID(msgs[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	for i := range 50 {
+		// One loss a millisecond at the most: the stream of the round
+		// before started a millisecond ahead of the clock.
+		time.Sleep(2 * time.Millisecond)
+		if _, err := s.Like(ctx, fmt.Sprint("shopper-", i), "pads"); err != nil {
+			t.Fatal(err)
+		}
+		before := last()
+		if err := rdb.Del(ctx, s.StreamKey()).Err(); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := s.Like(ctx, fmt.Sprint("shopper-", i), "disc"); err != nil {
+			t.Fatal(err)
+		}
+		if after := last(); after.Compare(before) <= 0 {
+			t.Fatalf("round %d: id %s after the stream was lost, not past %s", i, after, before)
+		}
+	}
 }
 
 // TestLikes_Concurrent has many shoppers click at once, each several times:

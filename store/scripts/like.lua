@@ -48,12 +48,20 @@ if changed == 1 then
   local delta = 1
   if ARGV[3] ~= 'like' then delta = -1 end
   count = redis.call('HINCRBY', KEYS[2], ARGV[1], delta)
-  local at, likes = string.format('%d', math.floor(now / 1000)), redis.call('SCARD', KEYS[1])
+  local ms = math.floor(now / 1000)
+  local at, likes = string.format('%d', ms), redis.call('SCARD', KEYS[1])
+  -- A stream that is not there was lost (the worker creates it with its
+  -- group): ids start again from the clock, and one of this millisecond
+  -- may be in PostgreSQL already, under which this event would be parked
+  -- as a conflict. The next millisecond is past every id this server gave
+  -- out before (its clock runs forward).
+  local id = '*'
+  if redis.call('EXISTS', KEYS[3]) == 0 then id = string.format('%d-0', ms + 1) end
   if ARGV[9] ~= nil and ARGV[9] ~= '' then
-    redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
+    redis.call('XADD', KEYS[3], id, 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
       'at', at, 'likes', likes, 'traceparent', ARGV[9])
   else
-    redis.call('XADD', KEYS[3], '*', 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
+    redis.call('XADD', KEYS[3], id, 'product', ARGV[1], 'shopper', ARGV[2], 'action', ARGV[3],
       'at', at, 'likes', likes)
   end
 else
