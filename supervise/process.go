@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -131,4 +132,28 @@ func (p *Process) Pid() int {
 		return 0
 	}
 	return p.p.cmd.Process.Pid
+}
+
+// HTTPReady is a ProcessOptions.Ready probe: ready when a GET of each url
+// answers 200 (a role's /readyz).
+func HTTPReady(urls ...string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		for _, u := range urls {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: status %d", u, resp.StatusCode)
+			}
+		}
+		return nil
+	}
 }

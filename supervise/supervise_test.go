@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,5 +258,30 @@ func TestPostgres_StartKillStart(t *testing.T) {
 	}
 	if err := p2.DropDatabase(ctx, "app"); err != nil {
 		t.Fatalf("drop: %v", err)
+	}
+}
+
+// TestHTTPReady: ready only when every address answers 200.
+func TestHTTPReady(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			w.WriteHeader(int(status.Load()))
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	both := HTTPReady(srv.URL+"/", srv.URL+"/readyz")
+	if err := both(ctx); err == nil {
+		t.Error("ready while /readyz answers 503")
+	}
+	status.Store(http.StatusOK)
+	if err := both(ctx); err != nil {
+		t.Errorf("not ready while both answer 200: %v", err)
+	}
+	srv.Close()
+	if err := both(ctx); err == nil {
+		t.Error("ready with the server gone")
 	}
 }

@@ -7,12 +7,10 @@ import (
 	"io"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"phoenix/supervise"
 )
@@ -150,7 +148,7 @@ func (t *topology) start(ctx context.Context, name, role, addrVar string) (*supe
 		}
 		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		env = append(env, addrVar+"="+addr)
-		o.Ready = func(ctx context.Context) error { return checkReady(ctx, addr) }
+		o.Ready = supervise.HTTPReady("http://" + addr + "/readyz")
 	}
 	o.Env = env
 	p, err := supervise.StartProcess(ctx, o)
@@ -159,25 +157,6 @@ func (t *topology) start(ctx context.Context, name, role, addrVar string) (*supe
 	}
 	t.addrs[p] = addr
 	return p, nil
-}
-
-// checkReady asks addr's /readyz once.
-func checkReady(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("readyz: status %d", resp.StatusCode)
-	}
-	return nil
 }
 
 func (t *topology) roleAddrs(ps []*supervise.Process) []string {

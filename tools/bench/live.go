@@ -194,7 +194,7 @@ func cpuOver(p *proc, d time.Duration) float64 {
 
 // cpuTicks reads the process's user+system time in clock ticks.
 func (p *proc) cpuTicks() int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
 	if err != nil {
 		return 0
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,59 +11,35 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"phoenix/supervise"
 )
 
 // The processes the bench starts and the wrk runs it makes.
 
 // proc is a started server process.
-type proc struct{ cmd *exec.Cmd }
+type proc struct{ *supervise.Process }
 
+// start runs bin with args and env, its output in b.dir, until ready
+// answers 200.
 func (b *bench) start(ctx context.Context, ready string, bin string, env []string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.Create(filepath.Join(b.dir, filepath.Base(bin)+".log"))
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p, err := supervise.StartProcess(ctx, supervise.ProcessOptions{
+		Name: filepath.Base(bin), Path: bin, Args: args, Env: env, Dir: b.dir, Ready: supervise.HTTPReady(ready),
+	})
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			p.stop()
-			return nil, fmt.Errorf("%s did not get ready at %s (log: %s)", bin, ready, logf.Name())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &proc{p}, nil
 }
 
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-}
+func (p *proc) stop() { _ = p.Stop() }
 
 // rssKB reads the resident set size of the process.
 func (p *proc) rssKB() int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return 0
 	}

@@ -133,7 +133,7 @@ type page struct {
 
 // site is the phoenix dev this tool runs.
 type site struct {
-	cmd         *exec.Cmd
+	*supervise.Process
 	shop, admin string
 	password    string
 }
@@ -157,50 +157,20 @@ func startPhoenix(ctx context.Context, tmp string) (*site, error) {
 	for name, a := range addrs {
 		args = append(args, "-"+name, a)
 	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), "PHOENIX_ADMIN_PASSWORD="+s.password)
-	log, err := os.Create(filepath.Join(tmp, "phoenix.log"))
+	// phoenix dev starts its own Redis and PostgreSQL first (initdb).
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	s.Process, err = supervise.StartProcess(ctx, supervise.ProcessOptions{
+		Name: "phoenix", Path: bin, Args: args, Env: []string{"PHOENIX_ADMIN_PASSWORD=" + s.password}, Dir: tmp,
+		Ready: supervise.HTTPReady(s.shop+"/readyz", s.admin+"/readyz", "http://"+addrs["worker-addr"]+"/readyz"),
+	})
 	if err != nil {
-		return nil, err
-	}
-	s.cmd.Stdout, s.cmd.Stderr = log, log
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, u := range []string{s.shop + "/readyz", s.admin + "/readyz", "http://" + addrs["worker-addr"] + "/readyz"} {
-		for {
-			resp, err := http.Get(u)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				s.stop()
-				out, _ := os.ReadFile(log.Name())
-				return nil, fmt.Errorf("phoenix dev did not answer %s\n%s", u, out)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		return nil, fmt.Errorf("phoenix dev: %w", err)
 	}
 	return s, nil
 }
 
-func (s *site) stop() {
-	if s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-	}
-}
+func (s *site) stop() { _ = s.Stop() }
 
 var (
 	productLink = regexp.MustCompile(`href="(/products/[a-z0-9-]+)"`)
