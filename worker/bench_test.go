@@ -38,7 +38,7 @@ func BenchmarkSync_Drain(b *testing.B) {
 		shards, workers, batch int
 	}{
 		{true, 1, 1, DefaultBatchSize}, {false, 1, 1, DefaultBatchSize}, {true, 1, 2, DefaultBatchSize},
-		{true, 1, 1, 1000}, {true, 2, 2, DefaultBatchSize},
+		{true, 1, 1, 1000}, {true, 2, 1, DefaultBatchSize}, {true, 2, 2, DefaultBatchSize},
 	}
 	for _, c := range cases {
 		fsync := c.fsync

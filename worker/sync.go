@@ -141,12 +141,16 @@ type Sync struct {
 	// Tests use it to inject that fault.
 	afterCommit func(store.Batch) error
 
-	// Progress since the status was last recorded; only Run's goroutine
-	// touches it.
-	synced      int64
-	lastBatchAt time.Time
-	lastStatus  time.Time
-	lag         time.Duration
+	// progress is what happened since the status was last recorded.
+	progress struct {
+		mu          sync.Mutex
+		synced      int64 // events applied
+		lastBatchAt time.Time
+		lag         time.Duration
+		lastStatus  time.Time
+	}
+	// recording lets one status record be written at a time.
+	recording sync.Mutex
 	// count is shared with the report loop.
 	count counters
 	// ownMarks is, per shard, the highest synced mark this worker wrote
@@ -209,49 +213,90 @@ func (w *Sync) Run(ctx context.Context) error {
 	if err := w.eachShard(func(shard *store.Likes) error { return w.drainOwn(ctx, shard) }); err != nil {
 		return err
 	}
-	// A reader goroutine per shard reads the next batch while this one
-	// writes the current one to PostgreSQL. The channel is unbuffered, so
-	// at most one batch per shard is read ahead; each reader hands over
-	// every batch it read (an idle read hands over an empty one), the
-	// channel is closed once every reader stopped with ctx, and this loop
-	// processes everything it receives: no entry read is left behind at
-	// shutdown.
-	readCtx, stopReader := context.WithCancel(ctx)
-	batches := make(chan store.Batch)
-	var wg sync.WaitGroup
-	var readers sync.WaitGroup
+	// Each shard has a reader goroutine, which reads the next batch while
+	// the shard's applier writes the current one to PostgreSQL, and the
+	// shards apply side by side (ApplyShard): one worker uses as many
+	// PostgreSQL backends as there are shards. The channels are unbuffered,
+	// so at most one batch per shard is read ahead; a reader hands over
+	// every batch it read and closes its channel once it stopped with ctx,
+	// and its applier processes everything it receives: no entry read is
+	// left behind at shutdown.
+	readCtx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	var crashed error
+	var crash sync.Once
+	var appliers sync.WaitGroup
 	for i := range w.Likes.Shards() {
-		readers.Go(func() { w.read(readCtx, w.Likes.Shard(i), batches) })
+		shard, batches := w.Likes.Shard(i), make(chan store.Batch)
+		appliers.Go(func() {
+			go func() {
+				defer close(batches)
+				w.read(readCtx, shard, batches)
+			}()
+			if err := w.applyShard(ctx, shard, batches); err != nil {
+				// Only an injected crash: what was read ahead stays
+				// pending, as it would in a real crash.
+				crash.Do(func() { crashed = err })
+				stopReaders()
+				for range batches {
+				}
+			}
+		})
 	}
-	wg.Go(func() {
-		readers.Wait()
-		close(batches)
-	})
-	defer func() {
-		// Only reached early after an injected crash: what was read
-		// ahead stays pending, as it would in a real crash.
-		stopReader()
-		for range batches {
-		}
-		wg.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		appliers.Wait()
+		close(stopped)
 	}()
-	nextClaim, nextTrim, nextMaintain := time.Time{}, w.now().Add(w.TrimEvery), w.now().Add(w.MaintainEvery)
+	w.housekeep(ctx, stopped)
+	if crashed != nil {
+		return crashed
+	}
+	w.Log.Info("worker stopped", "consumer", w.Consumer)
+	return nil
+}
+
+// applyShard processes the batches of one shard's reader until it closes
+// them, and claims the shard's stale entries every ClaimIdle/2.
+func (w *Sync) applyShard(ctx context.Context, shard *store.Likes, batches <-chan store.Batch) error {
+	nextClaim := time.Time{}
 	for b := range batches {
-		if b.Len() == 0 {
-			w.heartbeat(ctx)
-		} else if err := w.process(ctx, b); err != nil {
-			return err
+		if b.Len() > 0 {
+			if err := w.process(ctx, b); err != nil {
+				return err
+			}
 		}
 		if ctx.Err() != nil {
 			continue // finish what the reader hands over, start nothing new
 		}
-		now := w.now()
-		if !now.Before(nextClaim) {
-			if err := w.eachShard(func(shard *store.Likes) error { return w.claimStale(ctx, shard) }); err != nil {
+		if !w.now().Before(nextClaim) {
+			if err := w.claimStale(ctx, shard); err != nil {
 				return err
 			}
 			nextClaim = w.now().Add(w.ClaimIdle / 2)
 		}
+	}
+	return nil
+}
+
+// housekeep records the status of an idle worker, trims the streams and
+// maintains the event history while the appliers run, every Block, until
+// stopped is closed.
+func (w *Sync) housekeep(ctx context.Context, stopped <-chan struct{}) {
+	tick := time.NewTicker(w.Block)
+	defer tick.Stop()
+	nextTrim, nextMaintain := w.now().Add(w.TrimEvery), w.now().Add(w.MaintainEvery)
+	for {
+		select {
+		case <-stopped:
+			return
+		case <-tick.C:
+		}
+		if ctx.Err() != nil {
+			continue
+		}
+		w.heartbeat(ctx)
+		now := w.now()
 		if !now.Before(nextTrim) {
 			w.trim(ctx)
 			nextTrim = w.now().Add(w.TrimEvery)
@@ -261,8 +306,6 @@ func (w *Sync) Run(ctx context.Context) error {
 			nextMaintain = w.now().Add(w.MaintainEvery)
 		}
 	}
-	w.Log.Info("worker stopped", "consumer", w.Consumer)
-	return nil
 }
 
 // read reads new entries of shard's stream into out until ctx is done.
@@ -457,18 +500,21 @@ func (w *Sync) process(ctx context.Context, b store.Batch) error {
 		}
 	}
 	w.markSynced(ctx, b.Events)
-	w.synced += int64(applied)
-	w.lastBatchAt = w.now()
-	w.lag = w.now().Sub(latest(b.Events))
+	lag := w.now().Sub(latest(b.Events))
 	w.count.applied.Add(int64(applied))
-	w.count.lagMS.Store(w.lag.Milliseconds())
-	w.Metrics.batch(len(b.Events), applied, w.now().Sub(start), w.lag)
+	w.count.lagMS.Store(lag.Milliseconds())
+	w.Metrics.batch(len(b.Events), applied, w.now().Sub(start), lag)
 	if applied < len(b.Events) {
 		w.Log.Info("replayed events ignored", "count", len(b.Events)-applied)
 	}
+	w.progress.mu.Lock()
+	w.progress.synced += int64(applied)
+	w.progress.lastBatchAt, w.progress.lag = w.now(), lag
 	// A busy worker records its status at most every statusEvery: a
 	// write per batch would add a commit (and a disk flush) to each one.
-	if w.now().Sub(w.lastStatus) >= statusEvery {
+	due := w.now().Sub(w.progress.lastStatus) >= statusEvery
+	w.progress.mu.Unlock()
+	if due {
 		w.recordStatus(ctx)
 	}
 	return nil
@@ -504,17 +550,25 @@ func (w *Sync) maintain(ctx context.Context) {
 }
 
 // heartbeat records the status of an idle worker every HeartbeatEvery, and
-// at once when it has just finished work, so the backlog shows as zero.
+// at once when it has just finished work (no batch for a Block), so the
+// backlog shows as zero. A busy worker's batches record it (process).
 func (w *Sync) heartbeat(ctx context.Context) {
-	if w.synced == 0 && w.now().Sub(w.lastStatus) < w.HeartbeatEvery {
-		return
+	w.progress.mu.Lock()
+	now := w.now()
+	due := now.Sub(w.progress.lastStatus) >= w.HeartbeatEvery ||
+		w.progress.synced > 0 && now.Sub(w.progress.lastBatchAt) >= w.Block
+	w.progress.mu.Unlock()
+	if due {
+		w.recordStatus(ctx)
 	}
-	w.recordStatus(ctx)
 }
 
 // recordStatus writes this consumer's status row. It is best effort: a
-// failure is logged and the counts carry over to the next record.
+// failure is logged and the counts carry over to the next record. One
+// record is written at a time; the appliers add to the progress meanwhile.
 func (w *Sync) recordStatus(ctx context.Context) {
+	w.recording.Lock()
+	defer w.recording.Unlock()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	defer cancel()
 	shards, err := w.Likes.GroupBacklogs(sctx, w.Group)
@@ -523,20 +577,29 @@ func (w *Sync) recordStatus(ctx context.Context) {
 		return
 	}
 	backlog := store.SumBacklogs(shards)
+	w.progress.mu.Lock()
 	if backlog.Total() == 0 {
-		w.lag = 0
+		w.progress.lag = 0
 	}
-	w.Metrics.status(shards, w.lag)
 	st := store.WorkerReport{
-		Consumer: w.Consumer, LastBatchAt: w.lastBatchAt, Synced: w.synced,
-		Backlog: backlog.Total(), MaxBacklog: w.MaxBacklog, Lag: w.lag,
+		Consumer: w.Consumer, LastBatchAt: w.progress.lastBatchAt, Synced: w.progress.synced,
+		Backlog: backlog.Total(), MaxBacklog: w.MaxBacklog, Lag: w.progress.lag,
 	}
+	w.progress.mu.Unlock()
+	w.Metrics.status(shards, st.Lag)
 	if err := w.Stats.RecordWorkerStatus(sctx, st); err != nil {
 		w.Log.Warn("record status failed", "err", err)
 		return
 	}
-	w.synced, w.lastBatchAt, w.lastStatus = 0, time.Time{}, w.now()
-	w.Metrics.recorded(w.lastStatus)
+	now := w.now()
+	w.progress.mu.Lock()
+	w.progress.synced -= st.Synced // what the appliers added meanwhile stays
+	if w.progress.lastBatchAt.Equal(st.LastBatchAt) {
+		w.progress.lastBatchAt = time.Time{}
+	}
+	w.progress.lastStatus = now
+	w.progress.mu.Unlock()
+	w.Metrics.recorded(now)
 }
 
 // trim removes the acknowledged history from every shard's stream, reports
