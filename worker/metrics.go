@@ -44,60 +44,49 @@ func NewMetrics(reg prometheus.Registerer, maxBacklog int64) *Metrics {
 			Name: "phoenix_worker_batch_duration_seconds", Help: "Time to write a batch to PostgreSQL and acknowledge it in Redis.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
-		synced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "phoenix_worker_events_synced_total", Help: "Like events written to PostgreSQL.",
-		}),
-		replayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "phoenix_worker_events_replayed_total", Help: "Events delivered again and ignored because PostgreSQL already had them.",
-		}),
-		parked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "phoenix_worker_events_parked_total", Help: "Malformed stream entries moved to the dead-letter stream.",
-		}),
 		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoenix_worker_event_conflicts_total",
 			Help: "Events parked in PostgreSQL's event_conflicts instead of applied: reason conflict, a different event under a stored (shard, stream id); reason expired, an event older than the kept history.",
 		}, []string{"reason"}),
-		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "phoenix_worker_backlog_events", Help: "Stream entries not yet synced by the group (undelivered plus pending), as last read.",
-		}),
 		shardBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "phoenix_worker_shard_backlog_events", Help: "Stream entries not yet synced by the group, per shard (PHOENIX_REDIS_SHARDS), as last read.",
 		}, []string{"shard"}),
-		maxBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "phoenix_worker_backlog_max_events", Help: "The backlog at which the shop answers Likes 503 busy (PHOENIX_MAX_BACKLOG; 0: no bound).",
-		}),
-		others: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "phoenix_worker_other_groups", Help: "Consumer groups on the event stream other than the worker's own, as the last trim saw; the trim does not wait for them.",
-		}),
-		deleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "phoenix_worker_consumers_deleted_total", Help: "Consumers deleted from the group after idling past PHOENIX_WORKER_CONSUMER_IDLE with nothing pending.",
-		}),
-		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoenix_worker_redis_loss_detected_total", Help: "Times Redis was found to have lost writes that PostgreSQL has, per shard.",
-		}, []string{"shard"}),
-		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoenix_worker_redis_repairs_total", Help: "Repairs of a shard's shopper sets and live counts from PostgreSQL's record.",
-		}, []string{"shard"}),
-		repairErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoenix_worker_redis_repair_failures_total", Help: "Repairs that failed and will be retried.",
-		}, []string{"shard"}),
-		fixed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoenix_worker_redis_shoppers_repaired_total", Help: "Shoppers whose Redis set a repair rewrote from PostgreSQL.",
-		}, []string{"shard"}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "phoenix_worker_lag_seconds", Help: "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty.",
-		}),
+
+		synced:   newCounter("phoenix_worker_events_synced_total", "Like events written to PostgreSQL."),
+		replayed: newCounter("phoenix_worker_events_replayed_total", "Events delivered again and ignored because PostgreSQL already had them."),
+		parked:   newCounter("phoenix_worker_events_parked_total", "Malformed stream entries moved to the dead-letter stream."),
+		deleted:  newCounter("phoenix_worker_consumers_deleted_total", "Consumers deleted from the group after idling past PHOENIX_WORKER_CONSUMER_IDLE with nothing pending."),
+
+		backlog:    newGauge("phoenix_worker_backlog_events", "Stream entries not yet synced by the group (undelivered plus pending), as last read."),
+		maxBacklog: newGauge("phoenix_worker_backlog_max_events", "The backlog at which the shop answers Likes 503 busy (PHOENIX_MAX_BACKLOG; 0: no bound)."),
+		others:     newGauge("phoenix_worker_other_groups", "Consumer groups on the event stream other than the worker's own, as the last trim saw; the trim does not wait for them."),
+		lag:        newGauge("phoenix_worker_lag_seconds", "Age of the newest event of the last batch when it was committed; 0 once the backlog is empty."),
 		// A timestamp rather than up{}: it also goes stale when the worker
 		// runs but cannot reach PostgreSQL, and it needs no scrape job name.
-		heartbeat: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "phoenix_worker_heartbeat_timestamp_seconds",
-			Help: "Unix time at which the worker last recorded its status in PostgreSQL (every few seconds while it runs).",
-		}),
+		heartbeat: newGauge("phoenix_worker_heartbeat_timestamp_seconds", "Unix time at which the worker last recorded its status in PostgreSQL (every few seconds while it runs)."),
+
+		lost:         newShardCounter("phoenix_worker_redis_loss_detected_total", "Times Redis was found to have lost writes that PostgreSQL has, per shard."),
+		repairs:      newShardCounter("phoenix_worker_redis_repairs_total", "Repairs of a shard's shopper sets and live counts from PostgreSQL's record."),
+		repairErrors: newShardCounter("phoenix_worker_redis_repair_failures_total", "Repairs that failed and will be retried."),
+		fixed:        newShardCounter("phoenix_worker_redis_shoppers_repaired_total", "Shoppers whose Redis set a repair rewrote from PostgreSQL."),
 	}
 	m.maxBacklog.Set(float64(maxBacklog))
 	reg.MustRegister(m.batchSize, m.batchDuration, m.synced, m.replayed, m.parked, m.conflicts, m.backlog, m.shardBacklog, m.maxBacklog, m.lag, m.others, m.deleted, m.heartbeat,
 		m.lost, m.repairs, m.repairErrors, m.fixed)
 	return m
+}
+
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func newGauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+// newShardCounter is a counter with one series per shard.
+func newShardCounter(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"shard"})
 }
 
 // batch records one committed and acknowledged batch; m may be nil.
