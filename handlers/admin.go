@@ -100,12 +100,12 @@ func (h *Admin) Routes(r fiber.Router) {
 	// dataETag answers an unchanged fragment from the data's version alone;
 	// etag.New hashes the body when that version cannot be read.
 	stats := r.Group("/admin/stats", fragmentHeaders, h.dataETag, etag.New())
-	stats.Get("/totals", h.Totals)
+	stats.Get("/totals", serveFragment("partials/stats-totals", h.totals))
 	stats.Get("/products", h.Products)
-	stats.Get("/categories", h.Categories)
+	stats.Get("/categories", serveFragment("partials/stats-categories", h.categories))
 	stats.Get("/chart", h.Chart)
-	stats.Get("/worker", h.Worker)
-	stats.Get("/flow", h.Flow) // flowPath
+	stats.Get("/worker", serveFragment("partials/worker-status", h.worker))
+	stats.Get("/flow", serveFragment("partials/flow", h.flow)) // flowPath
 	if h.Demo {
 		h.demoRoutes(r, protect)
 	}
@@ -181,6 +181,12 @@ func (h *Admin) requireSession(c *fiber.Ctx) error {
 		target += "?next=" + url.QueryEscape(c.OriginalURL())
 	}
 	return c.Redirect(target, fiber.StatusSeeOther)
+}
+
+// serveFragment serves a statistics fragment that takes no query: the
+// template name over what data reads.
+func serveFragment[T any](name string, data func(context.Context) T) fiber.Handler {
+	return func(c *fiber.Ctx) error { return renderFragment(c, name, data(c.UserContext())) }
 }
 
 // renderFragment renders a statistics fragment for htmx. A request that
@@ -289,11 +295,6 @@ func (h *Admin) Dashboard(c *fiber.Ctx) error {
 	})
 }
 
-// Totals handles GET /admin/stats/totals.
-func (h *Admin) Totals(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/stats-totals", h.totals(c.UserContext()))
-}
-
 // Products handles GET /admin/stats/products?category=&q=&sort=&dir=.
 func (h *Admin) Products(c *fiber.Ctx) error {
 	q, err := parseDashboardQuery(c)
@@ -307,11 +308,6 @@ func (h *Admin) Products(c *fiber.Ctx) error {
 	return renderFragment(c, "partials/stats-products", table)
 }
 
-// Categories handles GET /admin/stats/categories.
-func (h *Admin) Categories(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/stats-categories", h.categories(c.UserContext()))
-}
-
 // Chart handles GET /admin/stats/chart?product=.
 func (h *Admin) Chart(c *fiber.Ctx) error {
 	q, err := parseDashboardQuery(c)
@@ -323,11 +319,6 @@ func (h *Admin) Chart(c *fiber.Ctx) error {
 		return err
 	}
 	return renderFragment(c, "partials/stats-chart", h.chart(c.UserContext(), q, rows))
-}
-
-// Worker handles GET /admin/stats/worker.
-func (h *Admin) Worker(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/worker-status", h.worker(c.UserContext()))
 }
 
 // Export handles GET /admin/export.csv?category=&q=&sort=&dir=: the products

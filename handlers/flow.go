@@ -5,8 +5,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"phoenix/store"
 )
 
@@ -75,11 +73,6 @@ func newFaultRow(c store.Control) faultRow {
 	return faultRow{ID: c.ID, Target: c.Target, Effect: c.Effect, Rate: c.Rate,
 		Latency: c.Latency.String(), Until: c.Until, PerSecond: c.PerSecond, Shoppers: c.Shoppers,
 		Owner: c.Owner, Sent: c.Sent, Failed: c.Failed, Started: !c.ProgressAt.IsZero()}
-}
-
-// Flow handles GET /admin/stats/flow.
-func (h *Admin) Flow(c *fiber.Ctx) error {
-	return renderFragment(c, "partials/flow", h.flow(c.UserContext()))
 }
 
 // flowPath is the flow view's fragment.
