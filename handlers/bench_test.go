@@ -195,8 +195,10 @@ func BenchmarkShop_Browse(b *testing.B) {
 // through app.Test (in process, no network).
 func BenchmarkAdmin_Stats(b *testing.B) {
 	for _, likes := range []int{10, 1_000_000} {
-		f := newAdmin(b)
-		seedLikes(b, f, 500, likes)
+		url := testkit.Postgres(b)
+		f := newAdminOn(b, url)
+		testkit.SeedHistory(b, url, 500, likes)
+		testkit.SetWorker(b, f.stats, "worker-1", time.Now(), 0, 1)
 		cookie := f.login(b)
 		const target = "/admin/stats/products"
 		resp, _ := f.get(b, target, cookie, true)
@@ -225,36 +227,4 @@ func BenchmarkAdmin_Stats(b *testing.B) {
 			})
 		}
 	}
-}
-
-// seedLikes records likes Like events on n products over the last week,
-// with their counters and minute buckets, as the worker would.
-func seedLikes(b *testing.B, f *adminFixture, n, likes int) {
-	b.Helper()
-	stmts := []string{
-		`INSERT INTO products (id, name, category, price_cents)
-			SELECT 'p' || lpad(i::text, 3, '0'), 'Part ' || i, 'Category ' || (i % 12), 1000 + i
-			FROM generate_series(0, $1 - 1) AS i`,
-		`INSERT INTO like_events (stream_id, stream_ms, product_id, shopper_id, action, at)
-			SELECT i || '-0', i, 'p' || lpad((i % $2)::text, 3, '0'), 's' || (i % 5000), 'like',
-				now() - (i % $3) * interval '1 minute'
-			FROM generate_series(1, $1) AS i`,
-		`INSERT INTO like_buckets (product_id, minute, likes, unlikes)
-			SELECT product_id, date_trunc('minute', at), count(*), 0 FROM like_events GROUP BY 1, 2`,
-		`INSERT INTO product_counters (product_id, likes, like_events)
-			SELECT product_id, count(*), count(*) FROM like_events GROUP BY 1`,
-		`UPDATE totals SET likes = (SELECT count(*) FROM like_events), events = (SELECT count(*) FROM like_events)`,
-		`ANALYZE`,
-	}
-	args := [][]any{{n}, {likes, n, min(likes, 7*24*60)}}
-	for i, q := range stmts {
-		var a []any
-		if i < len(args) {
-			a = args[i]
-		}
-		if _, err := f.db.Exec(q, a...); err != nil {
-			b.Fatalf("seed: %v", err)
-		}
-	}
-	testkit.SetWorker(b, f.stats, "worker-1", time.Now(), 0, 1)
 }

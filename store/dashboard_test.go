@@ -124,8 +124,9 @@ func BenchmarkStats_Refresh(b *testing.B) {
 	for _, likes := range []int{10, 1_000_000} {
 		b.Run(fmt.Sprintf("likes=%d", likes), func(b *testing.B) {
 			ctx := context.Background()
-			s := testkit.Stats(b)
-			seedHistory(b, s, likes)
+			url := testkit.Postgres(b)
+			s := testkit.StatsAt(b, url)
+			testkit.SeedHistory(b, url, 48, likes)
 			b.ResetTimer()
 			for b.Loop() {
 				now := time.Now()
@@ -147,42 +148,5 @@ func BenchmarkStats_Refresh(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// seedHistory records likes Like events on 48 products, spread over the
-// last week, with their counters and minute buckets, as the worker would.
-func seedHistory(b *testing.B, s *store.Stats, likes int) {
-	b.Helper()
-	const products = 48
-	db := s.DB()
-	var parts []store.Product
-	for i := range products {
-		parts = append(parts, testkit.Part(fmt.Sprintf("p%02d", i), fmt.Sprintf("Part %d", i), fmt.Sprintf("Category %d", i%8)))
-	}
-	testkit.SetProducts(b, s, parts...)
-	minutes := min(likes, 7*24*60)
-	stmts := []string{
-		`INSERT INTO like_events (stream_id, stream_ms, product_id, shopper_id, action, at)
-			SELECT i || '-0', i, 'p' || lpad((i % 48)::text, 2, '0'), 's' || (i % 5000), 'like',
-				now() - (i % $2) * interval '1 minute'
-			FROM generate_series(1, $1) AS i`,
-		`INSERT INTO like_buckets (product_id, minute, likes, unlikes)
-			SELECT product_id, date_trunc('minute', at), count(*), 0 FROM like_events GROUP BY 1, 2`,
-		`INSERT INTO product_counters (product_id, likes, like_events)
-			SELECT product_id, count(*), count(*) FROM like_events GROUP BY 1`,
-		`UPDATE totals SET likes = (SELECT count(*) FROM like_events), events = (SELECT count(*) FROM like_events)`,
-		`ANALYZE`,
-	}
-	for i, q := range stmts {
-		var err error
-		if i == 0 {
-			_, err = db.Exec(q, likes, minutes)
-		} else {
-			_, err = db.Exec(q)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -123,6 +123,40 @@ func apply(tb testing.TB, s *store.Stats, product string, likes, unlikes, shoppe
 	}
 }
 
+// SeedHistory records likes Likes in the database at url, each a new
+// shopper's first, on products p000, p001, … (n of them, in 12 categories)
+// spread over the last week. It writes in
+// batches of the worker's default size through ApplyBatch (a million Likes
+// take about half a minute), then vacuums and analyzes as autovacuum would
+// have by then: the batches' bucket updates leave dead rows behind.
+func SeedHistory(tb testing.TB, url string, n, likes int) {
+	tb.Helper()
+	s := StatsAt(tb, url)
+	parts := make([]store.Product, n)
+	for i := range parts {
+		parts[i] = Part(fmt.Sprintf("p%03d", i), fmt.Sprintf("Part %d", i), fmt.Sprintf("Category %d", i%12))
+	}
+	SetProducts(tb, s, parts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	now, minutes := time.Now(), min(likes, 7*24*60)
+	events := make([]store.Event, 0, 5000)
+	for i := 1; i <= likes; i++ {
+		events = append(events, store.Event{ID: fmt.Sprintf("%d-0", i), ProductID: parts[i%n].ID,
+			ShopperID: fmt.Sprintf("s%08d", i), Action: store.ActionLike,
+			At: now.Add(-time.Duration(i%minutes) * time.Minute), ShopperLikes: 1})
+		if len(events) == cap(events) || i == likes {
+			if _, err := s.ApplyBatch(ctx, events); err != nil {
+				tb.Fatalf("testkit: %v", err)
+			}
+			events = events[:0]
+		}
+	}
+	if _, err := DB(tb, url).ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
+		tb.Fatalf("testkit: %v", err)
+	}
+}
+
 // SetWorker records a worker consumer's heartbeat at heartbeat, as the
 // worker does with each status it writes.
 func SetWorker(tb testing.TB, s *store.Stats, consumer string, heartbeat time.Time, backlog, lagMS int64) {
