@@ -80,13 +80,7 @@ func TestAdmin_BadRequests(t *testing.T) {
 	form := func(password string) string {
 		return url.Values{"csrf": {token}, "password": {password}}.Encode()
 	}
-	post := func(path, headers, body string) string {
-		return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n%sContent-Length: %d\r\n\r\n%s",
-			path, headers, len(body), body)
-	}
-	get := func(path, headers string) string {
-		return "GET " + path + " HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n" + headers + "\r\n"
-	}
+	post, get := rawRequests("admin").post, rawRequests("admin").get
 	withToken := "Cookie: phoenix_csrf=" + nonce + "\r\n"
 	resp, _ = a.raw(t, post("/login", withToken, form(testPassword)))
 	var session string

@@ -164,13 +164,7 @@ func TestShop_BadRequests(t *testing.T) {
 	withShopper := func(cookie string) string {
 		return "Cookie: phoenix_shopper=" + cookie + "\r\nX-CSRF-Token: " + token + "\r\n"
 	}
-	post := func(path, headers, body string) string {
-		return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: shop\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n%sContent-Length: %d\r\n\r\n%s",
-			path, headers, len(body), body)
-	}
-	get := func(path, headers string) string {
-		return "GET " + path + " HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n" + headers + "\r\n"
-	}
+	post, get := rawRequests("shop").post, rawRequests("shop").get
 	withCookies := "Cookie: " + cookies + "\r\n"
 	withToken := withCookies + "X-CSRF-Token: " + token + "\r\n"
 	like := "/products/" + liked + "/like"
@@ -333,4 +327,17 @@ func TestShop_SlowClient(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// rawRequests writes HTTP/1.1 requests to a host by hand, for the inputs
+// a client library would refuse to send.
+type rawRequests string
+
+func (host rawRequests) post(path, headers, body string) string {
+	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n%sContent-Length: %d\r\n\r\n%s",
+		path, host, headers, len(body), body)
+}
+
+func (host rawRequests) get(path, headers string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: " + string(host) + "\r\nConnection: close\r\n" + headers + "\r\n"
 }

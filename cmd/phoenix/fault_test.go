@@ -485,6 +485,13 @@ func adminGet(t *testing.T, admin *phoenixProc, path, cookie string) (int, strin
 // token) and returns the status and body.
 func fetch(t *testing.T, c *http.Client, method, u, token string) (int, string) {
 	t.Helper()
+	resp, body := fetchResponse(t, c, method, u, token)
+	return resp.StatusCode, body
+}
+
+// fetchResponse is fetch, returning the whole response (its body read).
+func fetchResponse(t *testing.T, c *http.Client, method, u, token string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -499,7 +506,7 @@ func fetch(t *testing.T, c *http.Client, method, u, token string) (int, string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // TestFault_BackPressure stops the worker under load: once the stream holds
@@ -562,17 +569,5 @@ func busyLike(t *testing.T, r *faultRig) (*http.Response, string) {
 	if token == "" {
 		t.Fatal("product page without a CSRF token")
 	}
-	req, err := http.NewRequest(http.MethodPost, r.shop.url("shop", "/products/"+r.ids[0]+"/like"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("HX-Request", "true")
-	req.Header.Set("X-CSRF-Token", token)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return fetchResponse(t, c, http.MethodPost, r.shop.url("shop", "/products/"+r.ids[0]+"/like"), token)
 }
