@@ -149,7 +149,7 @@ type Sync struct {
 		lag         time.Duration
 		lastStatus  time.Time
 	}
-	// recording lets one status record be written at a time.
+	// recording is held while a status record is written.
 	recording sync.Mutex
 	// count is shared with the report loop.
 	count counters
@@ -565,9 +565,12 @@ func (w *Sync) heartbeat(ctx context.Context) {
 
 // recordStatus writes this consumer's status row. It is best effort: a
 // failure is logged and the counts carry over to the next record. One
-// record is written at a time; the appliers add to the progress meanwhile.
+// record is written at a time: a shard's applier that finds one being
+// written leaves its progress to the next, instead of a second commit.
 func (w *Sync) recordStatus(ctx context.Context) {
-	w.recording.Lock()
+	if !w.recording.TryLock() {
+		return
+	}
 	defer w.recording.Unlock()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	defer cancel()
