@@ -399,8 +399,16 @@ func (c *Cluster) healthy(ctx context.Context) error {
 	online, covered := 0, 0
 	for _, sh := range shards {
 		for _, n := range sh.Nodes {
-			if live(n) {
-				online++
+			if !live(n) {
+				continue
+			}
+			online++
+			// Every node here is a primary with slots or a replica of
+			// one; right after the cluster forms (or a node rejoins),
+			// a replica shows for a moment as a primary of its own,
+			// without slots and without its primary's shard.
+			if len(sh.Slots) == 0 {
+				return fmt.Errorf("node %s: not yet a replica of a primary", nodeAddr(n))
 			}
 		}
 		for _, r := range sh.Slots {
